@@ -141,7 +141,112 @@ def check(
 
 # ---- not built yet ---------------------------------------------------------------------------
 
-cli.command(name="train", help="Fine-tune with N:M sparsity (ADMM and baselines).")(_not_built("train", 3))
+# ---- train -----------------------------------------------------------------------------------
+
+
+def _method_choice() -> click.Choice:
+    from nxm_deploy.admm.registry import method_names
+
+    return click.Choice(method_names())
+
+
+def _setup_logging() -> None:
+    import logging
+
+    logger = logging.getLogger("nxm_deploy")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[nxm-deploy] %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # "Writing model shards" bars; Trainer keeps its own
+
+
+@cli.command()
+@click.option("--model", default=None, help="Pretrained model: hub id or local directory.")
+@click.option(
+    "--task", required=True, help="GLUE task: CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI."
+)
+@click.option(
+    "--data-dir", default=None, help="GLUE root (one folder per task); default $GLUE_DIR, else the hub."
+)
+@click.option("--method", required=True, type=_method_choice(), help="Training recipe.")
+@pattern_option()
+@click.option("--out", required=True, type=click.Path(), help="Run directory to write.")
+@click.option(
+    "--epochs",
+    type=float,
+    default=3.0,
+    show_default=True,
+    help="Total epochs, counted from the pretrained weights, for every method.",
+)
+@click.option("--lr", type=float, default=2e-5, show_default=True, help="Peak learning rate (each phase).")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Global batch size.")
+@click.option("--max-seq-len", type=int, default=128, show_default=True)
+@click.option(
+    "--max-train-samples", type=int, default=None, help="Fixed random subset (seed 0) of the train set."
+)
+@click.option("--max-eval-samples", type=int, default=None, help="First N dev rows (default: all).")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--warmup-ratio", type=float, default=0.1, show_default=True)
+@click.option("--weight-decay", type=float, default=0.01, show_default=True)
+@click.option("--teacher", type=click.Path(), default=None, help="Dense run of the same task to distil from.")
+@click.option(
+    "--kd-alpha", type=float, default=0.5, show_default=True, help="Weight of the distillation loss."
+)
+@click.option("--kd-temperature", type=float, default=2.0, show_default=True)
+@click.option(
+    "--init-from",
+    type=click.Path(),
+    default=None,
+    help="Start from a dense run (its epochs count towards --epochs).",
+)
+@click.option("--resume", is_flag=True, help="Continue from the newest complete checkpoint in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@layer_glob_options
+@click.option("--rho", type=float, default=1e-3, show_default=True, help="ADMM: initial penalty weight.")
+@click.option("--rho-max", type=float, default=1.0, show_default=True, help="ADMM: largest penalty weight.")
+@click.option("--rho-growth", type=float, default=1.3, show_default=True, help="ADMM: rho factor per update.")
+@click.option(
+    "--admm-interval",
+    type=int,
+    default=32,
+    show_default=True,
+    help="ADMM: optimizer steps between Z/U updates.",
+)
+@click.option(
+    "--admm-epochs", type=float, default=None, help="ADMM: epochs of the ADMM phase [2/3 of --epochs]."
+)
+@click.option(
+    "--dense-epochs", type=float, default=None, help="ASP: epochs of the dense phase [1/2 of --epochs]."
+)
+@click.option(
+    "--save-steps", type=int, default=200, show_default=True, help="Checkpoint every N optimizer steps."
+)
+@click.option("--logging-steps", type=int, default=20, show_default=True)
+@click.option("--keep-checkpoints", is_flag=True, help="Keep checkpoints/ after a successful run.")
+@click.option("--no-progress", is_flag=True, help="No progress bars (logs only).")
+def train(**opts: Any) -> None:
+    """Fine-tune MODEL on TASK while inducing an N:M pattern (or dense, for the reference).
+
+    Methods: dense (plain fine-tuning), oneshot (magnitude-prune, then fine-tune with the mask),
+    asp (NVIDIA's recipe: dense, prune, masked), admm (NxMTransformer: ADMM, prune, masked).
+    """
+    from nxm_deploy.admm.config import TrainConfig
+    from nxm_deploy.admm.run import train as run_train
+
+    _setup_logging()
+    opts["include"] = tuple(opts["include"])
+    opts["exclude"] = tuple(opts["exclude"])
+    opts["progress"] = not opts.pop("no_progress")
+    result = run_train(TrainConfig(**opts))
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
+    click.echo(f"run written to {result.run_dir}: {metrics}")
+
+
 cli.command(name="export", help="Export a run to ONNX / TensorRT with the pattern proven.")(
     _not_built("export", 4)
 )

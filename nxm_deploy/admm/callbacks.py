@@ -1,0 +1,112 @@
+"""Trainer callbacks: masks, ADMM updates, the JSONL log and checkpointed N:M state.
+
+The hooks are Trainer's own (no monkey-patched optimizer):
+
+* ``on_pre_optimizer_step``: in masked phases, zero the gradients of pruned weights;
+* ``on_optimizer_step``: in masked phases, re-apply the masks (weight decay and Adam cannot revive
+  a pruned weight);
+* ``on_step_end``: every ``admm_interval`` optimizer steps, the Z/U update and the rho step;
+* ``on_save``: after Trainer wrote a checkpoint, save Z, U, masks and rho into it, then the marker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from nxm_deploy.admm.checkpoints import mark_complete
+from nxm_deploy.admm.sparsity import AdmmSchedule, SparsityState
+from nxm_deploy.admm.trainlog import TrainLog
+
+
+class MaskCallback(TrainerCallback):
+    def __init__(self, sparsity: SparsityState) -> None:
+        self.sparsity = sparsity
+
+    def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState,
+                              control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
+        self.sparsity.mask_grads()
+
+    def on_optimizer_step(self, args: TrainingArguments, state: TrainerState,
+                          control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
+        self.sparsity.apply_masks()
+
+
+class AdmmCallback(TrainerCallback):
+    def __init__(self, sparsity: SparsityState, schedule: AdmmSchedule, interval: int, log: TrainLog,
+                 phase: int) -> None:  # fmt: skip
+        self.sparsity = sparsity
+        self.schedule = schedule
+        self.interval = interval
+        self.log = log
+        self.phase = phase
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState,
+                    control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
+        if state.global_step % self.interval != 0:
+            return
+        r = self.sparsity.admm_update(self.schedule)
+        record = {
+            "phase": self.phase,
+            "phase_kind": "admm",
+            "step": state.global_step,
+            "event": "admm_update",
+            "update": self.sparsity.updates,
+            "rho": r.rho,
+            "next_rho": self.sparsity.rho,
+            "primal_residual": r.primal,
+            "dual_residual": r.dual,
+        }
+        digests = _gather_digests(self.sparsity.digest())
+        if digests is not None:
+            record["zu_digest_per_rank"] = digests
+            if any(d != digests[0] for d in digests):
+                raise RuntimeError(
+                    f"ADMM state diverged between processes at step {state.global_step}: {digests}"
+                )
+        self.log.write(record)
+
+
+def _gather_digests(digest: list[float]) -> list[list[float]] | None:
+    """Every rank's Z/U digest, under torch.distributed; None in a single process."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    local = torch.tensor(digest, dtype=torch.float64)
+    out = [torch.zeros_like(local) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, local)
+    return [t.tolist() for t in out]
+
+
+class LogCallback(TrainerCallback):
+    """Copies Trainer's log records (loss, learning rate, ...) into train_log.jsonl."""
+
+    def __init__(self, log: TrainLog, phase: int, kind: str) -> None:
+        self.log = log
+        self.phase = phase
+        self.kind = kind
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, Any] | None = None, **kwargs: Any) -> None:  # fmt: skip
+        if logs:
+            self.log.write({"phase": self.phase, "phase_kind": self.kind, "step": state.global_step, **logs})
+
+
+class StateCheckpointCallback(TrainerCallback):
+    """Saves the N:M state into each Trainer checkpoint, then marks the checkpoint complete."""
+
+    def __init__(self, sparsity: SparsityState, extra: dict[str, object]) -> None:
+        self.sparsity = sparsity
+        self.extra = extra
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                **kwargs: Any) -> None:  # fmt: skip
+        if not state.is_world_process_zero:
+            return
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        self.sparsity.save(ckpt, {**self.extra, "step": state.global_step})
+        mark_complete(ckpt)

@@ -1,0 +1,67 @@
+"""Where a run keeps its checkpoints and how a resumed run finds the newest complete one.
+
+Layout under ``RUN_DIR/checkpoints/``::
+
+    config.json                      the exact configuration of the run (resume refuses another)
+    phase-0-admm/checkpoint-40/      Trainer checkpoint + nxm_state.* (Z, U, masks, rho) + COMPLETE
+    phase-0-admm/final/              weights and state at the end of the phase + COMPLETE
+    phase-1-masked/checkpoint-60/    ...
+
+Trainer writes checkpoints in place, so a checkpoint counts only once it holds the ``COMPLETE``
+marker, written after Trainer's files and after Z, U and the masks.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+MARKER = "COMPLETE"
+_CKPT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def checkpoints_root(run_dir: Path) -> Path:
+    return run_dir / "checkpoints"
+
+
+def mark_complete(directory: Path) -> None:
+    tmp = directory / f".{MARKER}.tmp"
+    tmp.write_text("ok\n")
+    tmp.replace(directory / MARKER)
+
+
+def is_complete(directory: Path) -> bool:
+    return (directory / MARKER).is_file()
+
+
+def checkpoints(phase_dir: Path) -> list[tuple[int, Path]]:
+    """Trainer checkpoints of a phase, oldest first, complete or not."""
+    if not phase_dir.is_dir():
+        return []
+    found = []
+    for p in phase_dir.iterdir():
+        m = _CKPT.match(p.name)
+        if m and p.is_dir():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def newest_complete(phase_dir: Path) -> Path | None:
+    """The newest checkpoint with a completion marker; newer incomplete ones are removed."""
+    chosen: Path | None = None
+    for _, path in reversed(checkpoints(phase_dir)):
+        if is_complete(path):
+            chosen = path
+            break
+    for step, path in checkpoints(phase_dir):
+        if chosen is None or step > int(_CKPT.match(chosen.name).group(1)):  # type: ignore[union-attr]
+            shutil.rmtree(path, ignore_errors=True)
+    return chosen
+
+
+def step_of(checkpoint: Path) -> int:
+    m = _CKPT.match(checkpoint.name)
+    if m is None:
+        raise ValueError(f"not a checkpoint directory: {checkpoint}")
+    return int(m.group(1))

@@ -1,0 +1,103 @@
+"""The configuration of one training run: every option, strict, saved beside the outputs.
+
+Defaults target BERT-base on GLUE (the paper's setting); each says why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from nxm_deploy.errors import UserError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: str
+    out: str
+    method: str = "admm"
+    model: str | None = None  # hub id or local dir; None with --init-from
+    data_dir: str | None = None
+    pattern: str = "2:4"
+    # Budget: total epochs from the pretrained weights (the usual 3 for BERT-base on GLUE).
+    epochs: float = 3.0
+    # 2e-5 with batch 32 is the standard BERT-base GLUE fine-tuning point (Devlin et al.).
+    lr: float = 2e-5
+    batch_size: int = 32  # global batch, split over processes under torchrun
+    max_seq_len: int = 128  # covers nearly all GLUE pairs; the standard BERT setting
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    seed: int = 42
+    warmup_ratio: float = 0.1  # 10% linear warm-up in each phase (the schedule restarts per phase)
+    weight_decay: float = 0.01
+    eval_batch_size: int = 64
+    # ADMM. rho sets how hard W is pulled towards its N:M projection relative to the task loss;
+    # starting small lets the task shape the weights first, growing it by 1.3x per update closes
+    # the gap before the hard prune. The interval (optimizer steps per Z/U update) amortises the
+    # projection and gives W time to move between updates.
+    rho: float = 1e-3
+    rho_max: float = 1.0
+    rho_growth: float = 1.3
+    admm_interval: int = 32
+    admm_epochs: float | None = None  # default: two thirds of the budget
+    dense_epochs: float | None = None  # asp: default half of the budget
+    # Distillation from a dense run of the same task: alpha weighs the soft-target loss; T=2 softens
+    # the teacher's distribution enough to carry "dark knowledge" without flattening it.
+    teacher: str | None = None
+    kd_alpha: float = 0.5
+    kd_temperature: float = 2.0
+    init_from: str | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    save_steps: int = 200
+    logging_steps: int = 20
+    keep_checkpoints: bool = False
+    resume: bool = field(default=False, compare=False)
+    overwrite: bool = field(default=False, compare=False)
+    progress: bool = field(default=True, compare=False)
+
+    def __post_init__(self) -> None:
+        positive = {
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "max_seq_len": self.max_seq_len,
+            "rho": self.rho,
+            "rho_max": self.rho_max,
+            "admm_interval": self.admm_interval,
+            "kd_temperature": self.kd_temperature,
+            "save_steps": self.save_steps,
+            "logging_steps": self.logging_steps,
+            "eval_batch_size": self.eval_batch_size,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.rho_growth < 1:
+            raise UserError(f"--rho-growth must be at least 1, got {self.rho_growth}")
+        if self.rho_max < self.rho:
+            raise UserError(f"--rho-max {self.rho_max} is below --rho {self.rho}")
+        if not 0 <= self.kd_alpha <= 1:
+            raise UserError(f"--kd-alpha must be within [0, 1], got {self.kd_alpha}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise UserError(f"--warmup-ratio must be within [0, 1), got {self.warmup_ratio}")
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.model is None and self.init_from is None:
+            raise UserError("pass --model (a hub id or a local directory) or --init-from RUN_DIR")
+        if self.model is not None and self.init_from is not None:
+            raise UserError("pass --model or --init-from, not both: --init-from's run names its model")
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["include"] = list(self.include)
+        d["exclude"] = list(self.exclude)
+        return d
+
+    def comparable(self) -> dict[str, Any]:
+        """The fields that must match for a resume (not resume/overwrite/progress)."""
+        skip = {f.name for f in dataclasses.fields(self) if not f.compare}
+        return {k: v for k, v in self.to_json().items() if k not in skip}

@@ -1,0 +1,447 @@
+"""``train()``: one run from a pretrained model (or --init-from a run) to a run directory.
+
+    nxm-deploy train --model MODEL --task RTE --method admm --out runs/rte-admm
+
+Phases come from the method's plan; each phase is one ``Trainer.train()`` with a fresh optimizer
+(so Adam's moments never carry a pruned weight's history across a phase switch) and its own
+learning-rate schedule. The run directory holds, at its top level, only ``save_pretrained`` output
+(safetensors), the tokenizer, ``nxm.json`` and ``train_log.jsonl``; Trainer checkpoints live under
+``checkpoints/`` (see :mod:`nxm_deploy.admm.checkpoints`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nxm_deploy import __version__, nm
+from nxm_deploy.admm.callbacks import AdmmCallback, LogCallback, MaskCallback, StateCheckpointCallback
+from nxm_deploy.admm.checkpoints import (
+    checkpoints_root,
+    is_complete,
+    mark_complete,
+    newest_complete,
+    step_of,
+)
+from nxm_deploy.admm.config import TrainConfig
+from nxm_deploy.admm.registry import Budget, Phase, get_method
+from nxm_deploy.admm.sparsity import AdmmSchedule, SparsityState
+from nxm_deploy.admm.trainer import NxmTrainer
+from nxm_deploy.admm.trainlog import LOG_NAME, TrainLog
+from nxm_deploy.errors import SparsityError, UserError
+from nxm_deploy.features import EncodedDataset, encode, rows_fingerprint, subset_indices
+from nxm_deploy.manifest import RUN_MANIFEST, provenance, read_json, read_run_manifest, write_json_atomic
+
+log = logging.getLogger("nxm_deploy.train")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, float]
+    manifest: dict[str, Any]
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _init_distributed() -> None:
+    """Under torchrun, join the process group now (gloo on CPU, NCCL on GPUs), so that the
+    checks and writes before Trainer starts can synchronise."""
+    if _world_size() > 1:
+        from accelerate import PartialState
+
+        PartialState()
+
+
+def _barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+# ---- inputs ---------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskData:
+    task: Any  # nxm_deploy.data.GlueTask
+    train: EncodedDataset
+    dev: dict[str, EncodedDataset]  # split name -> rows
+    info: dict[str, Any]
+
+
+def load_task_data(cfg: TrainConfig, tokenizer: Any) -> TaskData:
+    from nxm_deploy.data import get_task, load_split, resolve_data_dir
+
+    task = get_task(cfg.task)
+    data_dir = resolve_data_dir(cfg.data_dir)
+    train = load_split(task, task.train_split, data_dir)
+    idx = subset_indices(len(train), cfg.max_train_samples)
+    a = [train.texts_a[i] for i in idx]
+    b = [train.texts_b[i] for i in idx] if train.texts_b is not None else None
+    y = [train.labels[i] for i in idx]
+    info: dict[str, Any] = {
+        "source": train.source,
+        "train_rows": len(idx),
+        "train_rows_in_file": len(train),
+        "train_subset": "all" if len(idx) == len(train) else f"fixed random subset (seed 0) of {len(idx)}",
+        "train_sha256": rows_fingerprint(a, b, y),
+        "dev": {},
+    }
+    dev: dict[str, EncodedDataset] = {}
+    for split_name in task.dev_splits:
+        split = load_split(task, split_name, data_dir)
+        n = len(split) if cfg.max_eval_samples is None else min(cfg.max_eval_samples, len(split))
+        db = split.texts_b[:n] if split.texts_b is not None else None
+        dev[split_name] = encode(tokenizer, split.texts_a[:n], db, split.labels[:n], cfg.max_seq_len)
+        info["dev"][split_name] = {"source": split.source, "rows": n, "rows_in_file": len(split)}
+    return TaskData(task, encode(tokenizer, a, b, y, cfg.max_seq_len), dev, info)
+
+
+def _check_teacher(teacher_dir: str, task_name: str, num_labels: int) -> nn.Module:
+    from nxm_deploy.data import get_task
+    from nxm_deploy.models import load_model
+
+    manifest = read_run_manifest(teacher_dir)
+    if get_task(str(manifest.get("task"))).name != task_name:
+        raise UserError(
+            f"teacher {teacher_dir} was trained on {manifest.get('task')}, not {task_name}; "
+            "pass a dense run of the same task"
+        )
+    teacher, _ = load_model(teacher_dir)
+    if teacher.config.num_labels != num_labels:
+        raise UserError(
+            f"teacher {teacher_dir} has {teacher.config.num_labels} labels, the task has {num_labels}"
+        )
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def _load_student(cfg: TrainConfig, task: Any) -> tuple[nn.Module, Any, dict[str, Any] | None]:
+    from nxm_deploy.models import load_model
+
+    if cfg.init_from is not None:
+        init = read_run_manifest(cfg.init_from)
+        from nxm_deploy.data import get_task
+
+        if get_task(str(init.get("task"))).name != task.name:
+            raise UserError(
+                f"--init-from run {cfg.init_from} was trained on {init.get('task')}, not {task.name}"
+            )
+        if init.get("pattern"):
+            raise UserError(
+                f"--init-from run {cfg.init_from} is sparse ({init['pattern']}); pass a dense run"
+            )
+        model, tok = load_model(cfg.init_from)
+        return model, tok, init
+    id2label = dict(enumerate(task.labels)) if task.labels else None
+    model, tok = load_model(
+        cfg.model,  # type: ignore[arg-type]
+        num_labels=task.num_labels,
+        problem_type="regression" if task.is_regression else "single_label_classification",
+        id2label=id2label,
+        ignore_mismatched_sizes=True,
+    )
+    return model, tok, None
+
+
+# ---- the run directory ---------------------------------------------------------------------
+
+
+def _prepare_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
+    saved = checkpoints_root(run_dir) / "config.json"
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if cfg.resume:
+            if not saved.is_file():
+                raise UserError(f"--resume: {run_dir} holds no checkpoints of an earlier run to resume")
+            old = read_json(saved, "run configuration")
+            diff = {k for k in set(old) | set(cfg.comparable()) if old.get(k) != cfg.comparable().get(k)}
+            if diff:
+                raise UserError(
+                    f"--resume: the options differ from the run in {run_dir} ({', '.join(sorted(diff))}); "
+                    "resume with the same options, or pass --overwrite to start again"
+                )
+            return
+        if not cfg.overwrite:
+            raise UserError(
+                f"{run_dir} already exists; pass --resume to continue it or --overwrite to replace it"
+            )
+        if _rank() == 0:
+            shutil.rmtree(run_dir)
+    _barrier()
+    if _rank() == 0:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(saved, cfg.comparable())
+    _barrier()
+
+
+def _load_weights(model: nn.Module, directory: Path) -> None:
+    from safetensors.torch import load_file
+
+    state: dict[str, torch.Tensor] = {}
+    for f in sorted(directory.glob("*.safetensors")):
+        if f.name != "nxm_state.safetensors":
+            state.update(load_file(str(f)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if "position_ids" not in k]:
+        raise UserError(
+            f"checkpoint {directory} does not match the model (missing {missing[:3]}); start again"
+        )
+
+
+# ---- phases ---------------------------------------------------------------------------------
+
+
+def _training_args(cfg: TrainConfig, phase: Phase, phase_dir: Path) -> Any:
+    from transformers import TrainingArguments
+
+    world = _world_size()
+    if cfg.batch_size % world:
+        raise UserError(f"--batch-size {cfg.batch_size} does not divide over {world} processes")
+    return TrainingArguments(
+        output_dir=str(phase_dir),
+        num_train_epochs=phase.epochs,
+        learning_rate=cfg.lr,
+        per_device_train_batch_size=cfg.batch_size // world,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        lr_scheduler_type="linear",
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=3,
+        eval_strategy="no",
+        report_to="none",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        disable_tqdm=not cfg.progress,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_pin_memory=torch.cuda.is_available(),
+        ddp_find_unused_parameters=False,
+    )
+
+
+def _evaluate(trainer: NxmTrainer, data: TaskData) -> dict[str, float]:
+    from nxm_deploy.data import compute_metrics
+
+    metrics: dict[str, float] = {}
+    for split_name, ds in data.dev.items():
+        out = trainer.predict(ds)
+        values = compute_metrics(data.task, out.predictions, out.label_ids)
+        prefix = "" if len(data.dev) == 1 else f"{split_name}/"
+        metrics.update({f"{prefix}{k}": float(v) for k, v in values.items()})
+    return metrics
+
+
+def _start_phase(phase: Phase, sparsity: SparsityState, cfg: TrainConfig) -> None:
+    if phase.kind == "admm":
+        sparsity.start_admm(cfg.rho)
+    elif phase.kind == "masked":
+        sparsity.stop_admm()
+        if not sparsity.masked:
+            sparsity.hard_prune()
+
+
+def train(cfg: TrainConfig) -> RunResult:
+    """Run every phase of ``cfg.method`` and write the run directory; returns its metrics."""
+    from transformers import set_seed
+
+    t0 = time.time()
+    _init_distributed()
+    method = get_method(cfg.method)
+    pattern = nm.parse_pattern(cfg.pattern)
+    from nxm_deploy.data import get_task
+
+    task = get_task(cfg.task)
+    run_dir = Path(cfg.out)
+    if cfg.teacher is not None and not method.sparse:
+        raise UserError("--teacher distils into a sparse method; the dense method takes no teacher")
+    set_seed(cfg.seed)  # the fresh classifier head is drawn from this seed
+    model, tokenizer, init = _load_student(cfg, task)
+    init_epochs = float(init.get("epochs_total", 0)) if init else 0.0
+    phases = method.plan(Budget(cfg.epochs, init_epochs, cfg.admm_epochs, cfg.dense_epochs))
+    layers: list[str] = []
+    if method.sparse:
+        from nxm_deploy.models import select_layers
+
+        layers = select_layers(model, pattern, cfg.include, cfg.exclude)
+    teacher = _check_teacher(cfg.teacher, task.name, task.num_labels) if cfg.teacher else None
+    data = load_task_data(cfg, tokenizer)
+    _prepare_run_dir(cfg, run_dir)
+    trainlog = TrainLog(run_dir / LOG_NAME, enabled=_rank() == 0)
+    sparsity = SparsityState(model, layers, pattern)
+    schedule = AdmmSchedule(cfg.rho, cfg.rho_max, cfg.rho_growth)
+    root = checkpoints_root(run_dir)
+    phase_metrics: list[dict[str, Any]] = []
+    log.info(
+        "%s on %s: %s; %d train rows, %d selected layers, %s",
+        cfg.method, task.name, " + ".join(f"{p.kind} {p.epochs:g} ep" for p in phases),
+        len(data.train), len(layers), f"pattern {pattern}" if method.sparse else "dense",
+    )  # fmt: skip
+    for i, phase in enumerate(phases):
+        phase_dir = root / phase.dirname(i)
+        final = phase_dir / "final"
+        if cfg.resume and is_complete(final):
+            _load_weights(model, final)
+            meta = sparsity.load(final)
+            phase_metrics.append(
+                {"phase": i, "kind": phase.kind, "epochs": phase.epochs, **meta.get("end", {})}
+            )
+            log.info("phase %d/%d (%s) already complete; skipped", i + 1, len(phases), phase.kind)
+            continue
+        ckpt = newest_complete(phase_dir) if cfg.resume else None
+        if ckpt is not None:
+            sparsity.load(ckpt)
+            trainlog.truncate_after(i, step_of(ckpt))
+            log.info("phase %d/%d (%s): resuming from %s", i + 1, len(phases), phase.kind, ckpt)
+        else:
+            if cfg.resume:
+                trainlog.truncate_after(i, 0)
+                shutil.rmtree(phase_dir, ignore_errors=True) if _rank() == 0 else None
+            _start_phase(phase, sparsity, cfg)
+            trainlog.write({"phase": i, "phase_kind": phase.kind, "step": 0, "event": "phase_start",
+                            "epochs": phase.epochs, "masked": sparsity.masked})  # fmt: skip
+            log.info("phase %d/%d: %s for %g epochs", i + 1, len(phases), phase.kind, phase.epochs)
+        callbacks: list[Any] = [
+            LogCallback(trainlog, i, phase.kind),
+            StateCheckpointCallback(sparsity, {"phase": i, "phase_kind": phase.kind}),
+        ]
+        if phase.kind == "masked":
+            callbacks.append(MaskCallback(sparsity))
+        if phase.kind == "admm":
+            callbacks.append(AdmmCallback(sparsity, schedule, cfg.admm_interval, trainlog, i))
+        trainer = NxmTrainer(
+            model=model,
+            args=_training_args(cfg, phase, phase_dir),
+            train_dataset=data.train,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+            sparsity=sparsity if method.sparse else None,
+            regression=task.is_regression,
+            teacher=teacher,
+            kd_alpha=cfg.kd_alpha,
+            kd_temperature=cfg.kd_temperature,
+            on_nonfinite=(
+                f"The last good checkpoint is the newest under {phase_dir} with a COMPLETE marker; "
+                "lower --lr (or --rho) and resume with --resume."
+            ),
+        )
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+        metrics = _evaluate(trainer, data)
+        end = {"metrics": metrics, "steps": trainer.state.global_step}
+        if sparsity.admm_active and sparsity.last is not None:
+            end["primal_residual"] = sparsity.last.primal
+            end["rho"] = sparsity.rho
+        phase_metrics.append({"phase": i, "kind": phase.kind, "epochs": phase.epochs, **end})
+        trainlog.write({"phase": i, "phase_kind": phase.kind, "step": trainer.state.global_step,
+                        "event": "phase_end", **end})  # fmt: skip
+        log.info("phase %d/%d (%s) done: %s", i + 1, len(phases), phase.kind, _fmt(metrics))
+        if _rank() == 0:
+            final.mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(final)
+            sparsity.save(final, {"phase": i, "phase_kind": phase.kind, "end": end})
+            mark_complete(final)
+        _barrier()
+
+    if method.sparse and not sparsity.masked:  # e.g. admm with --admm-epochs == --epochs
+        sparsity.stop_admm()
+        sparsity.hard_prune()
+        phase_metrics.append({"phase": len(phases), "kind": "hard_prune", "epochs": 0})
+    metrics = phase_metrics[-1].get("metrics") if phase_metrics and "metrics" in phase_metrics[-1] else None
+    if metrics is None:
+        metrics = _evaluate(trainer, data)  # after a final hard prune
+    if method.sparse:
+        bad = [(n, r) for n, r in sparsity.check() if not r.ok]
+        if bad:
+            n, r = bad[0]
+            raise SparsityError(
+                f"after training, layer {n} breaks {pattern}: {r.bad_groups} of {r.groups} groups, first at "
+                f"{list(r.first_bad or ())}; nothing was saved as sparse (this is a bug: please report it)"
+            )
+    manifest = _manifest(cfg, method.name, task, pattern if method.sparse else None, layers, phases,
+                         phase_metrics, metrics, data.info, init, time.time() - t0)  # fmt: skip
+    if _rank() == 0:
+        model.save_pretrained(run_dir)
+        tokenizer.save_pretrained(run_dir)
+        write_json_atomic(run_dir / RUN_MANIFEST, manifest)
+        if not cfg.keep_checkpoints:
+            shutil.rmtree(root, ignore_errors=True)
+    _barrier()
+    return RunResult(run_dir, metrics, manifest)
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+
+
+def _manifest(
+    cfg: TrainConfig,
+    method: str,
+    task: Any,
+    pattern: nm.Pattern | None,
+    layers: list[str],
+    phases: list[Phase],
+    phase_metrics: list[dict[str, Any]],
+    metrics: dict[str, float],
+    data_info: dict[str, Any],
+    init: dict[str, Any] | None,
+    wall: float,
+) -> dict[str, Any]:
+    init_epochs = float(init.get("epochs_total", 0)) if init else 0.0
+    return {
+        "kind": "nxm-deploy/run",
+        "schema": 1,
+        **provenance(),
+        "base_model": init["base_model"] if init else cfg.model,
+        "task": task.name,
+        "method": method,
+        "pattern": str(pattern) if pattern else None,
+        "sparse": pattern is not None,
+        "layers": layers,
+        "num_labels": task.num_labels,
+        "labels": list(task.labels),
+        "is_regression": task.is_regression,
+        "max_seq_len": cfg.max_seq_len,
+        "metrics": metrics,
+        "main_metric": task.main_metric,
+        "epochs_total": init_epochs + sum(p.epochs for p in phases),
+        "phases": phase_metrics,
+        "init_from": {"run": cfg.init_from, "epochs": init_epochs} if init else None,
+        "teacher": cfg.teacher,
+        "hyperparameters": cfg.to_json(),
+        "data": data_info,
+        "world_size": _world_size(),
+        "wall_time_s": round(wall, 1),
+        "torch_version": torch.__version__,
+        "transformers_version": _version("transformers"),
+        "nxm_deploy_version": __version__,
+    }
+
+
+def _version(pkg: str) -> str | None:
+    with contextlib.suppress(Exception):
+        from importlib.metadata import version
+
+        return version(pkg)
+    return None
+
+
+__all__ = ["RunResult", "TrainConfig", "json", "train"]

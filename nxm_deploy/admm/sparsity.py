@@ -1,0 +1,212 @@
+"""Training-time N:M state of the selected layers: ADMM's Z and U, the fixed masks, rho.
+
+ADMM, as DESIGN.md describes it: for each selected weight W keep Z (the nearest N:M matrix) and U
+(the scaled dual). The loss adds ``sum rho/2 * ||W - Z + U||^2``. Every ``admm_interval`` optimizer
+steps: ``Z <- project(W + U)``, ``U <- U + W - Z``, then rho grows towards rho_max and, U being the
+scaled dual, ``U <- U * rho_old / rho_new``. After the ADMM phase: hard prune ``W <- project(W)``
+and fix the masks. Groups run along axis 1 of each ``nn.Linear`` weight ``[out, in]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nxm_deploy import nm
+from nxm_deploy.manifest import write_json_atomic
+
+AXIS = 1  # nn.Linear weight [out, in]: groups run along the input (reduction) axis
+
+STATE_TENSORS = "nxm_state.safetensors"
+STATE_META = "nxm_state.json"
+
+
+@dataclass
+class AdmmSchedule:
+    rho: float
+    rho_max: float
+    rho_growth: float
+
+    def next_rho(self, rho: float) -> float:
+        return min(rho * self.rho_growth, self.rho_max)
+
+
+@dataclass
+class Residuals:
+    primal: float  # ||W - Z|| / ||W|| over all selected layers
+    dual: float  # rho * ||Z - Z_prev||
+    rho: float  # rho used for this update (before growth)
+
+
+class SparsityState:
+    """Z, U and masks of the selected ``nn.Linear`` weights of one model.
+
+    Buffers are plain tensors on the weights' device; nothing is registered on the model, so the
+    model saved by ``save_pretrained`` stays a plain Hugging Face model.
+    """
+
+    def __init__(self, model: nn.Module, layers: Sequence[str], pattern: nm.Pattern) -> None:
+        mods = dict(model.named_modules())
+        self.pattern = pattern
+        self.layers = list(layers)
+        self.weights: dict[str, nn.Parameter] = {n: mods[n].weight for n in self.layers}
+        self.masks: dict[str, torch.Tensor] = {}
+        self.z: dict[str, torch.Tensor] = {}
+        self.u: dict[str, torch.Tensor] = {}
+        self._target: dict[str, torch.Tensor] = {}  # Z - U, so the penalty is rho/2 ||W - (Z - U)||^2
+        self.rho = 0.0
+        self.updates = 0
+        self.last: Residuals | None = None
+
+    # ---- ADMM --------------------------------------------------------------------------------
+
+    @property
+    def admm_active(self) -> bool:
+        return bool(self.z)
+
+    @torch.no_grad()
+    def start_admm(self, rho: float) -> None:
+        """Z <- project(W), U <- 0."""
+        self.rho = rho
+        self.updates = 0
+        for n, w in self.weights.items():
+            self.z[n] = nm.project(w.detach().float(), self.pattern, AXIS)
+            self.u[n] = torch.zeros_like(self.z[n])
+        self._refresh_targets()
+
+    def stop_admm(self) -> None:
+        self.z.clear()
+        self.u.clear()
+        self._target.clear()
+
+    def penalty(self) -> torch.Tensor:
+        """``rho/2 * sum ||W - Z + U||^2`` over the selected layers (differentiable in W)."""
+        total = None
+        for n, w in self.weights.items():
+            term = (w - self._target[n]).pow(2).sum()
+            total = term if total is None else total + term
+        assert total is not None
+        return 0.5 * self.rho * total
+
+    @torch.no_grad()
+    def admm_update(self, schedule: AdmmSchedule) -> Residuals:
+        """One Z/U update, then the rho step; returns the residuals of this update."""
+        primal_sq = weight_sq = dual_sq = 0.0
+        for n, w in self.weights.items():
+            wf = w.detach().float()
+            z_prev = self.z[n]
+            z = nm.project(wf + self.u[n], self.pattern, AXIS)
+            self.u[n].add_(wf - z)
+            primal_sq += float((wf - z).pow(2).sum())
+            weight_sq += float(wf.pow(2).sum())
+            dual_sq += float((z - z_prev).pow(2).sum())
+            self.z[n] = z
+        rho = self.rho
+        residuals = Residuals(
+            primal=math.sqrt(primal_sq) / max(math.sqrt(weight_sq), 1e-12),
+            dual=rho * math.sqrt(dual_sq),
+            rho=rho,
+        )
+        new_rho = schedule.next_rho(rho)
+        if new_rho != rho:
+            for u in self.u.values():
+                u.mul_(rho / new_rho)  # scaled dual: U = Y / rho
+            self.rho = new_rho
+        self._refresh_targets()
+        self.updates += 1
+        self.last = residuals
+        return residuals
+
+    @torch.no_grad()
+    def digest(self) -> list[float]:
+        """A cheap fingerprint of Z and U (sums of values and magnitudes, in float64) for comparing
+        the state of several processes."""
+        out = [0.0, 0.0, 0.0, 0.0]
+        for n in self.z:
+            z, u = self.z[n].double(), self.u[n].double()
+            out[0] += float(z.sum())
+            out[1] += float(z.abs().sum())
+            out[2] += float(u.sum())
+            out[3] += float(u.abs().sum())
+        return out
+
+    def _refresh_targets(self) -> None:
+        self._target = {n: (self.z[n] - self.u[n]).to(self.weights[n].dtype) for n in self.z}
+
+    # ---- masks -------------------------------------------------------------------------------
+
+    @property
+    def masked(self) -> bool:
+        return bool(self.masks)
+
+    @torch.no_grad()
+    def hard_prune(self) -> None:
+        """W <- project(W) by magnitude; the masks are fixed from here on."""
+        for n, w in self.weights.items():
+            self.masks[n] = nm.mask(w.detach(), self.pattern, AXIS)
+        self.apply_masks()
+
+    @torch.no_grad()
+    def apply_masks(self) -> None:
+        for n, w in self.weights.items():
+            w.mul_(self.masks[n])
+
+    @torch.no_grad()
+    def mask_grads(self) -> None:
+        for n, w in self.weights.items():
+            if w.grad is not None:
+                w.grad.mul_(self.masks[n])
+
+    def check(self) -> list[tuple[str, nm.CheckResult]]:
+        """The N:M check of every selected weight."""
+        return [(n, nm.check(w.detach(), self.pattern, AXIS)) for n, w in self.weights.items()]
+
+    # ---- persistence -------------------------------------------------------------------------
+
+    def save(self, directory: Path, extra: dict[str, object] | None = None) -> None:
+        """Write Z, U and masks (safetensors) and rho/counters (JSON) into ``directory``."""
+        from safetensors.torch import save_file
+
+        tensors: dict[str, torch.Tensor] = {}
+        for n in self.z:
+            tensors[f"z/{n}"] = self.z[n].contiguous().cpu()
+            tensors[f"u/{n}"] = self.u[n].contiguous().cpu()
+        for n, m in self.masks.items():
+            tensors[f"mask/{n}"] = m.contiguous().cpu()
+        tmp = directory / f".{STATE_TENSORS}.tmp"
+        save_file(tensors, str(tmp))
+        tmp.replace(directory / STATE_TENSORS)
+        meta = {
+            "pattern": str(self.pattern),
+            "layers": self.layers,
+            "rho": self.rho,
+            "updates": self.updates,
+            "admm_active": self.admm_active,
+            "masked": self.masked,
+            "last_residuals": asdict(self.last) if self.last else None,
+            **(extra or {}),
+        }
+        write_json_atomic(directory / STATE_META, meta)
+
+    def load(self, directory: Path) -> dict[str, object]:
+        """Restore what :meth:`save` wrote; returns the JSON metadata."""
+        from safetensors.torch import load_file
+
+        meta = json.loads((directory / STATE_META).read_text())
+        tensors = load_file(str(directory / STATE_TENSORS))
+        dev = {n: w.device for n, w in self.weights.items()}
+        self.z = {n: tensors[f"z/{n}"].to(dev[n]) for n in self.layers if f"z/{n}" in tensors}
+        self.u = {n: tensors[f"u/{n}"].to(dev[n]) for n in self.layers if f"u/{n}" in tensors}
+        self.masks = {n: tensors[f"mask/{n}"].to(dev[n]) for n in self.layers if f"mask/{n}" in tensors}
+        self.rho = float(meta["rho"])
+        self.updates = int(meta["updates"])
+        last = meta.get("last_residuals")
+        self.last = Residuals(**last) if last else None
+        self._refresh_targets()
+        return meta

@@ -1,0 +1,110 @@
+"""``NxmTrainer``: Hugging Face ``Trainer`` with the task loss, optional distillation and the ADMM
+penalty computed in ``compute_loss``.
+
+The loss returned is a per-batch mean (``loss_is_scaled_for_ga = False``) and is never rescaled by
+the number of processes: under DDP the gradients are averaged over ranks, so the task term becomes
+the mean over the global batch and the penalty (identical on every rank) keeps its weight. One and
+two processes therefore produce the same gradient for the same global batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import Trainer
+
+from nxm_deploy.admm.sparsity import SparsityState
+from nxm_deploy.errors import UserError
+
+
+class NonFiniteLossError(UserError):
+    """The training loss became NaN or infinite."""
+
+
+class NxmTrainer(Trainer):
+    def __init__(
+        self,
+        *args: Any,
+        sparsity: SparsityState | None = None,
+        regression: bool = False,
+        teacher: nn.Module | None = None,
+        kd_alpha: float = 0.5,
+        kd_temperature: float = 2.0,
+        on_nonfinite: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.loss_is_scaled_for_ga = False  # our loss is a per-batch mean
+        self.sparsity = sparsity
+        self.regression = regression
+        self.teacher = teacher
+        self.kd_alpha = kd_alpha
+        self.kd_temperature = kd_temperature
+        self.on_nonfinite = on_nonfinite
+        self._parts: dict[str, float] = {}
+
+    def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.regression:
+            return F.mse_loss(logits.squeeze(-1).float(), labels.float())
+        return F.cross_entropy(logits.float(), labels.long())
+
+    def kd_loss(self, logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+        """Soft-target loss: KL(teacher || student) at temperature T, times T^2 (Hinton et al.);
+        for regression, the squared error to the teacher's prediction."""
+        if self.regression:
+            return F.mse_loss(logits.squeeze(-1).float(), teacher_logits.squeeze(-1).float())
+        t = self.kd_temperature
+        return F.kl_div(
+            F.log_softmax(logits.float() / t, dim=-1),
+            F.log_softmax(teacher_logits.float() / t, dim=-1),
+            reduction="batchmean",
+            log_target=True,
+        ) * (t * t)
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        logits = outputs.logits
+        task = self.task_loss(logits, labels)
+        loss = task
+        parts = {"task_loss": float(task.detach())}
+        if model.training and self.teacher is not None:
+            with torch.no_grad():
+                teacher_logits = self.teacher(**inputs).logits
+            kd = self.kd_loss(logits, teacher_logits)
+            loss = (1 - self.kd_alpha) * task + self.kd_alpha * kd
+            parts["kd_loss"] = float(kd.detach())
+        if model.training and self.sparsity is not None and self.sparsity.admm_active:
+            penalty = self.sparsity.penalty()
+            loss = loss + penalty
+            parts["admm_penalty"] = float(penalty.detach())
+        if model.training and not torch.isfinite(loss.detach()):
+            raise NonFiniteLossError(
+                f"the training loss became {float(loss.detach())} at step {self.state.global_step + 1}"
+                f" ({', '.join(f'{k}={v:.4g}' for k, v in parts.items())}); training stopped. "
+                f"{self.on_nonfinite}"
+            )
+        self._parts = parts
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Adds the loss parts and, in the ADMM phase, rho and the last residuals to every log."""
+        if "loss" in logs:
+            logs.update(self._parts)
+            s = self.sparsity
+            if s is not None and s.admm_active:
+                logs["rho"] = s.rho
+                if s.last is not None:
+                    logs["primal_residual"] = s.last.primal
+                    logs["dual_residual"] = s.last.dual
+        super().log(logs, start_time)
