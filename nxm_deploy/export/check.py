@@ -1,0 +1,359 @@
+"""The N:M check on an ONNX graph, along each consumer's reduction axis.
+
+    nxm-deploy check export/model.onnx --pattern 2:4
+
+A weight is a stored tensor (an initializer or the ``value`` of a ``Constant`` node) that reaches
+the B input of a ``MatMul`` or ``Gemm``, directly or through ``Transpose``, ``Cast``, ``Identity``
+and ``QuantizeLinear``/``DequantizeLinear`` nodes. The groups of M run along the consumer's
+reduction (K) axis, carried back to the stored tensor (STYLE.md habit 2):
+
+- ``MatMul`` B ``[..., K, N]``: axis ``-2`` (axis 0 of a 2-D ``[K, N]`` weight);
+- ``Gemm`` B: axis 1 when ``transB=1`` (B is ``[N, K]``), else axis 0;
+- ``Transpose(perm)``: the consumer's axis ``a`` is axis ``perm[a]`` of the Transpose input (no
+  ``perm``: the axes reversed). Polygraphy's ``perm.index(a)`` agrees only for 2-D;
+- ``Cast``, ``Identity``, Q/DQ: the same axis.
+
+Each weight is mapped back to the PyTorch ``nn.Linear`` it came from, in this order: the consumer's
+``pkg.torch.onnx.name_scopes`` metadata (the dynamo exporter's module path), a stored name ending in
+``.weight``, a TorchScript-exporter node name (``/bert/encoder/layer.0/.../MatMul``); when reference
+weights are given, an exact value match (against each layer's ``[out, in]`` weight and its
+transpose) comes first, since exporters rename and pre-transpose initializers.
+
+Default selection (no ``include``): weights inside the encoder blocks, that is, whose mapped layer
+name (or, unmapped, whose tensor name) has a numeric block-index segment such as
+``bert.encoder.layer.3.attention.self.query``, the same rule as for safetensors; pooler and
+classifier stay out. ``include``/``exclude`` globs match the tensor name or a mapped layer name.
+Weights whose reduction axis does not divide by M are skipped (they cannot hold the pattern).
+Subgraphs (``If``/``Loop`` bodies) are not searched.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nxm_deploy import nm
+from nxm_deploy.errors import ExportError, UserError
+from nxm_deploy.models import _in_encoder_block
+from nxm_deploy.verify import CheckReport, TensorCheck, check_tensor
+
+if TYPE_CHECKING:
+    import onnx
+    import torch
+
+__all__ = [
+    "OnnxWeight",
+    "check_onnx",
+    "load_onnx",
+    "require_sparse_layers",
+    "weights_from_model",
+]
+
+# Ops a weight may pass through on its way to a MatMul/Gemm without changing which axis is which.
+_SAME_AXIS_OPS = frozenset(
+    {
+        "Cast",
+        "Identity",
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "TRT_FP8QuantizeLinear",
+        "TRT_FP8DequantizeLinear",
+    }
+)
+_CALL_SUFFIX = re.compile(r"@\d+$")  # torch.export marks a module's second call as "name@1"
+
+
+@dataclass(frozen=True)
+class OnnxWeight:
+    """A stored tensor that feeds a MatMul/Gemm B input.
+
+    ``axis`` is the axis of the *stored* tensor along which the consumer reduces, i.e. along which
+    the groups of M run. ``layers`` are the PyTorch layers it maps to, best guess first.
+    """
+
+    name: str
+    array: np.ndarray
+    axis: int
+    layers: tuple[str, ...]
+
+    @property
+    def layer(self) -> str | None:
+        return self.layers[0] if self.layers else None
+
+
+def load_onnx(path: str | Path) -> onnx.ModelProto:
+    """Load an ONNX model (with its external data), or raise a one-line :class:`UserError`."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"ONNX file {path} does not exist")
+    try:
+        return onnx.load(str(path))
+    except (OSError, ValueError, DecodeError) as exc:
+        raise UserError(f"{path} is not a readable ONNX model ({exc}); export it again") from exc
+
+
+def _stored_tensors(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    """Initializers and ``Constant`` node values, by the tensor name that consumers use."""
+    stored: dict[str, onnx.TensorProto] = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    stored[node.output[0]] = attr.t
+    return stored
+
+
+def _attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
+    import onnx
+
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def _trace(
+    name: str,
+    axis: int,
+    stored: Mapping[str, onnx.TensorProto],
+    producers: Mapping[str, onnx.NodeProto],
+) -> tuple[str, int] | None:
+    """Follow tensor ``name`` back to a stored tensor, carrying the consumer's ``axis`` along.
+
+    ``axis`` may be negative (``-2`` for MatMul B); it is resolved once the stored rank is known.
+    Returns ``(stored name, axis of the stored tensor)``, or ``None`` when the input is computed
+    from activations or graph inputs.
+    """
+    pending_perms: list[list[int] | None] = []
+    seen: set[str] = set()
+    while name not in stored:
+        node = producers.get(name)
+        if node is None or name in seen:
+            return None
+        seen.add(name)
+        if node.op_type == "Transpose":
+            perm = _attr(node, "perm")
+            pending_perms.append(list(perm) if perm is not None else None)
+        elif node.op_type not in _SAME_AXIS_OPS:
+            return None
+        name = node.input[0]
+    stored_rank = len(stored[name].dims)
+    if stored_rank < 2:
+        return None
+    a = axis % stored_rank
+    for perm in pending_perms:  # consumer side first: output axis a of Transpose is input axis perm[a]
+        a = perm[a] if perm is not None else stored_rank - 1 - a
+    return name, a
+
+
+def _consumed_weights(
+    graph: onnx.GraphProto, stored: Mapping[str, onnx.TensorProto]
+) -> list[tuple[str, int, onnx.NodeProto]]:
+    """``(stored name, stored axis, consumer node)`` for every MatMul/Gemm B input fed by a weight."""
+    producers = {out: node for node in graph.node for out in node.output}
+    found = []
+    for node in graph.node:
+        if node.op_type == "MatMul" and len(node.input) > 1:
+            traced = _trace(node.input[1], -2, stored, producers)
+        elif node.op_type == "Gemm" and len(node.input) > 1:
+            traced = _trace(node.input[1], 1 if _attr(node, "transB", 0) else 0, stored, producers)
+        else:
+            continue
+        if traced is not None:
+            found.append((*traced, node))
+    return found
+
+
+def _layer_from_metadata(node: onnx.NodeProto) -> str | None:
+    """The module path the dynamo exporter recorded for a node, from ``pkg.torch.onnx.name_scopes``:
+    ``['', 'bert', ..., 'bert.encoder.layer.0.attention.self.query', 'linear']`` (enclosing modules,
+    then the fx node's own name), so the module is the one before last."""
+    text = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
+    if not text:
+        return None
+    try:
+        scopes = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
+    if isinstance(scopes, list) and len(scopes) >= 2 and scopes[-2]:
+        return _CALL_SUFFIX.sub("", str(scopes[-2]))
+    return None
+
+
+def _layer_from_node_name(node: onnx.NodeProto) -> str | None:
+    """TorchScript exporter names: ``/bert/encoder/layer.0/attention/self/query/MatMul``."""
+    if node.name.startswith("/") and node.name.count("/") >= 2:
+        return ".".join(node.name.strip("/").split("/")[:-1])
+    return None
+
+
+def _layer_guess(node: onnx.NodeProto, stored_name: str) -> str | None:
+    """The PyTorch layer behind a weight, by name: metadata, then ``*.weight``, then node name."""
+    if (layer := _layer_from_metadata(node)) is not None:
+        return layer
+    if stored_name.endswith(".weight"):
+        return stored_name.removesuffix(".weight")
+    return _layer_from_node_name(node)
+
+
+def _numpy(t: onnx.TensorProto) -> np.ndarray:
+    from onnx import numpy_helper
+
+    return np.asarray(numpy_helper.to_array(t))
+
+
+def _digest(a: np.ndarray) -> tuple[str, tuple[int, ...], bytes]:
+    a = np.ascontiguousarray(a)
+    return a.dtype.str, a.shape, hashlib.blake2b(a.tobytes(), digest_size=16).digest()
+
+
+class _ValueIndex:
+    """Reference ``[out, in]`` weights by the digest of themselves and of their transpose."""
+
+    def __init__(self, reference: Mapping[str, torch.Tensor | np.ndarray]) -> None:
+        self._ref = {
+            k: v.detach().cpu().float().numpy() if hasattr(v, "detach") else np.asarray(v)
+            for k, v in reference.items()
+        }
+        self._by_dtype: dict[np.dtype, dict[tuple[str, tuple[int, ...], bytes], list[str]]] = {}
+
+    def layers_for(self, a: np.ndarray) -> list[str]:
+        if a.dtype.kind != "f":
+            return []
+        index = self._by_dtype.get(a.dtype)
+        if index is None:
+            index = {}
+            for layer, w in self._ref.items():
+                w = w.astype(a.dtype)
+                for view in (w, w.T):
+                    index.setdefault(_digest(view), []).append(layer)
+            self._by_dtype[a.dtype] = index
+        return list(dict.fromkeys(index.get(_digest(a), [])))
+
+
+def weights_from_model(
+    model: onnx.ModelProto,
+    reference: Mapping[str, torch.Tensor | np.ndarray] | None = None,
+) -> list[OnnxWeight]:
+    """Every stored weight feeding a MatMul/Gemm B input, with its stored axis and PyTorch layers.
+
+    One entry per (stored tensor, axis), in graph order of its first consumer.
+    """
+    graph = model.graph
+    stored = _stored_tensors(graph)
+    guesses: dict[tuple[str, int], list[str]] = {}
+    for name, axis, node in _consumed_weights(graph, stored):
+        names = guesses.setdefault((name, axis), [])
+        if (guess := _layer_guess(node, name)) is not None and guess not in names:
+            names.append(guess)
+    index = _ValueIndex(reference) if reference else None
+    out = []
+    for (name, axis), layers in guesses.items():
+        array = _numpy(stored[name])
+        by_value = index.layers_for(array) if index is not None else []
+        if by_value:  # exact values decide; the name guess only orders equal-valued layers
+            layers = [g for g in layers if g in by_value] + [v for v in by_value if v not in layers]
+        out.append(OnnxWeight(name, array, axis, tuple(layers)))
+    return out
+
+
+def _matches(w: OnnxWeight, globs: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(n, g) for n in (w.name, *w.layers) for g in globs)
+
+
+def _selected(
+    weights: Sequence[OnnxWeight], include: Sequence[str], exclude: Sequence[str]
+) -> list[OnnxWeight]:
+    if include:
+        chosen = [w for w in weights if _matches(w, include)]
+    else:
+        chosen = [w for w in weights if _in_encoder_block(w.layer or w.name)]
+    return [w for w in chosen if not _matches(w, exclude)]
+
+
+def _as_torch(a: np.ndarray) -> torch.Tensor:
+    import torch
+
+    if a.dtype.kind not in "fiub":  # bfloat16 / float8 / int4 (ml_dtypes) have no torch twin here
+        a = a.astype(np.float32)  # exact for every such format, so zeros stay zeros
+    return torch.from_numpy(np.array(a, copy=True))  # a writable copy: ONNX arrays are read-only
+
+
+def _row(w: OnnxWeight, p: nm.Pattern) -> TensorCheck:
+    return check_tensor(w.name, _as_torch(w.array), p, axis=w.axis, layer=w.layer)
+
+
+def _fits(w: OnnxWeight, p: nm.Pattern) -> bool:
+    return w.array.shape[w.axis] % p.m == 0
+
+
+def check_onnx(
+    path: str | Path,
+    pattern: str | nm.Pattern = "2:4",
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    *,
+    reference: Mapping[str, torch.Tensor | np.ndarray] | None = None,
+) -> CheckReport:
+    """Check the selected MatMul/Gemm weights of an ONNX file for ``pattern``.
+
+    Rows are :class:`~nxm_deploy.verify.TensorCheck`: ``name`` is the ONNX tensor name, ``layer``
+    the mapped PyTorch layer, ``axis`` the axis of the stored tensor along which groups run.
+    ``reference`` (layer name to ``nn.Linear`` weight) lets weights be mapped by value.
+    """
+    p = nm.parse_pattern(pattern)
+    path = Path(path)
+    weights = weights_from_model(load_onnx(path), reference)
+    rows = [_row(w, p) for w in _selected(weights, include, exclude) if _fits(w, p)]
+    return CheckReport(str(path), p, rows)
+
+
+def require_sparse_layers(
+    path: str | Path,
+    layers: Sequence[str],
+    pattern: str | nm.Pattern,
+    reference: Mapping[str, torch.Tensor | np.ndarray],
+) -> CheckReport:
+    """Prove that every layer in ``layers`` (sparse in PyTorch) holds ``pattern`` in the ONNX graph.
+
+    Raises one :class:`ExportError` naming every layer that was not found or breaks the pattern.
+    Returns the rows of the default selection (encoder weights) and of ``layers``, for the manifest.
+    """
+    p = nm.parse_pattern(pattern)
+    path = Path(path)
+    weights = weights_from_model(load_onnx(path), reference)
+    wanted = set(layers)
+    chosen = {id(w) for w in _selected(weights, (), ())} | {id(w) for w in weights if wanted & set(w.layers)}
+    rows = {id(w): _row(w, p) for w in weights if id(w) in chosen and _fits(w, p)}
+    problems = []
+    for layer in layers:
+        mine = [w for w in weights if layer in w.layers]
+        if not mine:
+            problems.append(f"{layer}: no MatMul/Gemm weight in the ONNX graph maps to it")
+        for w in mine:
+            what = f"{layer}: ONNX tensor {w.name} {list(w.array.shape)}"
+            row = rows.get(id(w))
+            if row is None:
+                problems.append(f"{what}: axis {w.axis} does not divide by {p.m}")
+            elif not row.ok:
+                problems.append(
+                    f"{what} breaks {p} along axis {w.axis} ({row.bad_groups} of {row.groups} groups, "
+                    f"first at index {list(row.first_bad or ())})"
+                )
+    if problems:
+        raise ExportError(
+            f"{path}: {len(problems)} layer(s) sparse in PyTorch are not {p} in the ONNX graph: "
+            + "; ".join(problems)
+        )
+    return CheckReport(str(path), p, list(rows.values()), expect_sparse=bool(layers))

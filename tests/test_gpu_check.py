@@ -1,0 +1,123 @@
+"""scripts/gpu_check.py on a machine without a GPU: the exit code and message, and its pure helpers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "gpu_check.py"
+
+
+@pytest.fixture(scope="module")
+def gpu_check():
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_check"] = module  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("gpu_check", None)
+
+
+def test_without_gpu_exits_2_with_one_clear_line(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
+    out = tmp_path / "gpu_check.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(out), "--quick"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [
+        "gpu_check: no CUDA GPU is visible (torch.cuda.is_available() is False); "
+        "run this on an NVIDIA GPU machine"
+    ]
+    assert not out.exists()
+
+
+def test_script_imports_nothing_beyond_torch_and_transformers():
+    text = SCRIPT.read_text()
+    for heavy in ("import onnx", "import click", "polygraphy", "nxm_deploy.cli", "nxm_deploy.models"):
+        assert heavy not in text, heavy
+    # The only project imports: nm (pure torch) and the stdlib-only TensorRT parsers.
+    project = sorted({line.strip() for line in text.splitlines() if "from nxm_deploy" in line})
+    assert project == [
+        "from nxm_deploy import nm",
+        "from nxm_deploy.export.trt import parse_builder_log, parse_inspector_json  # stdlib-only module",
+    ]
+
+
+def test_gemm_cases_cover_both_models_three_shapes_each_token_count(gpu_check):
+    cases = gpu_check.gemm_cases()
+    assert len(cases) == 2 * 3 * len(gpu_check.TOKENS_FULL)
+    shapes = {(c.model, c.layer): (c.out_features, c.in_features) for c in cases}
+    assert shapes == {
+        ("minilm", "qkv/attn-out"): (384, 384),
+        ("minilm", "ffn-in"): (1536, 384),
+        ("minilm", "ffn-out"): (384, 1536),
+        ("bert-base", "qkv/attn-out"): (768, 768),
+        ("bert-base", "ffn-in"): (3072, 768),
+        ("bert-base", "ffn-out"): (768, 3072),
+    }
+    assert {c.tokens for c in cases} == {128, 1024, 4096, 16384}
+    quick = gpu_check.gemm_cases(quick=True)
+    assert {c.tokens for c in quick} == set(gpu_check.TOKENS_QUICK) and len(quick) < len(cases)
+
+
+def test_every_gemm_shape_meets_semi_structured_minimums(gpu_check):
+    # fp16 2:4 weights: both dimensions multiples of 64 (CUTLASS: rows 32, cols 64; cuSPARSELt: 16, 16).
+    for case in gpu_check.gemm_cases():
+        assert case.out_features % 64 == 0 and case.in_features % 64 == 0, case
+        assert case.tokens % 8 == 0
+
+
+def test_encoder_shapes(gpu_check):
+    assert (32, 512) in gpu_check.encoder_shapes()
+    assert all(seq <= 512 for _, seq in gpu_check.encoder_shapes())
+    assert len(gpu_check.encoder_shapes(quick=True)) < len(gpu_check.encoder_shapes())
+
+
+def test_compare_reports_speedup_as_dense_over_sparse(gpu_check):
+    assert gpu_check.compare(2.0, 1.0) == {"dense_ms": 2.0, "sparse_ms": 1.0, "speedup": 2.0}
+    assert gpu_check.compare(1.0, 4.0)["speedup"] == 0.25
+
+
+def test_write_json_and_table(gpu_check, tmp_path):
+    rows = [{"model": "minilm", "tokens": 128, "dense_ms": 0.012341, "sparse_ms": None}]
+    path = gpu_check.write_json(tmp_path / "sub" / "report.json", {"gemm": rows})
+    assert json.loads(path.read_text()) == {"gemm": rows}
+    assert not [p for p in path.parent.iterdir() if p.name != "report.json"]  # no temporary left
+    table = gpu_check.format_table(rows, ["model", "tokens", "dense_ms", "sparse_ms"]).splitlines()
+    assert table[0].split() == ["model", "tokens", "dense_ms", "sparse_ms"]
+    assert table[1].split() == ["minilm", "128", "0.01234", "-"]
+
+
+def test_parse_args_quick_defaults_and_tolerances(gpu_check):
+    opts = gpu_check.parse_args(["--quick"])
+    assert (opts.warmup, opts.repeats) == (5, 7) and opts.out == "gpu_check.json"
+    full = gpu_check.parse_args(["--repeats", "3", "--atol", "0.1"])
+    assert (full.warmup, full.repeats, full.atol, full.rtol) == (10, 3, 0.1, 3e-2)
+    assert full.budget_s <= 180
+
+
+def test_two_four_groups_run_along_the_input_axis(gpu_check):
+    import torch
+
+    from nxm_deploy import nm
+
+    w = torch.randn(8, 16)  # nn.Linear weight [out, in]
+    projected = gpu_check.two_four(w)
+    assert nm.check(projected, "2:4", axis=1).ok
+    assert int((projected != 0).sum()) == w.numel() // 2
