@@ -41,7 +41,9 @@ def test_default_selection_is_every_encoder_block_linear(arch: str) -> None:
 def test_include_and_exclude_globs() -> None:
     model = make_tiny_model("bert")
     ffn = select_layers(model, include=["*.intermediate.dense", "*.output.dense"], exclude=["*attention*"])
-    assert ffn == [f"bert.encoder.layer.{i}.{s}" for i in range(2) for s in ("intermediate.dense", "output.dense")]
+    assert ffn == [
+        f"bert.encoder.layer.{i}.{s}" for i in range(2) for s in ("intermediate.dense", "output.dense")
+    ]
     no_qk = select_layers(model, exclude=["*.query", "*.key"])
     assert len(no_qk) == 8 and not any(n.endswith((".query", ".key")) for n in no_qk)
     # include may name a layer outside the blocks, when the user asks for it explicitly
@@ -55,7 +57,9 @@ def test_nothing_selected_is_an_error() -> None:
 
 def test_pattern_that_does_not_fit_a_layer() -> None:
     model = make_tiny_model("bert", hidden_size=36, num_attention_heads=4, intermediate_size=64)
-    with pytest.raises(PatternError, match=r"does not fit layer bert\.encoder\.layer\.0\.attention\.self\.query"):
+    with pytest.raises(
+        PatternError, match=r"does not fit layer bert\.encoder\.layer\.0\.attention\.self\.query"
+    ):
         select_layers(model, "2:8")
 
 
@@ -99,7 +103,7 @@ def test_directory_without_model_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_unreachable_hub_id_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelError, match="cannot load model 'nxm-deploy-test/does-not-exist'.*hub"):
+    with pytest.raises(ModelError, match=r"cannot load model 'nxm-deploy-test/does-not-exist'.*hub"):
         load_model("nxm-deploy-test/does-not-exist")
 
 

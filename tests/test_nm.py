@@ -32,9 +32,7 @@ def tensors(draw: st.DrawFn, with_ties: bool = True) -> tuple[torch.Tensor, nm.P
     if with_ties and draw(st.booleans()):
         vals = draw(st.lists(st.integers(-3, 3), min_size=numel, max_size=numel))
     else:
-        vals = draw(
-            st.lists(st.floats(-100, 100, allow_nan=False, width=16), min_size=numel, max_size=numel)
-        )
+        vals = draw(st.lists(st.floats(-100, 100, allow_nan=False, width=16), min_size=numel, max_size=numel))
     w = torch.tensor(vals, dtype=torch.float64).reshape(shape).to(dtype)
     return w, nm.Pattern(n, m), axis - ndim if draw(st.booleans()) else axis
 

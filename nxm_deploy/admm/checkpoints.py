@@ -48,16 +48,20 @@ def checkpoints(phase_dir: Path) -> list[tuple[int, Path]]:
 
 
 def newest_complete(phase_dir: Path) -> Path | None:
-    """The newest checkpoint with a completion marker; newer incomplete ones are removed."""
-    chosen: Path | None = None
+    """The newest checkpoint that carries the completion marker, or None."""
     for _, path in reversed(checkpoints(phase_dir)):
         if is_complete(path):
-            chosen = path
-            break
+            return path
+    return None
+
+
+def discard_after(phase_dir: Path, keep: Path | None) -> None:
+    """Remove checkpoints newer than ``keep`` (all of them when None): they are incomplete, and
+    Trainer would write into them in place."""
+    limit = step_of(keep) if keep is not None else -1
     for step, path in checkpoints(phase_dir):
-        if chosen is None or step > int(_CKPT.match(chosen.name).group(1)):  # type: ignore[union-attr]
+        if step > limit:
             shutil.rmtree(path, ignore_errors=True)
-    return chosen
 
 
 def step_of(checkpoint: Path) -> int:

@@ -52,7 +52,7 @@ class TrainConfig:
     exclude: tuple[str, ...] = ()
     save_steps: int = 200
     logging_steps: int = 20
-    keep_checkpoints: bool = False
+    keep_checkpoints: bool = field(default=False, compare=False)
     resume: bool = field(default=False, compare=False)
     overwrite: bool = field(default=False, compare=False)
     progress: bool = field(default=True, compare=False)

@@ -28,6 +28,7 @@ from nxm_deploy import __version__, nm
 from nxm_deploy.admm.callbacks import AdmmCallback, LogCallback, MaskCallback, StateCheckpointCallback
 from nxm_deploy.admm.checkpoints import (
     checkpoints_root,
+    discard_after,
     is_complete,
     mark_complete,
     newest_complete,
@@ -308,6 +309,9 @@ def train(cfg: TrainConfig) -> RunResult:
             log.info("phase %d/%d (%s) already complete; skipped", i + 1, len(phases), phase.kind)
             continue
         ckpt = newest_complete(phase_dir) if cfg.resume else None
+        if cfg.resume and _rank() == 0:
+            discard_after(phase_dir, ckpt)
+        _barrier()
         if ckpt is not None:
             sparsity.load(ckpt)
             trainlog.truncate_after(i, step_of(ckpt))
@@ -315,7 +319,6 @@ def train(cfg: TrainConfig) -> RunResult:
         else:
             if cfg.resume:
                 trainlog.truncate_after(i, 0)
-                shutil.rmtree(phase_dir, ignore_errors=True) if _rank() == 0 else None
             _start_phase(phase, sparsity, cfg)
             trainlog.write({"phase": i, "phase_kind": phase.kind, "step": 0, "event": "phase_start",
                             "epochs": phase.epochs, "masked": sparsity.masked})  # fmt: skip
@@ -339,10 +342,7 @@ def train(cfg: TrainConfig) -> RunResult:
             teacher=teacher,
             kd_alpha=cfg.kd_alpha,
             kd_temperature=cfg.kd_temperature,
-            on_nonfinite=(
-                f"The last good checkpoint is the newest under {phase_dir} with a COMPLETE marker; "
-                "lower --lr (or --rho) and resume with --resume."
-            ),
+            phase_dir=phase_dir,
         )
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
         metrics = _evaluate(trainer, data)

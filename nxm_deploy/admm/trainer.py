@@ -9,6 +9,7 @@ two processes therefore produce the same gradient for the same global batch.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer
 
+from nxm_deploy.admm.checkpoints import newest_complete
 from nxm_deploy.admm.sparsity import SparsityState
 from nxm_deploy.errors import UserError
 
@@ -33,7 +35,7 @@ class NxmTrainer(Trainer):
         teacher: nn.Module | None = None,
         kd_alpha: float = 0.5,
         kd_temperature: float = 2.0,
-        on_nonfinite: str = "",
+        phase_dir: Path | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -43,7 +45,7 @@ class NxmTrainer(Trainer):
         self.teacher = teacher
         self.kd_alpha = kd_alpha
         self.kd_temperature = kd_temperature
-        self.on_nonfinite = on_nonfinite
+        self.phase_dir = phase_dir
         self._parts: dict[str, float] = {}
 
     def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -92,10 +94,16 @@ class NxmTrainer(Trainer):
             raise NonFiniteLossError(
                 f"the training loss became {float(loss.detach())} at step {self.state.global_step + 1}"
                 f" ({', '.join(f'{k}={v:.4g}' for k, v in parts.items())}); training stopped. "
-                f"{self.on_nonfinite}"
+                + self._last_good()
             )
         self._parts = parts
         return (loss, outputs) if return_outputs else loss
+
+    def _last_good(self) -> str:
+        good = newest_complete(self.phase_dir) if self.phase_dir is not None else None
+        if good is None:
+            return "No checkpoint of this phase was saved yet; lower --lr (or --rho) and start again."
+        return f"Last good checkpoint: {good}; lower --lr (or --rho) and continue with --resume."
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Adds the loss parts and, in the ADMM phase, rho and the last residuals to every log."""

@@ -1,0 +1,50 @@
+"""Budget semantics: every method spends --epochs counted from the pretrained weights."""
+
+from __future__ import annotations
+
+import pytest
+
+from nxm_deploy.admm.registry import Budget, Phase, get_method, method_names
+from nxm_deploy.errors import UserError
+
+
+def plan(method: str, epochs: float = 3, init: float = 0, admm: float | None = None,
+         dense: float | None = None) -> list[Phase]:  # fmt: skip
+    return get_method(method).plan(Budget(epochs, init, admm, dense))
+
+
+def test_registry_lists_the_four_methods() -> None:
+    assert method_names() == ["admm", "asp", "dense", "oneshot"]
+    with pytest.raises(UserError, match="unknown method 'magic'; choose one of: admm, asp, dense, oneshot"):
+        get_method("magic")
+
+
+def test_default_plans_add_up_to_the_budget() -> None:
+    assert plan("dense") == [Phase("dense", 3)]
+    assert plan("oneshot") == [Phase("masked", 3)]
+    assert plan("asp") == [Phase("dense", 1.5), Phase("masked", 1.5)]
+    assert plan("admm") == [Phase("admm", 2), Phase("masked", 1)]
+    for m in method_names():
+        assert sum(p.epochs for p in plan(m, epochs=4.5)) == pytest.approx(4.5)
+
+
+def test_explicit_splits() -> None:
+    assert plan("admm", epochs=5, admm=4) == [Phase("admm", 4), Phase("masked", 1)]
+    assert plan("admm", epochs=2, admm=2) == [Phase("admm", 2)]  # hard prune at the end
+    assert plan("asp", epochs=4, dense=1) == [Phase("dense", 1), Phase("masked", 3)]
+
+
+def test_init_from_counts_its_epochs() -> None:
+    assert plan("asp", epochs=4, init=2) == [Phase("masked", 2)]
+    assert plan("admm", epochs=4, init=1) == [Phase("admm", 2), Phase("masked", 1)]
+    with pytest.raises(UserError, match="contradicts --init-from"):
+        plan("asp", epochs=4, init=2, dense=1)
+    with pytest.raises(UserError, match="leaves nothing to train"):
+        plan("oneshot", epochs=2, init=2)
+
+
+@pytest.mark.parametrize(("method", "kw", "flag"), [("admm", {"admm": 5}, "--admm-epochs"),
+                                                    ("asp", {"dense": 0}, "--dense-epochs")])  # fmt: skip
+def test_parts_that_do_not_add_up(method: str, kw: dict[str, float], flag: str) -> None:
+    with pytest.raises(UserError, match=f"{flag} .* does not fit the budget"):
+        plan(method, epochs=3, **kw)  # type: ignore[arg-type]
