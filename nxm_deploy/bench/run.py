@@ -1,0 +1,278 @@
+"""Dense export vs sparse export: latency per shape, dev accuracy, per-layer sparsity, one report.
+
+    nxm-deploy bench --dense exports/sst2-dense --sparse exports/sst2-admm --task SST-2 --out reports/sst2
+
+    result = bench(BenchConfig(dense="exports/sst2-dense", sparse="exports/sst2-admm", task="SST-2",
+                               out="reports/sst2"))
+    result.report["latency"]["shapes"][0]["ratio"]
+
+Steps: read both directories and refuse a wrong pairing (``sources``: task, roles, tokenizer); check
+the weights of both (``sparsity``: the sparse one must hold its pattern); open one runner per model
+(``backends``); score the full dev set through each (``accuracy``); time every batch size x sequence
+length with the two models interleaved (``latency``); write report.json, report.md and the plots
+(``report``, ``plots``) into a directory built aside and renamed into place.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nxm_deploy.bench import accuracy, latency, sources, sparsity
+from nxm_deploy.bench.backends import Runner, open_runner, torch_threads
+from nxm_deploy.bench.machine import library_versions, machine_info
+from nxm_deploy.bench.report import write_report_dir
+from nxm_deploy.errors import UserError
+from nxm_deploy.manifest import provenance
+
+__all__ = ["MIN_SEQ_LEN", "REPORT_KIND", "BenchConfig", "BenchResult", "bench", "parse_sizes"]
+
+log = logging.getLogger("nxm_deploy.bench")
+
+REPORT_KIND = "nxm-deploy/report"
+MIN_SEQ_LEN = 8  # room for the special tokens of a sentence pair and some text
+_ROLES = ("dense", "sparse")
+
+
+def parse_sizes(text: str | Sequence[int], option: str) -> tuple[int, ...]:
+    """``"1,8,32"`` -> ``(1, 8, 32)``: positive integers, sorted, duplicates dropped."""
+    if isinstance(text, str):
+        parts = [p.strip() for p in text.split(",")]
+        if not all(p.isdigit() for p in parts):
+            raise UserError(f"{option} takes comma-separated positive integers such as 1,8,32; got {text!r}")
+        values = [int(p) for p in parts]
+    else:
+        values = [int(v) for v in text]
+    if not values or min(values) < 1:
+        raise UserError(f"{option} takes comma-separated positive integers such as 1,8,32; got {text!r}")
+    return tuple(sorted(set(values)))
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to compare and how. ``threads=None`` leaves the runtime's default thread count."""
+
+    dense: str | Path
+    sparse: str | Path
+    task: str
+    out: str | Path
+    data_dir: str | Path | None = None
+    backend: str = "ort"
+    batch_sizes: tuple[int, ...] = (1, 8, 32)
+    seq_lens: tuple[int, ...] = (32, 128)
+    threads: int | None = None
+    plan: latency.TimingPlan = field(default_factory=latency.TimingPlan)
+    eval_batch_size: int = 32
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.backend not in sources.BACKENDS:
+            raise UserError(f"unknown backend {self.backend!r}: choose one of {', '.join(sources.BACKENDS)}")
+        object.__setattr__(self, "batch_sizes", parse_sizes(self.batch_sizes, "--batch-sizes"))
+        object.__setattr__(self, "seq_lens", parse_sizes(self.seq_lens, "--seq-lens"))
+        if self.seq_lens[0] < MIN_SEQ_LEN:
+            raise UserError(f"--seq-lens must be at least {MIN_SEQ_LEN} (room for special tokens and text)")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"--threads must be a positive integer, got {self.threads}")
+        if self.eval_batch_size < 1:
+            raise UserError(f"--eval-batch-size must be a positive integer, got {self.eval_batch_size}")
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    out: Path
+    report: dict[str, Any]
+
+
+def _refuse_out(cfg: BenchConfig) -> Path:
+    out = Path(cfg.out)
+    for given in (cfg.dense, cfg.sparse):
+        p = Path(given).resolve()
+        if out.resolve() == p or out.resolve() in p.parents:
+            raise UserError(f"--out {out} would replace {given}; choose another path")
+    if out.exists() and not cfg.overwrite:
+        raise UserError(f"{out} already exists; pass --overwrite to replace it")
+    return out
+
+
+def _require_tensorrt() -> None:
+    from nxm_deploy.export.trt import TensorRTUnavailableError, trt_unavailable_reason
+
+    reason = trt_unavailable_reason()
+    if reason:
+        raise TensorRTUnavailableError(f"--backend trt cannot run here: {reason}")
+
+
+def _tokenizer_dir(source: sources.ModelSource, backend: str) -> Path:
+    if backend == "torch" and source.run_dir is not None:
+        return source.run_dir
+    return source.path
+
+
+def _check_position_limit(cfg: BenchConfig, tokenizer: Any) -> None:
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < 1_000_000 and cfg.seq_lens[-1] > limit:
+        raise UserError(f"--seq-lens {cfg.seq_lens[-1]} exceeds the tokenizer's limit of {limit} tokens")
+
+
+def _accuracy(
+    cfg: BenchConfig,
+    runners: dict[str, Runner],
+    models: dict[str, sources.ModelSource],
+    tokenizer: Any,
+    dev: Any,
+) -> dict[str, Any]:
+    """Score the full dev set through each runner; the ``accuracy`` section of the report."""
+    task = dev.task
+    results: dict[str, accuracy.AccuracyResult] = {}
+    lengths: dict[str, int] = {}
+    cache: dict[int, accuracy.EncodedSplit] = {}
+    for role in _ROLES:
+        runner = runners[role]
+        max_len = models[role].max_seq_len or 128
+        if runner.limits:
+            max_len = min(max_len, runner.limits[1][1])
+        lengths[role] = max_len
+        if max_len not in cache:
+            cache[max_len] = accuracy.encode_split(tokenizer, dev, max_len)
+        log.info("accuracy: %s model over %d %s dev rows", role, len(dev), task.name)
+        results[role] = accuracy.evaluate(
+            runner, tokenizer, cache[max_len], task, dev.labels, cfg.eval_batch_size
+        )
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in results[role].metrics.items())
+        log.info("accuracy: %s %s (%.1f s)", role, metrics, results[role].seconds)
+    dense, sparse = results["dense"], results["sparse"]
+    return {
+        "split": dev.name,
+        "source": dev.source,
+        "examples": len(dev),
+        "batch_size": cfg.eval_batch_size,
+        "max_seq_len": lengths,
+        "order": "rows sorted by token count, batched, each batch padded to its longest row",
+        "main_metric": task.main_metric,
+        "dense": dense.to_json(),
+        "sparse": sparse.to_json(),
+        "difference": {k: sparse.metrics[k] - dense.metrics[k] for k in dense.metrics},
+        "main_difference": sparse.main - dense.main,
+        "agreement": accuracy.agreement(task, dense.logits, sparse.logits),
+    }
+
+
+def _latency(cfg: BenchConfig, runners: dict[str, Runner], tokenizer: Any, dev: Any) -> dict[str, Any]:
+    """Time every (batch, sequence) shape, both models interleaved; the ``latency`` section."""
+    from nxm_deploy.features import fixed_shape_batch
+
+    shapes = []
+    for batch in cfg.batch_sizes:
+        for seq in cfg.seq_lens:
+            enc = fixed_shape_batch(tokenizer, dev.texts_a, dev.texts_b, batch, seq)
+            feed = {k: v.numpy() for k, v in enc.items()}  # each (batch, seq) int64
+            for runner in runners.values():
+                runner.check_shape(batch, seq)
+            calls = {role: runners[role].stage(feed) for role in _ROLES}
+            pair = latency.measure_pair(calls["dense"], calls["sparse"], cfg.plan)
+            row = {
+                "batch": batch,
+                "seq_len": seq,
+                "real_token_fraction": float(np.mean(feed["attention_mask"])),
+                **latency.shape_summary(pair, batch),
+            }
+            shapes.append(row)
+            log.info(
+                "latency %dx%d: dense %.2f ms, sparse %.2f ms (medians of %d pairs), ratio %.3f",
+                batch,
+                seq,
+                row["dense"]["median_ms"],
+                row["sparse"]["median_ms"],
+                row["dense"]["n"],
+                row["ratio"],
+            )
+    return {
+        "method": {
+            "plan": cfg.plan.to_json(),
+            "order": "pairs alternate: dense then sparse, sparse then dense, ...",
+            "timer": "time.perf_counter_ns around one blocking call (CUDA: synchronised inside the call)",
+            "percentiles": "numpy.percentile, linear interpolation",
+            "throughput": "batch / median latency, sequences per second",
+            "inputs": "the first B dev rows (cycled if fewer), tokenized and padded or truncated to exactly "
+            "S tokens; tokenization and host-to-device copies are not timed",
+        },
+        "shapes": shapes,
+        "summary": latency.ratio_summary(shapes),
+    }
+
+
+def _backend_section(cfg: BenchConfig, runners: dict[str, Runner]) -> dict[str, Any]:
+    info = {role: runners[role].info() for role in _ROLES}
+    sparse = info["sparse"]
+    keys = ("runtime", "version", "provider", "device", "precision", "threads")
+    return {
+        "name": cfg.backend,
+        **{k: sparse.get(k) for k in keys},
+        "threads_requested": cfg.threads,
+        "sparse_kernels": bool(sparse["sparse_kernels"]),
+        "sparse_detail": sparse["sparse_detail"],
+        "per_model": info,
+    }
+
+
+def bench(cfg: BenchConfig) -> BenchResult:
+    """Run the comparison and write the report directory ``cfg.out``; see the module docstring."""
+    from nxm_deploy.data import get_task, load_split
+    from nxm_deploy.models import load_tokenizer
+
+    start = time.perf_counter()
+    task = get_task(cfg.task)
+    out = _refuse_out(cfg)
+    if cfg.backend == "trt":
+        _require_tensorrt()
+    models = {role: sources.resolve_source(getattr(cfg, role), role, cfg.backend) for role in _ROLES}
+    sources.check_roles(models["dense"], models["sparse"], task.name)
+    dev = load_split(task, "dev", cfg.data_dir)
+    tokenizers = {role: load_tokenizer(_tokenizer_dir(models[role], cfg.backend)) for role in _ROLES}
+    fingerprint = sources.check_same_tokenizer(
+        tokenizers["dense"], tokenizers["sparse"], dev.texts_a, dev.texts_b
+    )
+    tokenizer = tokenizers["dense"]
+    _check_position_limit(cfg, tokenizer)
+
+    pattern = str(models["sparse"].pattern)
+    log.info("checking the %s pattern of both models", pattern)
+    checks = {role: sparsity.weight_check(models[role], pattern, cfg.backend) for role in _ROLES}
+    sparsity.require_sparse(models["sparse"], checks["sparse"])
+
+    with torch_threads(cfg.threads):
+        log.info("opening both models on %s", cfg.backend)
+        runners = {role: open_runner(cfg.backend, models[role], tokenizer, cfg.threads) for role in _ROLES}
+        backend = _backend_section(cfg, runners)
+        acc = _accuracy(cfg, runners, models, tokenizer, dev)
+        lat = _latency(cfg, runners, tokenizer, dev)
+
+    notes = []
+    if not backend["sparse_kernels"]:
+        notes.append(backend["sparse_detail"])
+    report: dict[str, Any] = {
+        "kind": REPORT_KIND,
+        "schema": 1,
+        **provenance(),
+        "task": task.name,
+        "backend": backend,
+        "models": {role: models[role].describe() for role in _ROLES},
+        "tokenizer": fingerprint,
+        "latency": lat,
+        "accuracy": acc,
+        "sparsity": sparsity.sparsity_section(checks["dense"], checks["sparse"], models["sparse"]),
+        "machine": machine_info(cfg.threads),
+        "versions": library_versions(),
+        "notes": notes,
+        "wall_time_s": round(time.perf_counter() - start, 1),
+    }
+    write_report_dir(report, out, cfg.overwrite)
+    log.info("wrote %s", out)
+    return BenchResult(out, report)

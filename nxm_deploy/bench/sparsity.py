@@ -1,0 +1,93 @@
+"""Per-layer density of the two models, read from the files the bench runs, and the proof that the
+sparse one is sparse.
+
+    rows = weight_check(source, "2:4", "ort")   # CheckReport over the encoder weights
+    require_sparse(sparse_source, rows)         # UserError when no weight holds the pattern
+    section = sparsity_section(dense_rows, sparse_rows, sparse_source)
+
+What is checked is what the backend runs: for ``ort`` and ``trt``, the export's ONNX file
+(``export.check.check_onnx``: every weight that feeds a MatMul/Gemm inside the encoder blocks, groups
+of M along the consumer's reduction axis; the TensorRT engine is built from that ONNX); for ``torch``,
+the run directory's safetensors (2-D encoder weights, groups along the input axis).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nxm_deploy import nm
+from nxm_deploy.bench.sources import ModelSource
+from nxm_deploy.errors import UserError
+from nxm_deploy.verify import CheckReport, TensorCheck
+
+__all__ = ["require_sparse", "sparsity_section", "weight_check"]
+
+
+def weight_check(source: ModelSource, pattern: str, backend: str) -> CheckReport:
+    """The N:M check of the encoder weights that ``backend`` runs (see the module docstring)."""
+    if backend != "torch":
+        from nxm_deploy.export.check import check_onnx
+
+        return check_onnx(source.onnx_path, pattern)
+    from nxm_deploy.verify import check_safetensors
+
+    assert source.run_dir is not None
+    return check_safetensors(source.run_dir, pattern)
+
+
+def _layer(row: TensorCheck) -> str:
+    return row.layer or row.name.removesuffix(".weight")
+
+
+def require_sparse(source: ModelSource, report: CheckReport) -> None:
+    """Some weight holds the pattern, and none of the layers the manifest names as sparse breaks it."""
+    claimed = set(source.layers)
+    broken = [r for r in report.rows if _layer(r) in claimed and not r.ok]
+    if broken:
+        first = broken[0]
+        raise UserError(
+            f"{source.label}: {len(broken)} layer(s) its manifest names as {report.pattern} break the "
+            f"pattern in {report.source}, first {_layer(first)} ({first.bad_groups} of {first.groups} "
+            "groups); export the run again"
+        )
+    if not any(r.ok for r in report.rows):
+        raise UserError(
+            f"{source.label}: no encoder weight in {report.source} holds {report.pattern}; it is not a "
+            "sparse model (pass it as --dense?)"
+        )
+
+
+def sparsity_section(dense: CheckReport, sparse: CheckReport, source: ModelSource) -> dict[str, Any]:
+    """The ``sparsity`` entry of report.json: one row per layer of the sparse model, with the dense
+    model's density of the same layer, and a summary."""
+    p = nm.parse_pattern(sparse.pattern)
+    dense_density = {_layer(r): r.density for r in dense.rows}
+    claimed = set(source.layers)
+    layers = [
+        {
+            "layer": _layer(r),
+            "tensor": r.name,
+            "shape": list(r.shape),
+            "axis": r.axis,
+            "density": r.density,
+            "dense_density": dense_density.get(_layer(r)),
+            "holds_pattern": r.ok,
+            "selected": _layer(r) in claimed,
+        }
+        for r in sparse.rows
+    ]
+    weights = [r.groups * p.m for r in sparse.rows]  # elements per tensor
+    nonzero = sum(r.density * w for r, w in zip(sparse.rows, weights, strict=True))
+    return {
+        "pattern": str(p),
+        "pattern_density": p.n / p.m,
+        "source": sparse.source,
+        "dense_source": dense.source,
+        "layers": layers,
+        "summary": {
+            "layers": len(layers),
+            "selected": sum(1 for row in layers if row["selected"]),
+            "holding_pattern": sum(1 for row in layers if row["holds_pattern"]),
+            "encoder_density": nonzero / sum(weights) if weights else None,
+        },
+    }
