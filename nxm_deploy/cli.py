@@ -53,7 +53,9 @@ class Group(click.Group):
         except UserError as exc:
             if ctx.meta.get("nxm_verbose"):
                 traceback.print_exc()
-            raise CliError(str(exc)) from exc
+            err = CliError(str(exc))
+            err.exit_code = getattr(exc, "exit_code", 1)
+            raise err from exc
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -247,12 +249,236 @@ def train(**opts: Any) -> None:
     click.echo(f"run written to {result.run_dir}: {metrics}")
 
 
-cli.command(name="export", help="Export a run to ONNX / TensorRT with the pattern proven.")(
-    _not_built("export", 4)
+# ---- export ----------------------------------------------------------------------------------
+
+
+def _default_opset() -> int:
+    from nxm_deploy.export.onnx import DEFAULT_OPSET
+
+    return DEFAULT_OPSET
+
+
+def _shape_profile(shapes: Sequence[str | None]) -> Any:
+    """A TensorRT shape profile from --min/--opt/--max-shape (all three or none)."""
+    if not any(shapes):
+        return None
+    if not all(shapes):
+        raise click.UsageError("give --min-shape, --opt-shape and --max-shape together (or none of them)")
+    from nxm_deploy.export.trt import ShapeProfile
+
+    return ShapeProfile.parse(*shapes)
+
+
+def _echo_export(result: Any) -> None:
+    m = result.manifest
+    onnx, sparsity, par, trt_section = m["onnx"], m["sparsity"], m["parity"], m["tensorrt"]
+    click.echo(f"exported {m['source_run']['path']} -> {result.out}")
+    inputs = ", ".join(i["name"] for i in onnx["inputs"])
+    click.echo(f"  onnx: {onnx['file']}, opset {onnx['opset']}, inputs {inputs} [batch, sequence]")
+    if sparsity["pattern"]:
+        n = len(sparsity["sparse_layers"])
+        click.echo(f"  N:M: all {n} sparse layers hold {sparsity['pattern']} in the ONNX graph")
+    else:
+        click.echo("  N:M: dense run, exported dense")
+    tol = ", ".join(f"{k} atol {v['atol']:g} rtol {v['rtol']:g}" for k, v in par["tolerance"].items())
+    click.echo(
+        f"  parity vs PyTorch: max abs diff {par['max_abs_diff']:.2e} over {len(par['cases'])} cases ({tol}) "
+        f"on {par['inputs']['source']}"
+    )
+    if par["inputs"]["fallback_reason"]:
+        click.echo(f"warning: parity ran on built-in sentences: {par['inputs']['fallback_reason']}", err=True)
+    if trt_section["built"]:
+        click.echo(
+            f"  tensorrt: {trt_section['engine']} built, sparse kernels picked for "
+            f"{len(trt_section['sparse_layers'])} of {len(trt_section['eligible_layers'])} eligible layers"
+        )
+    elif not trt_section["requested"]:
+        click.echo(f"  tensorrt: not requested (--engine onnx); {trt_section['build_script']} written")
+    else:
+        click.echo(
+            f"  tensorrt: not built; {trt_section['build_script']} written: run it on a machine with "
+            "TensorRT and an NVIDIA GPU"
+        )
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=str))
+@click.option("--out", required=True, type=click.Path(path_type=str), help="Export directory to write.")
+@click.option(
+    "--engine",
+    type=click.Choice(["onnx", "trt"]),
+    default="onnx",
+    show_default=True,
+    help="onnx: model.onnx; trt: also a TensorRT engine built with sparse weights allowed.",
 )
-cli.command(name="bench", help="Latency and accuracy of a sparse export against a dense one.")(
-    _not_built("bench", 5)
+@click.option(
+    "--opset", type=int, default=_default_opset(), show_default=True, help="ONNX opset, 17 or newer."
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "fp16"]),
+    default="fp32",
+    show_default=True,
+    help="Precision of the TensorRT engine (the ONNX and its parity check are fp32).",
+)
+@click.option("--min-shape", metavar="BxS", help="TensorRT profile: smallest batch x sequence.")
+@click.option("--opt-shape", metavar="BxS", help="TensorRT profile: batch x sequence to tune for.")
+@click.option("--max-shape", metavar="BxS", help="TensorRT profile: largest batch x sequence.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=str),
+    default=None,
+    help="GLUE root for the parity sentences; default $GLUE_DIR, else the hub, else built-in ones.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out, once the new one is complete.")
+@click.option(
+    "--triton-repo",
+    type=click.Path(path_type=str),
+    default=None,
+    help="Also write a Triton model repository entry DIR/NAME (ONNX Runtime, or the TensorRT plan when "
+    "built); see docs/serving.md.",
+)
+@click.option("--triton-name", default=None, help="Triton model name [the --out folder's name].")
+@click.option("--triton-max-batch", type=int, default=32, show_default=True, help="Triton max_batch_size.")
+@click.pass_context
+def export(
+    ctx: click.Context,
+    run_dir: str,
+    out: str,
+    engine: str,
+    opset: int,
+    precision: str,
+    min_shape: str | None,
+    opt_shape: str | None,
+    max_shape: str | None,
+    data_dir: str | None,
+    overwrite: bool,
+    triton_repo: str | None,
+    triton_name: str | None,
+    triton_max_batch: int,
+) -> None:
+    """Export RUN_DIR (written by train) to --out, with the N:M pattern proven at each step.
+
+    Checks the run's weights against the pattern its manifest claims, exports model.onnx (dynamic
+    batch and sequence), checks the pattern again on the ONNX graph along each MatMul/Gemm's
+    reduction axis, compares ONNX Runtime with PyTorch on dev sentences of the run's task, and
+    writes the tokenizer, build_engine.sh (a trtexec command) and export.json. The directory is
+    built beside --out and renamed into place only when complete. With --triton-repo DIR it also
+    writes DIR/NAME, a Triton Inference Server model (docs/serving.md).
+
+    The TensorRT shape profile defaults to 1x8, 8x128, 32x512 (sequence capped by the model's
+    position limit).
+
+    Exit codes: 0 done; 1 a mistake in the input (not a run directory, unreadable weights, weights
+    that break the claimed pattern, --out exists, ONNX/PyTorch parity failure); 2 usage error;
+    3 --engine trt where TensorRT or an NVIDIA GPU is missing: the export directory is complete
+    but has no engine (run its build_engine.sh on a machine with both).
+    """
+    from nxm_deploy.export import trt
+    from nxm_deploy.export.pipeline import ExportOptions, export_run
+
+    options = ExportOptions(
+        engine=engine,
+        opset=opset,
+        precision=precision,
+        profile=_shape_profile((min_shape, opt_shape, max_shape)),
+        data_dir=data_dir,
+        overwrite=overwrite,
+    )
+    if triton_repo:  # refuse a bad name or an existing model before the export, not after it
+        from nxm_deploy.runtime.triton import (
+            TritonOptions,
+            check_triton_target,
+            model_name_for,
+            write_triton_repo,
+        )
+
+        triton = TritonOptions(triton_name or model_name_for(out), triton_max_batch, overwrite=overwrite)
+        check_triton_target(triton_repo, triton)
+    result = export_run(run_dir, out, options, progress=lambda msg: click.echo(f"[export] {msg}", err=True))
+    _echo_export(result)
+    if triton_repo:
+        model = write_triton_repo(result.out, triton_repo, triton)
+        buckets = ", ".join(map(str, model.buckets))
+        click.echo(
+            f"  triton: {model.path} ({model.platform}, max batch {model.max_batch_size}, "
+            f"sequence buckets {buckets})"
+        )
+    if result.trt_unavailable:
+        click.echo(f"error: TensorRT engine not built: {result.trt_unavailable}", err=True)
+        ctx.exit(trt.EXIT_TRT_UNAVAILABLE)
+
+
+# ---- bench -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--dense", required=True, type=click.Path(path_type=str), help="Dense model's export directory."
+)
+@click.option(
+    "--sparse", required=True, type=click.Path(path_type=str), help="Sparse model's export directory."
+)
+@click.option("--task", required=True, help="GLUE task both models were trained on.")
+@click.option(
+    "--data-dir", default=None, help="GLUE root (one folder per task); default $GLUE_DIR, else the hub."
+)
+@click.option("--out", required=True, type=click.Path(path_type=str), help="Report directory to write.")
+@click.option(
+    "--backend",
+    type=click.Choice(["ort", "trt", "torch"]),
+    default="ort",
+    show_default=True,
+    help="ort: ONNX Runtime CPU; trt: the exports' TensorRT engines; torch: the runs in PyTorch "
+    "(--dense/--sparse may then be run directories).",
+)
+@click.option("--batch-sizes", default="1,8,32", show_default=True, help="Comma-separated batch sizes.")
+@click.option("--seq-lens", default="32,128", show_default=True, help="Comma-separated sequence lengths.")
+@click.option("--threads", type=int, default=None, help="ONNX Runtime intra-op (and PyTorch) threads.")
+@click.option("--warmup", type=int, default=3, show_default=True, help="Untimed calls per model and shape.")
+@click.option("--repeats", type=int, default=30, show_default=True, help="Timed pairs per shape, at least.")
+@click.option(
+    "--min-time", type=float, default=1.0, show_default=True, help="Timed seconds per shape, at least."
+)
+@click.option(
+    "--max-time", type=float, default=15.0, show_default=True, help="Stop a shape after these seconds."
+)
+@click.option(
+    "--eval-batch-size", type=int, default=32, show_default=True, help="Batch size of the dev pass."
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out, once the new one is complete.")
+def bench(**opts: Any) -> None:
+    """Latency and dev accuracy of a sparse export against a dense one, on the same runtime.
+
+    Times every --batch-sizes x --seq-lens shape on real dev text padded or truncated to it, the two
+    models interleaved; scores the full dev set through the same runtime; checks the sparse model's
+    pattern per layer; writes report.json, report.md and PNG plots to --out (docs/bench.md).
+
+    Exit codes: 0 done; 1 a mistake in the input (mismatched tasks or tokenizers, a dense model
+    given as --sparse, missing data, TensorRT or a GPU missing for --backend trt); 2 usage error.
+    """
+    from nxm_deploy.bench import BenchConfig, TimingPlan
+    from nxm_deploy.bench import bench as run_bench
+
+    _setup_logging()
+    plan = TimingPlan(opts.pop("warmup"), opts.pop("repeats"), opts.pop("min_time"), opts.pop("max_time"))
+    result = run_bench(BenchConfig(plan=plan, **opts))
+    r = result.report
+    ratio = r["latency"]["summary"]["ratio"]
+    acc = r["accuracy"]
+    click.echo(f"report written to {result.out}")
+    click.echo(
+        f"  latency: sparse/dense median ratio {ratio['min']:.3f} to {ratio['max']:.3f} "
+        f"(geometric mean {ratio['geomean']:.3f}) over {r['latency']['summary']['shapes']} shapes"
+    )
+    click.echo(
+        f"  {acc['main_metric']}: dense {acc['dense']['main']:.4f}, sparse {acc['sparse']['main']:.4f} "
+        f"({acc['main_difference']:+.4f}) on {acc['examples']} dev rows"
+    )
+    for note in r["notes"]:
+        click.echo(f"  note: {note}")
+
+
 cli.command(name="demo", help="The main job end to end on the shipped MiniLM and SST-2.")(
     _not_built("demo", 5)
 )

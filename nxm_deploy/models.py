@@ -154,7 +154,8 @@ def linear_layers(model: nn.Module) -> dict[str, nn.Linear]:
     return {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
 
 
-def _in_encoder_block(name: str) -> bool:
+def in_encoder_block(name: str) -> bool:
+    """Whether a module or tensor name lies inside an encoder block (has a numeric block index)."""
     return _BLOCK_INDEX.search(name) is not None
 
 
@@ -182,7 +183,7 @@ def select_layers(
     if include:
         names = [n for n in layers if any(fnmatch.fnmatchcase(n, g) for g in include)]
     else:
-        names = [n for n in layers if _in_encoder_block(n)]
+        names = [n for n in layers if in_encoder_block(n)]
     names = [n for n in names if not any(fnmatch.fnmatchcase(n, g) for g in exclude)]
     if not names:
         raise ModelError(

@@ -108,30 +108,34 @@ class CheckReport:
 
 
 def format_table(rows: Sequence[TensorCheck]) -> str:
-    """A plain-text table, one tensor per line."""
-    header = ("tensor", "shape", "axis", "groups", "bad", "density")
+    """A plain-text table, one tensor per line; a ``layer`` column names the PyTorch layer when the
+    tensor's own name does not (ONNX initializers)."""
+    header: tuple[str, ...] = ("tensor", "shape", "axis", "groups", "bad", "density")
     body = [
-        (
-            r.name,
-            "x".join(map(str, r.shape)),
-            str(r.axis),
-            str(r.groups),
-            str(r.bad_groups),
-            f"{r.density:.3f}",
-        )
+        (r.name, "x".join(map(str, r.shape)), str(r.axis), str(r.groups), str(r.bad_groups),
+         f"{r.density:.3f}")
         for r in rows
-    ]
+    ]  # fmt: skip
+    if any(r.layer and r.layer != r.name.removesuffix(".weight") for r in rows):
+        header = (*header, "layer")
+        body = [(*b, r.layer or "?") for b, r in zip(body, rows, strict=True)]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
     for b in body:
-        cells = [b[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(b[1:], widths[1:], strict=True)]
-        lines.append("  ".join(cells))
+        cells = [b[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(b[1:6], widths[1:6], strict=True)]
+        cells += [c.ljust(w) for c, w in zip(b[6:], widths[6:], strict=True)]
+        lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
 
 def _glob_filter(names: Iterable[str], include: Sequence[str], exclude: Sequence[str]) -> list[str]:
     out = [n for n in names if not include or any(fnmatch.fnmatchcase(n, g) for g in include)]
     return [n for n in out if not any(fnmatch.fnmatchcase(n, g) for g in exclude)]
+
+
+def _natural_key(name: str) -> list[int | str]:
+    """Sort ``layer.2`` before ``layer.10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def safetensors_files(path: Path) -> list[Path]:
@@ -176,7 +180,7 @@ def check_safetensors(
     candidates = [k for k, v in tensors.items() if v.dim() == 2 and v.is_floating_point()]
     if not include:
         candidates = [k for k in candidates if _ENCODER_WEIGHT.search(k)]
-    names = _glob_filter(candidates, include, exclude)
+    names = sorted(_glob_filter(candidates, include, exclude), key=_natural_key)
     rows = [check_tensor(n, tensors[n], p, axis=1, layer=n.removesuffix(".weight")) for n in names]
     return CheckReport(str(path), p, rows)
 
@@ -208,6 +212,20 @@ def check_run_dir(run_dir: str | Path, pattern: str | nm.Pattern | None = None) 
     return CheckReport(str(run_dir), p, rows)
 
 
+def _check_export_dir(
+    path: Path, pattern: str | None, include: Sequence[str], exclude: Sequence[str]
+) -> CheckReport:
+    """An export directory: its ONNX, against the pattern its manifest records (dense: density only)."""
+    from nxm_deploy.manifest import read_json
+
+    manifest = read_json(path / "export.json", "export manifest")
+    claimed = (manifest.get("sparsity") or {}).get("pattern")
+    report = check_path(path / "model.onnx", pattern or claimed or "2:4", include, exclude)
+    if claimed or pattern:
+        return report
+    return CheckReport(f"{path} (dense export)", report.pattern, report.rows, expect_sparse=False)
+
+
 def check_path(
     path: str | Path,
     pattern: str | None = None,
@@ -222,7 +240,7 @@ def check_path(
         if (path / RUN_MANIFEST).is_file():
             return check_run_dir(path, pattern)
         if (path / "export.json").is_file() and (path / "model.onnx").is_file():
-            return check_path(path / "model.onnx", pattern, include, exclude)
+            return _check_export_dir(path, pattern, include, exclude)
         raise UserError(
             f"{path} is neither a run directory (no {RUN_MANIFEST}) nor an export directory; "
             "pass a run directory, a .safetensors or an .onnx file"

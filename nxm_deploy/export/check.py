@@ -42,7 +42,7 @@ import numpy as np
 
 from nxm_deploy import nm
 from nxm_deploy.errors import ExportError, UserError
-from nxm_deploy.models import _in_encoder_block
+from nxm_deploy.models import in_encoder_block
 from nxm_deploy.verify import CheckReport, TensorCheck, check_tensor
 
 if TYPE_CHECKING:
@@ -278,7 +278,7 @@ def _selected(
     if include:
         chosen = [w for w in weights if _matches(w, include)]
     else:
-        chosen = [w for w in weights if _in_encoder_block(w.layer or w.name)]
+        chosen = [w for w in weights if in_encoder_block(w.layer or w.name)]
     return [w for w in chosen if not _matches(w, exclude)]
 
 

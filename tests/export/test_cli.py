@@ -93,8 +93,15 @@ def test_check_onnx_prints_the_table(sparse_export):
         result = run_cli("check", target)
         assert result.exit_code == 0, result.output
         lines = result.stdout.splitlines()
-        assert lines[0].split() == ["tensor", "shape", "axis", "groups", "bad", "density"]
-        assert lines[1].split()[1:] == ["32x32", "0", "256", "0", "0.500"]
+        assert lines[0].split() == ["tensor", "shape", "axis", "groups", "bad", "density", "layer"]
+        assert lines[1].split()[1:] == [
+            "32x32",
+            "0",
+            "256",
+            "0",
+            "0.500",
+            "bert.encoder.layer.0.attention.self.query",
+        ]
         assert lines[-1] == "ok: all 12 tensors hold 2:4"
     as_json = json.loads(run_cli("check", sparse_export / "model.onnx", "--json").stdout)
     assert as_json["tensors"][0]["layer"] == "bert.encoder.layer.0.attention.self.query"
