@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -87,12 +88,9 @@ class SparsityState:
 
     def penalty(self) -> torch.Tensor:
         """``rho/2 * sum ||W - Z + U||^2`` over the selected layers (differentiable in W)."""
-        total = None
-        for n, w in self.weights.items():
-            term = (w - self._target[n]).pow(2).sum()
-            total = term if total is None else total + term
-        assert total is not None
-        return 0.5 * self.rho * total
+        names = list(self.weights)
+        return _Penalty.apply(self.rho, len(names), *(self.weights[n] for n in names),
+                              *(self._target[n] for n in names))  # fmt: skip
 
     @torch.no_grad()
     def admm_update(self, schedule: AdmmSchedule) -> Residuals:
@@ -210,3 +208,31 @@ class SparsityState:
         self.last = Residuals(**last) if last else None
         self._refresh_targets()
         return meta
+
+
+class _Penalty(torch.autograd.Function):
+    """``rho/2 * sum_i ||W_i - T_i||^2`` with ``T = Z - U`` held constant.
+
+    The same value and gradient (``rho * (W - T)``) as writing it with tensor ops, in fewer passes
+    over the 10M+ selected weights: the forward keeps no difference tensors, the backward recomputes
+    them, and ``torch.dist`` reads both tensors once without a temporary.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, rho: float, n: int, *tensors: torch.Tensor) -> torch.Tensor:
+        weights, targets = tensors[:n], tensors[n:]
+        ctx.rho = rho
+        ctx.n = n
+        ctx.save_for_backward(*weights, *targets)
+        total = torch.zeros((), dtype=torch.float32, device=weights[0].device)
+        for w, t in zip(weights, targets, strict=True):
+            total += torch.dist(w, t).float().square()
+        return 0.5 * rho * total
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        saved = ctx.saved_tensors
+        weights, targets = saved[: ctx.n], saved[ctx.n :]
+        scale = ctx.rho * grad
+        grads = [torch.sub(w, t).mul_(scale.to(w.dtype)) for w, t in zip(weights, targets, strict=True)]
+        return (None, None, *grads, *([None] * ctx.n))
