@@ -12,9 +12,7 @@ learning-rate schedule. The run directory holds, at its top level, only ``save_p
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -35,13 +33,14 @@ from nxm_deploy.admm.checkpoints import (
     step_of,
 )
 from nxm_deploy.admm.config import TrainConfig
+from nxm_deploy.admm.dist import barrier, init_distributed, rank, world_size
+from nxm_deploy.admm.inputs import TaskData, load_student, load_task_data, load_teacher
 from nxm_deploy.admm.registry import Budget, Phase, get_method
 from nxm_deploy.admm.sparsity import AdmmSchedule, SparsityState
 from nxm_deploy.admm.trainer import NxmTrainer
 from nxm_deploy.admm.trainlog import LOG_NAME, TrainLog
 from nxm_deploy.errors import SparsityError, UserError
-from nxm_deploy.features import EncodedDataset, encode, rows_fingerprint, subset_indices
-from nxm_deploy.manifest import RUN_MANIFEST, provenance, read_json, read_run_manifest, write_json_atomic
+from nxm_deploy.manifest import RUN_MANIFEST, provenance, read_json, write_json_atomic
 
 log = logging.getLogger("nxm_deploy.train")
 
@@ -51,116 +50,6 @@ class RunResult:
     run_dir: Path
     metrics: dict[str, float]
     manifest: dict[str, Any]
-
-
-def _rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
-def _world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def _init_distributed() -> None:
-    """Under torchrun, join the process group now (gloo on CPU, NCCL on GPUs), so that the
-    checks and writes before Trainer starts can synchronise."""
-    if _world_size() > 1:
-        from accelerate import PartialState
-
-        PartialState()
-
-
-def _barrier() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-
-
-# ---- inputs ---------------------------------------------------------------------------------
-
-
-@dataclass
-class TaskData:
-    task: Any  # nxm_deploy.data.GlueTask
-    train: EncodedDataset
-    dev: dict[str, EncodedDataset]  # split name -> rows
-    info: dict[str, Any]
-
-
-def load_task_data(cfg: TrainConfig, tokenizer: Any) -> TaskData:
-    from nxm_deploy.data import get_task, load_split, resolve_data_dir
-
-    task = get_task(cfg.task)
-    data_dir = resolve_data_dir(cfg.data_dir)
-    train = load_split(task, task.train_split, data_dir)
-    idx = subset_indices(len(train), cfg.max_train_samples)
-    a = [train.texts_a[i] for i in idx]
-    b = [train.texts_b[i] for i in idx] if train.texts_b is not None else None
-    y = [train.labels[i] for i in idx]
-    info: dict[str, Any] = {
-        "source": train.source,
-        "train_rows": len(idx),
-        "train_rows_in_file": len(train),
-        "train_subset": "all" if len(idx) == len(train) else f"fixed random subset (seed 0) of {len(idx)}",
-        "train_sha256": rows_fingerprint(a, b, y),
-        "dev": {},
-    }
-    dev: dict[str, EncodedDataset] = {}
-    for split_name in task.dev_splits:
-        split = load_split(task, split_name, data_dir)
-        n = len(split) if cfg.max_eval_samples is None else min(cfg.max_eval_samples, len(split))
-        db = split.texts_b[:n] if split.texts_b is not None else None
-        dev[split_name] = encode(tokenizer, split.texts_a[:n], db, split.labels[:n], cfg.max_seq_len)
-        info["dev"][split_name] = {"source": split.source, "rows": n, "rows_in_file": len(split)}
-    return TaskData(task, encode(tokenizer, a, b, y, cfg.max_seq_len), dev, info)
-
-
-def _check_teacher(teacher_dir: str, task_name: str, num_labels: int) -> nn.Module:
-    from nxm_deploy.data import get_task
-    from nxm_deploy.models import load_model
-
-    manifest = read_run_manifest(teacher_dir)
-    if get_task(str(manifest.get("task"))).name != task_name:
-        raise UserError(
-            f"teacher {teacher_dir} was trained on {manifest.get('task')}, not {task_name}; "
-            "pass a dense run of the same task"
-        )
-    teacher, _ = load_model(teacher_dir)
-    if teacher.config.num_labels != num_labels:
-        raise UserError(
-            f"teacher {teacher_dir} has {teacher.config.num_labels} labels, the task has {num_labels}"
-        )
-    teacher.eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher
-
-
-def _load_student(cfg: TrainConfig, task: Any) -> tuple[nn.Module, Any, dict[str, Any] | None]:
-    from nxm_deploy.models import load_model
-
-    if cfg.init_from is not None:
-        init = read_run_manifest(cfg.init_from)
-        from nxm_deploy.data import get_task
-
-        if get_task(str(init.get("task"))).name != task.name:
-            raise UserError(
-                f"--init-from run {cfg.init_from} was trained on {init.get('task')}, not {task.name}"
-            )
-        if init.get("pattern"):
-            raise UserError(
-                f"--init-from run {cfg.init_from} is sparse ({init['pattern']}); pass a dense run"
-            )
-        model, tok = load_model(cfg.init_from)
-        return model, tok, init
-    id2label = dict(enumerate(task.labels)) if task.labels else None
-    model, tok = load_model(
-        cfg.model,  # type: ignore[arg-type]
-        num_labels=task.num_labels,
-        problem_type="regression" if task.is_regression else "single_label_classification",
-        id2label=id2label,
-        ignore_mismatched_sizes=True,
-    )
-    return model, tok, None
 
 
 # ---- the run directory ---------------------------------------------------------------------
@@ -184,13 +73,13 @@ def _prepare_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
             raise UserError(
                 f"{run_dir} already exists; pass --resume to continue it or --overwrite to replace it"
             )
-        if _rank() == 0:
+        if rank() == 0:
             shutil.rmtree(run_dir)
-    _barrier()
-    if _rank() == 0:
+    barrier()
+    if rank() == 0:
         saved.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(saved, cfg.comparable())
-    _barrier()
+    barrier()
 
 
 def _load_weights(model: nn.Module, directory: Path) -> None:
@@ -213,7 +102,7 @@ def _load_weights(model: nn.Module, directory: Path) -> None:
 def _training_args(cfg: TrainConfig, phase: Phase, phase_dir: Path) -> Any:
     from transformers import TrainingArguments
 
-    world = _world_size()
+    world = world_size()
     if cfg.batch_size % world:
         raise UserError(f"--batch-size {cfg.batch_size} does not divide over {world} processes")
     return TrainingArguments(
@@ -261,115 +150,143 @@ def _start_phase(phase: Phase, sparsity: SparsityState, cfg: TrainConfig) -> Non
             sparsity.hard_prune()
 
 
+@dataclass
+class _Run:
+    """Everything the phases of one run share."""
+
+    cfg: TrainConfig
+    sparse: bool
+    task: Any
+    model: nn.Module
+    tokenizer: Any
+    teacher: nn.Module | None
+    data: TaskData
+    sparsity: SparsityState
+    trainlog: TrainLog
+    root: Path
+
+    def trainer(self, phase: Phase, index: int, callbacks: list[Any]) -> NxmTrainer:
+        phase_dir = self.root / phase.dirname(index)
+        return NxmTrainer(
+            model=self.model,
+            args=_training_args(self.cfg, phase, phase_dir),
+            train_dataset=self.data.train,
+            processing_class=self.tokenizer,
+            callbacks=callbacks,
+            sparsity=self.sparsity if self.sparse else None,
+            regression=self.task.is_regression,
+            teacher=self.teacher,
+            kd_alpha=self.cfg.kd_alpha,
+            kd_temperature=self.cfg.kd_temperature,
+            phase_dir=phase_dir,
+        )
+
+
+def _run_phase(run: _Run, phase: Phase, i: int, n_phases: int) -> dict[str, Any]:
+    """Train one phase (resuming it where possible), evaluate, and save its final state."""
+    cfg, sparsity, trainlog = run.cfg, run.sparsity, run.trainlog
+    phase_dir = run.root / phase.dirname(i)
+    final = phase_dir / "final"
+    head = {"phase": i, "kind": phase.kind, "epochs": phase.epochs}
+    if cfg.resume and is_complete(final):
+        _load_weights(run.model, final)
+        meta = sparsity.load(final)
+        log.info("phase %d/%d (%s) already complete; skipped", i + 1, n_phases, phase.kind)
+        return {**head, **meta.get("end", {})}
+    ckpt = newest_complete(phase_dir) if cfg.resume else None
+    if cfg.resume and rank() == 0:
+        discard_after(phase_dir, ckpt)
+    barrier()
+    if ckpt is not None:
+        sparsity.load(ckpt)
+        trainlog.truncate_after(i, step_of(ckpt))
+        log.info("phase %d/%d (%s): resuming from %s", i + 1, n_phases, phase.kind, ckpt)
+    else:
+        if cfg.resume:
+            trainlog.truncate_after(i, 0)
+        _start_phase(phase, sparsity, cfg)
+        trainlog.write({"phase": i, "phase_kind": phase.kind, "step": 0, "event": "phase_start",
+                        "epochs": phase.epochs, "masked": sparsity.masked})  # fmt: skip
+        log.info("phase %d/%d: %s for %g epochs", i + 1, n_phases, phase.kind, phase.epochs)
+    callbacks: list[Any] = [
+        LogCallback(trainlog, i, phase.kind),
+        StateCheckpointCallback(sparsity, {"phase": i, "phase_kind": phase.kind}),
+    ]
+    if phase.kind == "masked":
+        callbacks.append(MaskCallback(sparsity))
+    if phase.kind == "admm":
+        schedule = AdmmSchedule(cfg.rho, cfg.rho_max, cfg.rho_growth)
+        callbacks.append(AdmmCallback(sparsity, schedule, cfg.admm_interval, trainlog, i))
+    trainer = run.trainer(phase, i, callbacks)
+    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    metrics = _evaluate(trainer, run.data)
+    end: dict[str, Any] = {"metrics": metrics, "steps": trainer.state.global_step}
+    if sparsity.admm_active and sparsity.last is not None:
+        end["primal_residual"] = sparsity.last.primal
+        end["rho"] = sparsity.rho
+    trainlog.write({"phase": i, "phase_kind": phase.kind, "step": trainer.state.global_step,
+                    "event": "phase_end", **end})  # fmt: skip
+    log.info("phase %d/%d (%s) done: %s", i + 1, n_phases, phase.kind, _fmt(metrics))
+    if rank() == 0:
+        final.mkdir(parents=True, exist_ok=True)
+        run.model.save_pretrained(final)
+        sparsity.save(final, {"phase": i, "phase_kind": phase.kind, "end": end})
+        mark_complete(final)
+    barrier()
+    return {**head, **end}
+
+
 def train(cfg: TrainConfig) -> RunResult:
     """Run every phase of ``cfg.method`` and write the run directory; returns its metrics."""
     from transformers import set_seed
 
+    from nxm_deploy.data import get_task
+    from nxm_deploy.models import select_layers
+
     t0 = time.time()
-    _init_distributed()
+    init_distributed()
     method = get_method(cfg.method)
     pattern = nm.parse_pattern(cfg.pattern)
-    from nxm_deploy.data import get_task
-
     task = get_task(cfg.task)
     run_dir = Path(cfg.out)
     if cfg.teacher is not None and not method.sparse:
         raise UserError("--teacher distils into a sparse method; the dense method takes no teacher")
     set_seed(cfg.seed)  # the fresh classifier head is drawn from this seed
-    model, tokenizer, init = _load_student(cfg, task)
+    model, tokenizer, init = load_student(cfg, task)
     init_epochs = float(init.get("epochs_total", 0)) if init else 0.0
     phases = method.plan(Budget(cfg.epochs, init_epochs, cfg.admm_epochs, cfg.dense_epochs))
-    layers: list[str] = []
-    if method.sparse:
-        from nxm_deploy.models import select_layers
-
-        layers = select_layers(model, pattern, cfg.include, cfg.exclude)
-    teacher = _check_teacher(cfg.teacher, task.name, task.num_labels) if cfg.teacher else None
+    layers = select_layers(model, pattern, cfg.include, cfg.exclude) if method.sparse else []
+    teacher = load_teacher(cfg.teacher, task.name, task.num_labels) if cfg.teacher else None
     data = load_task_data(cfg, tokenizer)
     _prepare_run_dir(cfg, run_dir)
-    trainlog = TrainLog(run_dir / LOG_NAME, enabled=_rank() == 0)
     sparsity = SparsityState(model, layers, pattern)
-    schedule = AdmmSchedule(cfg.rho, cfg.rho_max, cfg.rho_growth)
-    root = checkpoints_root(run_dir)
-    phase_metrics: list[dict[str, Any]] = []
+    trainlog = TrainLog(run_dir / LOG_NAME, enabled=rank() == 0)
+    run = _Run(
+        cfg,
+        method.sparse,
+        task,
+        model,
+        tokenizer,
+        teacher,
+        data,
+        sparsity,
+        trainlog,
+        checkpoints_root(run_dir),
+    )
     log.info(
         "%s on %s: %s; %d train rows, %d selected layers, %s",
         cfg.method, task.name, " + ".join(f"{p.kind} {p.epochs:g} ep" for p in phases),
         len(data.train), len(layers), f"pattern {pattern}" if method.sparse else "dense",
     )  # fmt: skip
-    for i, phase in enumerate(phases):
-        phase_dir = root / phase.dirname(i)
-        final = phase_dir / "final"
-        if cfg.resume and is_complete(final):
-            _load_weights(model, final)
-            meta = sparsity.load(final)
-            phase_metrics.append(
-                {"phase": i, "kind": phase.kind, "epochs": phase.epochs, **meta.get("end", {})}
-            )
-            log.info("phase %d/%d (%s) already complete; skipped", i + 1, len(phases), phase.kind)
-            continue
-        ckpt = newest_complete(phase_dir) if cfg.resume else None
-        if cfg.resume and _rank() == 0:
-            discard_after(phase_dir, ckpt)
-        _barrier()
-        if ckpt is not None:
-            sparsity.load(ckpt)
-            trainlog.truncate_after(i, step_of(ckpt))
-            log.info("phase %d/%d (%s): resuming from %s", i + 1, len(phases), phase.kind, ckpt)
-        else:
-            if cfg.resume:
-                trainlog.truncate_after(i, 0)
-            _start_phase(phase, sparsity, cfg)
-            trainlog.write({"phase": i, "phase_kind": phase.kind, "step": 0, "event": "phase_start",
-                            "epochs": phase.epochs, "masked": sparsity.masked})  # fmt: skip
-            log.info("phase %d/%d: %s for %g epochs", i + 1, len(phases), phase.kind, phase.epochs)
-        callbacks: list[Any] = [
-            LogCallback(trainlog, i, phase.kind),
-            StateCheckpointCallback(sparsity, {"phase": i, "phase_kind": phase.kind}),
-        ]
-        if phase.kind == "masked":
-            callbacks.append(MaskCallback(sparsity))
-        if phase.kind == "admm":
-            callbacks.append(AdmmCallback(sparsity, schedule, cfg.admm_interval, trainlog, i))
-        trainer = NxmTrainer(
-            model=model,
-            args=_training_args(cfg, phase, phase_dir),
-            train_dataset=data.train,
-            processing_class=tokenizer,
-            callbacks=callbacks,
-            sparsity=sparsity if method.sparse else None,
-            regression=task.is_regression,
-            teacher=teacher,
-            kd_alpha=cfg.kd_alpha,
-            kd_temperature=cfg.kd_temperature,
-            phase_dir=phase_dir,
-        )
-        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-        metrics = _evaluate(trainer, data)
-        end = {"metrics": metrics, "steps": trainer.state.global_step}
-        if sparsity.admm_active and sparsity.last is not None:
-            end["primal_residual"] = sparsity.last.primal
-            end["rho"] = sparsity.rho
-        phase_metrics.append({"phase": i, "kind": phase.kind, "epochs": phase.epochs, **end})
-        trainlog.write({"phase": i, "phase_kind": phase.kind, "step": trainer.state.global_step,
-                        "event": "phase_end", **end})  # fmt: skip
-        log.info("phase %d/%d (%s) done: %s", i + 1, len(phases), phase.kind, _fmt(metrics))
-        if _rank() == 0:
-            final.mkdir(parents=True, exist_ok=True)
-            model.save_pretrained(final)
-            sparsity.save(final, {"phase": i, "phase_kind": phase.kind, "end": end})
-            mark_complete(final)
-        _barrier()
-
-    if method.sparse and not sparsity.masked:  # e.g. admm with --admm-epochs == --epochs
-        sparsity.stop_admm()
-        sparsity.hard_prune()
-        phase_metrics.append({"phase": len(phases), "kind": "hard_prune", "epochs": 0})
-    metrics = phase_metrics[-1].get("metrics") if phase_metrics and "metrics" in phase_metrics[-1] else None
-    if metrics is None:
-        metrics = _evaluate(trainer, data)  # after a final hard prune
+    phase_results = [_run_phase(run, phase, i, len(phases)) for i, phase in enumerate(phases)]
+    metrics = phase_results[-1]["metrics"]
+    if method.sparse and not run.sparsity.masked:  # admm with --admm-epochs == --epochs: prune at the end
+        run.sparsity.stop_admm()
+        run.sparsity.hard_prune()
+        metrics = _evaluate(run.trainer(phases[-1], len(phases) - 1, []), data)
+        phase_results.append({"phase": len(phases), "kind": "hard_prune", "epochs": 0, "metrics": metrics})
     if method.sparse:
-        bad = [(n, r) for n, r in sparsity.check() if not r.ok]
+        bad = [(n, r) for n, r in run.sparsity.check() if not r.ok]
         if bad:
             n, r = bad[0]
             raise SparsityError(
@@ -377,14 +294,14 @@ def train(cfg: TrainConfig) -> RunResult:
                 f"{list(r.first_bad or ())}; nothing was saved as sparse (this is a bug: please report it)"
             )
     manifest = _manifest(cfg, method.name, task, pattern if method.sparse else None, layers, phases,
-                         phase_metrics, metrics, data.info, init, time.time() - t0)  # fmt: skip
-    if _rank() == 0:
+                         phase_results, metrics, data.info, init, time.time() - t0)  # fmt: skip
+    if rank() == 0:
         model.save_pretrained(run_dir)
         tokenizer.save_pretrained(run_dir)
         write_json_atomic(run_dir / RUN_MANIFEST, manifest)
         if not cfg.keep_checkpoints:
-            shutil.rmtree(root, ignore_errors=True)
-    _barrier()
+            shutil.rmtree(run.root, ignore_errors=True)
+    barrier()
     return RunResult(run_dir, metrics, manifest)
 
 
@@ -428,7 +345,7 @@ def _manifest(
         "teacher": cfg.teacher,
         "hyperparameters": cfg.to_json(),
         "data": data_info,
-        "world_size": _world_size(),
+        "world_size": world_size(),
         "wall_time_s": round(wall, 1),
         "torch_version": torch.__version__,
         "transformers_version": _version("transformers"),
@@ -444,4 +361,4 @@ def _version(pkg: str) -> str | None:
     return None
 
 
-__all__ = ["RunResult", "TrainConfig", "json", "train"]
+__all__ = ["RunResult", "TrainConfig", "train"]

@@ -195,3 +195,15 @@ def test_nonfinite_loss_stops_and_names_the_last_good_checkpoint(tiny_bert_dir: 
     good = Path(match.group(1))
     assert good.parent == out / "checkpoints" / "phase-0-admm" and (good / "COMPLETE").is_file()
     assert not (out / "nxm.json").exists() and not (out / "model.safetensors").exists()
+
+
+def test_admm_for_the_whole_budget_prunes_at_the_end(
+    tiny_bert_dir: Path, glue_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "admm-only"
+    result = run_cli(*tiny_args(tiny_bert_dir, glue_dir, out, "admm", "--admm-epochs", "2"))
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "nxm.json").read_text())
+    assert [p["kind"] for p in manifest["phases"]] == ["admm", "hard_prune"]
+    assert manifest["metrics"] == manifest["phases"][-1]["metrics"]
+    assert run_cli("check", str(out)).exit_code == 0

@@ -1,0 +1,29 @@
+"""Process-group helpers for runs under ``torchrun`` (a single process needs none of them)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def init_distributed() -> None:
+    """Under torchrun, join the process group now (gloo on CPU, NCCL on GPUs), so that the
+    checks and writes before Trainer starts can synchronise."""
+    if world_size() > 1:
+        from accelerate import PartialState
+
+        PartialState()
+
+
+def barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
