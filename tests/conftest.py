@@ -3,10 +3,15 @@ GLUE directory (``$GLUE_DIR`` or ``../shared/data/glue``)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+import torch
+
+from nxm_deploy import nm
+from nxm_deploy.models import select_layers
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -78,4 +83,43 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) ->
     out = tmp_path_factory.mktemp("tiny-bert")
     make_tiny_model("bert").save_pretrained(out)
     AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(out)
+    return out
+
+
+def write_run_dir(
+    out: Path,
+    model: torch.nn.Module,
+    tokenizer_dir: Path,
+    sparse: bool,
+    max_seq_len: int = 128,
+    method: str | None = None,
+    task: str = "RTE",
+) -> Path:
+    """Save ``model`` as a run directory with a hand-written ``nxm.json``; with ``sparse``, make every
+    encoder linear 2:4 first (``nm.project`` along the input axis)."""
+    layers: list[str] = []
+    if sparse:
+        layers = select_layers(model, "2:4")
+        modules = dict(model.named_modules())
+        with torch.no_grad():
+            for name in layers:
+                w = modules[name].weight
+                w.copy_(nm.project(w, "2:4", axis=1))  # nn.Linear [out, in]: groups along in
+    model.save_pretrained(out)
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(out)
+    manifest = {
+        "kind": "nxm-deploy/run",
+        "tool_version": "0.1.0",
+        "base_model": "tiny-random-bert",
+        "task": task,
+        "method": method or ("admm" if sparse else "dense"),
+        "pattern": "2:4" if sparse else None,
+        "layers": layers,
+        "metrics": {"accuracy": 0.5},
+        "num_labels": 2,
+        "max_seq_len": max_seq_len,
+    }
+    (out / "nxm.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return out

@@ -33,45 +33,18 @@ def fast_plan():
     return TimingPlan(warmup=1, repeats=3, min_time_s=0.0, max_time_s=0.5)
 
 
-def _save_run(out: Path, model, tokenizer, method: str, layers: list[str]) -> Path:
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    manifest = {
-        "kind": "nxm-deploy/run",
-        "base_model": "tiny-random-bert",
-        "task": TASK,
-        "method": method,
-        "pattern": "2:4" if layers else None,
-        "layers": layers,
-        "num_labels": 2,
-        "max_seq_len": 64,
-        "metrics": {"accuracy": 0.5},
-    }
-    (out / "nxm.json").write_text(json.dumps(manifest, indent=2))
-    return out
-
-
 @pytest.fixture(scope="session")
 def bench_pair(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path, glue_dir: Path) -> Pair:
-    import torch
-    from conftest import make_tiny_model
-    from transformers import AutoTokenizer
+    from conftest import make_tiny_model, write_run_dir
 
-    from nxm_deploy import nm
     from nxm_deploy.export.pipeline import ExportOptions, export_run
-    from nxm_deploy.models import linear_layers, select_layers
 
     root = tmp_path_factory.mktemp("bench")
-    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
-    dense = make_tiny_model("bert", seed=0)
-    sparse = make_tiny_model("bert", seed=1)
-    layers = select_layers(sparse, "2:4")
-    linears = linear_layers(sparse)
-    with torch.no_grad():
-        for name in layers:
-            linears[name].weight.copy_(nm.project(linears[name].weight, "2:4", axis=1))
-    dense_run = _save_run(root / "run-dense", dense, tokenizer, "dense", [])
-    sparse_run = _save_run(root / "run-sparse", sparse, tokenizer, "oneshot", layers)
+    dense_run = write_run_dir(root / "run-dense", make_tiny_model("bert", seed=0), minilm_dir, sparse=False,
+                              max_seq_len=64, task=TASK)  # fmt: skip
+    sparse_run = write_run_dir(root / "run-sparse", make_tiny_model("bert", seed=1), minilm_dir, sparse=True,
+                               max_seq_len=64, method="oneshot", task=TASK)  # fmt: skip
+    layers = json.loads((sparse_run / "nxm.json").read_text())["layers"]
     options = ExportOptions(data_dir=glue_dir, batches=(2,), seq_lens=(16,))
     dense_export = export_run(dense_run, root / "export-dense", options).out
     sparse_export = export_run(sparse_run, root / "export-sparse", options).out

@@ -3,51 +3,15 @@ shipped MiniLM, whose encoder linears are made 2:4 with ``nm.project``) and one 
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-
-from nxm_deploy import nm
-from nxm_deploy.models import select_layers
+from conftest import write_run_dir
 
 TASK = "RTE"
-
-
-def write_run_dir(
-    out: Path, model: torch.nn.Module, tokenizer_dir: Path, sparse: bool, max_seq_len: int = 128
-) -> Path:
-    """Save ``model`` as a run directory; with ``sparse``, make every encoder linear 2:4 first."""
-    layers: list[str] = []
-    if sparse:
-        layers = select_layers(model, "2:4")
-        modules = dict(model.named_modules())
-        with torch.no_grad():
-            for name in layers:
-                w = modules[name].weight
-                w.copy_(nm.project(w, "2:4", axis=1))  # nn.Linear [out, in]: groups along in
-    model.save_pretrained(out)
-    from transformers import AutoTokenizer
-
-    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(out)
-    manifest = {
-        "kind": "nxm-deploy/run",
-        "tool_version": "0.1.0",
-        "base_model": "tiny-random-bert",
-        "task": TASK,
-        "method": "admm" if sparse else "dense",
-        "pattern": "2:4" if sparse else None,
-        "layers": layers,
-        "metrics": {"accuracy": 0.5},
-        "num_labels": 2,
-        "max_seq_len": max_seq_len,
-    }
-    (out / "nxm.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    return out
 
 
 @pytest.fixture(scope="session")

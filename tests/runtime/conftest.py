@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from export.conftest import write_run_dir  # the export tests' run-directory writer
+from conftest import write_run_dir
 
 MAX_SEQ_LEN = 64  # short, so that truncation is easy to reach
 FAST_PARITY = {"batches": (2,), "seq_lens": (16,)}
