@@ -3,6 +3,7 @@
     python benchmarks/glue_methods.py                 # the full study (resumable; run it in pieces)
     python benchmarks/glue_methods.py --quick         # the smoke profile (about 30 minutes)
     python benchmarks/glue_methods.py --max-hours 2.5 # stop starting runs after 2.5 hours
+    python benchmarks/glue_methods.py --tasks RTE --seeds 2   # one piece of the study
     python benchmarks/glue_methods.py --report-only   # rebuild the JSON and docs/RESULTS.md
 
 Data: CoLA, SST-2, MRPC, STS-B and RTE from ``--data-dir`` (default ``$GLUE_DIR``, else the repo's
@@ -231,10 +232,24 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
 
 
-def study(profile: Profile, glue: str, max_hours: float | None, methods: list[str]) -> None:
+def study(
+    profile: Profile,
+    glue: str,
+    max_hours: float | None,
+    methods: list[str],
+    tasks: list[str] | None = None,
+    seeds: list[int] | None = None,
+) -> None:
     t0 = time.time()
     log_dir = WORK / "logs"
-    todo = [(s, t, m) for s in profile.seeds for t in profile.tasks for m in methods]
+    todo = [
+        (s, t, m)
+        for s in profile.seeds
+        if seeds is None or s in seeds
+        for t in profile.tasks
+        if tasks is None or t in tasks
+        for m in methods
+    ]
     for i, (seed, task, method) in enumerate(todo, 1):
         if load_result(result_path(profile, task, method, seed), run_config(profile, task, method, seed)):
             continue
@@ -302,6 +317,9 @@ def report(profile: Profile) -> dict[str, Any]:
             "note": "every method gets --epochs counted from the pretrained weights; asp: half dense, "
             "half masked; admm: two thirds ADMM, one third masked",
         },
+        "prune": {
+            t: {m: v for m, rs in by.items() if (v := _before_prune(t, rs))} for t, by in results.items()
+        },
         "complete": complete,
         "wall_time_s": round(wall),
         "machine": machine(),
@@ -325,6 +343,37 @@ def _targets(average: dict[str, float]) -> dict[str, Any]:
     if c is not None and d is not None:
         out["chosen_over_dense"] = {"value": round(c / d, 4), "target": 0.99, "met": c / d >= 0.99}
     return out
+
+
+def _before_prune(task: str, results: list[dict[str, Any]]) -> dict[str, float] | None:
+    """Mean dev metric at the end of the first (unpruned) phase, final metric and residual at the prune."""
+    before = [r["phases"][0]["metrics"].get(METRIC[task]) for r in results if len(r["phases"]) > 1]
+    if not before or None in before:
+        return None
+    out = {
+        "before_prune": round(100 * statistics.fmean(before), 2),
+        "final": round(statistics.fmean(r["value"] for r in results), 2),
+    }
+    res = [r["phases"][0].get("primal_residual") for r in results]
+    if None not in res:
+        out["primal_residual"] = round(statistics.fmean(res), 3)
+    return out
+
+
+def _prune_table(profile: Profile, data: dict[str, Any]) -> list[str]:
+    """Where the accuracy goes: each two-phase method before its hard prune, and at the end."""
+    rows = []
+    for task in profile.tasks:
+        for m, v in data.get("prune", {}).get(task, {}).items():
+            res = f"{v['primal_residual']:.3f}" if "primal_residual" in v else "–"
+            rows.append(f"| {task} | {m} | {v['before_prune']:.2f} | {v['final']:.2f} | "
+                        f"{v['final'] - v['before_prune']:+.2f} | {res} |")  # fmt: skip
+    if not rows:
+        return []
+    return ["", "Where the accuracy goes (dev metric at the end of the first phase, i.e. the dense phase "
+            "of `asp` or the ADMM phase of `admm`, against the final masked model; means over seeds):", "",
+            "| task | method | before the hard prune | final | change | primal residual at the prune |",
+            "|---|---|---:|---:|---:|---:|", *rows]  # fmt: skip
 
 
 def _write_doc(profile: Profile, data: dict[str, Any]) -> None:
@@ -353,6 +402,7 @@ def _write_doc(profile: Profile, data: dict[str, Any]) -> None:
     lines.append("")
     for key, t in data["targets"].items():
         lines.append(f"- `{key}`: {t['value']} (target {t['target']}): {'met' if t['met'] else 'not met'}")
+    lines += _prune_table(profile, data)
     lines += ["", end]
     block = "\n".join(lines)
     text = DOC.read_text() if DOC.is_file() else "# Results\n"
@@ -369,6 +419,8 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--max-hours", type=float, default=None, help="start no run after this many hours")
     ap.add_argument("--methods", default=",".join(METHODS), help="subset of methods, comma-separated")
+    ap.add_argument("--tasks", default=None, help="run only these tasks of the profile, comma-separated")
+    ap.add_argument("--seeds", default=None, help="run only these seeds of the profile, comma-separated")
     ap.add_argument("--report-only", action="store_true", help="only rebuild the JSON and the doc tables")
     args = ap.parse_args()
     profile = PROFILES["quick" if args.quick else "full"]
@@ -376,8 +428,14 @@ def main() -> None:
     unknown = set(methods) - set(METHODS)
     if unknown:
         sys.exit(f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
+    tasks = args.tasks.split(",") if args.tasks else None
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
+    if tasks and set(tasks) - set(profile.tasks):
+        sys.exit(f"unknown tasks {sorted(set(tasks) - set(profile.tasks))}; choose from {profile.tasks}")
+    if seeds and set(seeds) - set(profile.seeds):
+        sys.exit(f"unknown seeds {sorted(set(seeds) - set(profile.seeds))}; choose from {profile.seeds}")
     if not args.report_only:
-        study(profile, data_dir(args.data_dir), args.max_hours, methods)
+        study(profile, data_dir(args.data_dir), args.max_hours, methods, tasks, seeds)
     data = report(profile)
     say(f"averages: {data['average']}; targets: {data['targets']}")
 
