@@ -30,6 +30,7 @@ OUT = REPO / "benchmarks" / "results" / "admm_tuning.json"
 WORK = REPO / "benchmarks" / "work" / "admm_tuning"
 STUDY_SST2_ROWS = 8000  # covers glue_methods.py's fixed seed-0 subset of SST-2 train (5000 rows)
 
+DECOUPLED = "--method admm --admm-penalty decoupled --rho-max 1e4"
 BASE = ["--epochs", "3", "--lr", "1e-4", "--batch-size", "32", "--max-seq-len", "64", "--seed", "1"]
 GRID: dict[str, list[str]] = {
     name: args.split()
@@ -43,6 +44,12 @@ GRID: dict[str, list[str]] = {
         "admm rho1e-2 x1.1 every8": "--method admm --rho 1e-2 --rho-growth 1.1 --admm-interval 8",
         "admm rho1e-3 x1.3 every32, half ADMM": "--method admm --admm-epochs 1.5",
         "admm rho1e-4 x1.3 every32": "--method admm --rho 1e-4",
+        # the penalty applied after each optimizer step, outside Adam (--admm-penalty decoupled);
+        # rho is then a pull per unit of learning rate: sum(lr * rho) over the ~250 ADMM steps is
+        # about 0.035 * rho0 with this schedule, so 30 / 100 / 300 pull W about 1 / 3.5 / 10 e-folds
+        "admm decoupled rho30 x1.3 every32": f"{DECOUPLED} --rho 30",
+        "admm decoupled rho100 x1.3 every32": f"{DECOUPLED} --rho 100",
+        "admm decoupled rho300 x1.3 every32": f"{DECOUPLED} --rho 300",
     }.items()
 }
 

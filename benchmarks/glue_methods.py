@@ -128,7 +128,7 @@ def run_config(profile: Profile, task: str, method: str, seed: int) -> dict[str,
         "batch_size": profile.batch_size,
         "max_seq_len": profile.max_seq_len,
         "pattern": "2:4",
-        "train_args": list(profile.train_args),
+        "train_args": list(METHODS[method].get("args", profile.train_args)),  # a method's own args win
     }
 
 
@@ -154,7 +154,7 @@ def train(profile: Profile, task: str, method: str, seed: int, glue: str, log_di
     cmd = [sys.executable, "-m", "nxm_deploy", "train", "--model", model_path(), "--task", task,
            "--data-dir", glue, "--method", cfg["method"], "--out", str(out), "--seed", str(seed),
            "--epochs", str(profile.epochs), "--lr", str(profile.lr), "--batch-size", str(profile.batch_size),
-           "--max-seq-len", str(profile.max_seq_len), "--no-progress", *profile.train_args]  # fmt: skip
+           "--max-seq-len", str(profile.max_seq_len), "--no-progress", *cfg["train_args"]]  # fmt: skip
     if cfg["max_train_samples"]:
         cmd += ["--max-train-samples", str(cfg["max_train_samples"])]
     if cfg["teacher"]:

@@ -220,6 +220,14 @@ def _setup_logging() -> None:
     help="ADMM: optimizer steps between Z/U updates.",
 )
 @click.option(
+    "--admm-penalty",
+    type=click.Choice(["loss", "decoupled"]),
+    default="loss",
+    show_default=True,
+    help="ADMM: the penalty in the loss (the paper), or applied after each optimizer step like "
+    "AdamW's weight decay (W -= lr*rho*(W-Z+U); rho then needs ~10-300 at lr 1e-4).",
+)
+@click.option(
     "--admm-epochs", type=float, default=None, help="ADMM: epochs of the ADMM phase [2/3 of --epochs]."
 )
 @click.option(

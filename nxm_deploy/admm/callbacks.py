@@ -36,12 +36,19 @@ class MaskCallback(TrainerCallback):
 
 class AdmmCallback(TrainerCallback):
     def __init__(self, sparsity: SparsityState, schedule: AdmmSchedule, interval: int, log: TrainLog,
-                 phase: int) -> None:  # fmt: skip
+                 phase: int, decoupled: bool = False) -> None:  # fmt: skip
         self.sparsity = sparsity
         self.schedule = schedule
         self.interval = interval
         self.log = log
         self.phase = phase
+        self.decoupled = decoupled
+
+    def on_optimizer_step(self, args: TrainingArguments, state: TrainerState,
+                          control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
+        if self.decoupled:
+            optimizer = kwargs["optimizer"]
+            self.sparsity.decoupled_step(float(optimizer.param_groups[0]["lr"]))
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState,
                     control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip

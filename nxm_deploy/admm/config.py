@@ -11,6 +11,8 @@ from typing import Any
 
 from nxm_deploy.errors import UserError
 
+ADMM_PENALTIES = ("loss", "decoupled")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -40,6 +42,11 @@ class TrainConfig:
     rho_max: float = 1.0
     rho_growth: float = 1.3
     admm_interval: int = 32
+    # Where the penalty acts. "loss": rho/2 ||W - Z + U||^2 in the loss, as the paper (its gradient
+    # then goes through Adam, which rescales it per weight like any L2 term). "decoupled": like
+    # AdamW's weight decay, after each optimizer step W <- W - lr_t * rho * (W - Z + U), so rho is
+    # a pull per unit of learning rate (useful values are far larger: ~10-300 at lr 1e-4).
+    admm_penalty: str = "loss"
     admm_epochs: float | None = None  # default: two thirds of the budget
     dense_epochs: float | None = None  # asp: default half of the budget
     # Distillation from a dense run of the same task: alpha weighs the soft-target loss; T=2 softens
@@ -78,6 +85,10 @@ class TrainConfig:
             raise UserError(f"--rho-growth must be at least 1, got {self.rho_growth}")
         if self.rho_max < self.rho:
             raise UserError(f"--rho-max {self.rho_max} is below --rho {self.rho}")
+        if self.admm_penalty not in ADMM_PENALTIES:
+            raise UserError(
+                f"--admm-penalty must be one of {', '.join(ADMM_PENALTIES)}, got {self.admm_penalty!r}"
+            )
         if not 0 <= self.kd_alpha <= 1:
             raise UserError(f"--kd-alpha must be within [0, 1], got {self.kd_alpha}")
         if not 0 <= self.warmup_ratio < 1:

@@ -179,6 +179,7 @@ class _Run:
             kd_alpha=self.cfg.kd_alpha,
             kd_temperature=self.cfg.kd_temperature,
             phase_dir=phase_dir,
+            penalty_in_loss=self.cfg.admm_penalty == "loss",
         )
 
 
@@ -216,7 +217,8 @@ def _run_phase(run: _Run, phase: Phase, i: int, n_phases: int) -> dict[str, Any]
         callbacks.append(MaskCallback(sparsity))
     if phase.kind == "admm":
         schedule = AdmmSchedule(cfg.rho, cfg.rho_max, cfg.rho_growth)
-        callbacks.append(AdmmCallback(sparsity, schedule, cfg.admm_interval, trainlog, i))
+        decoupled = cfg.admm_penalty == "decoupled"
+        callbacks.append(AdmmCallback(sparsity, schedule, cfg.admm_interval, trainlog, i, decoupled))
     trainer = run.trainer(phase, i, callbacks)
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     metrics = _evaluate(trainer, run.data)

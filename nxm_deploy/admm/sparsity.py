@@ -93,6 +93,17 @@ class SparsityState:
                               *(self._target[n] for n in names))  # fmt: skip
 
     @torch.no_grad()
+    def decoupled_step(self, lr: float) -> None:
+        """The penalty as a decoupled step (like AdamW's weight decay): ``W <- W - s (W - Z + U)``
+        with ``s = min(1, lr * rho)``, i.e. a gradient step of size ``lr`` on ``rho/2 ||W - Z + U||^2``
+        that does not go through the optimizer's per-weight scaling."""
+        s = min(1.0, lr * self.rho)
+        if s <= 0:
+            return
+        for n, w in self.weights.items():
+            w.sub_(s * (w - self._target[n]))
+
+    @torch.no_grad()
     def admm_update(self, schedule: AdmmSchedule) -> Residuals:
         """One Z/U update, then the rho step; returns the residuals of this update."""
         primal_sq = weight_sq = dual_sq = 0.0

@@ -36,6 +36,7 @@ class NxmTrainer(Trainer):
         kd_alpha: float = 0.5,
         kd_temperature: float = 2.0,
         phase_dir: Path | None = None,
+        penalty_in_loss: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -46,6 +47,7 @@ class NxmTrainer(Trainer):
         self.kd_alpha = kd_alpha
         self.kd_temperature = kd_temperature
         self.phase_dir = phase_dir
+        self.penalty_in_loss = penalty_in_loss  # False: the ADMM callback applies it, decoupled
         self._parts: dict[str, float] = {}
 
     def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -86,7 +88,9 @@ class NxmTrainer(Trainer):
             kd = self.kd_loss(logits, teacher_logits)
             loss = (1 - self.kd_alpha) * task + self.kd_alpha * kd
             parts["kd_loss"] = float(kd.detach())
-        if model.training and self.sparsity is not None and self.sparsity.admm_active:
+        in_loss = self.penalty_in_loss and self.sparsity is not None and self.sparsity.admm_active
+        if model.training and in_loss:
+            assert self.sparsity is not None
             penalty = self.sparsity.penalty()
             loss = loss + penalty
             parts["admm_penalty"] = float(penalty.detach())

@@ -96,3 +96,19 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
         assert torch.equal(s2.z[n], s.z[n]) and torch.equal(s2.u[n], s.u[n])
         assert torch.equal(s2.masks[n], s.masks[n])
     assert s2.digest() == s.digest()
+
+
+def test_decoupled_step_pulls_w_towards_z_minus_u_by_lr_times_rho() -> None:
+    _, s = _state()
+    s.start_admm(rho=50.0)
+    for n in s.layers:
+        s.u[n] = 0.01 * torch.randn_like(s.u[n])
+    s._refresh_targets()
+    before = {n: w.detach().clone() for n, w in s.weights.items()}
+    s.decoupled_step(lr=1e-3)  # step fraction 0.05
+    for n, w in s.weights.items():
+        target = s.z[n] - s.u[n]
+        torch.testing.assert_close(w.detach(), before[n] - 0.05 * (before[n] - target))
+    s.decoupled_step(lr=1.0)  # lr * rho >= 1: clipped to land exactly on the target
+    for n, w in s.weights.items():
+        torch.testing.assert_close(w.detach(), s.z[n] - s.u[n])
