@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from nxm_deploy import __version__
+from nxm_deploy.admm.config import ADMM_PENALTIES
 from nxm_deploy.errors import UserError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -221,7 +222,7 @@ def _setup_logging() -> None:
 )
 @click.option(
     "--admm-penalty",
-    type=click.Choice(["loss", "decoupled"]),
+    type=click.Choice(list(ADMM_PENALTIES)),
     default="loss",
     show_default=True,
     help="ADMM: the penalty in the loss (the paper), or applied after each optimizer step like "

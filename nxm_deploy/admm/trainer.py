@@ -88,10 +88,9 @@ class NxmTrainer(Trainer):
             kd = self.kd_loss(logits, teacher_logits)
             loss = (1 - self.kd_alpha) * task + self.kd_alpha * kd
             parts["kd_loss"] = float(kd.detach())
-        in_loss = self.penalty_in_loss and self.sparsity is not None and self.sparsity.admm_active
-        if model.training and in_loss:
-            assert self.sparsity is not None
-            penalty = self.sparsity.penalty()
+        sparsity = self.sparsity if self.penalty_in_loss else None  # decoupled: the callback applies it
+        if model.training and sparsity is not None and sparsity.admm_active:
+            penalty = sparsity.penalty()
             loss = loss + penalty
             parts["admm_penalty"] = float(penalty.detach())
         if model.training and not torch.isfinite(loss.detach()):

@@ -48,3 +48,10 @@ def test_init_from_counts_its_epochs() -> None:
 def test_parts_that_do_not_add_up(method: str, kw: dict[str, float], flag: str) -> None:
     with pytest.raises(UserError, match=f"{flag} .* does not fit the budget"):
         plan(method, epochs=3, **kw)  # type: ignore[arg-type]
+
+
+def test_unknown_admm_penalty_is_one_clear_error() -> None:
+    from nxm_deploy.admm.config import TrainConfig
+
+    with pytest.raises(UserError, match="--admm-penalty must be one of loss, decoupled, got 'l2'"):
+        TrainConfig(task="RTE", out="x", model="m", admm_penalty="l2")
