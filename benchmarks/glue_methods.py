@@ -28,6 +28,9 @@ training rows): the best schedule there was rho 1e-4 growing x1.3 every 32 steps
 did not help on the held-out rows, so ``chosen`` is ``admm`` (without distillation). That rule was
 fixed before any dev number of this study was seen; ``admm_kd`` is still run and reported.
 
+Two pieces can run side by side, one thread each (``OMP_NUM_THREADS=1``, different ``--tasks``): on
+2 cores that is about 20% faster in all than one piece on both cores (docs/RESULTS.md).
+
 Outputs: ``benchmarks/results/glue_methods.json`` (full profile; the quick profile writes
 ``glue_methods_quick.json``) and the tables in ``docs/RESULTS.md``.
 """
@@ -318,6 +321,8 @@ def report(profile: Profile) -> dict[str, Any]:
         "did not help there, so admm without it; fixed before any dev number of this study",
         "targets": targets,
         "partial": partial,  # while incomplete: the average over the tasks that have every core method
+        "per_seed_average": per_seed_average(tasks, profile.tasks),
+        "paired": paired(tasks, CHOSEN, ("oneshot", "asp", "dense")),
         "budget": {
             **profile.budget(),
             "methods": {m: v for m, v in METHODS.items()},
@@ -338,6 +343,44 @@ def report(profile: Profile) -> dict[str, Any]:
     (RESULTS / name).write_text(json.dumps(data, indent=2) + "\n")
     _write_doc(profile, data)
     return data
+
+
+def per_seed_average(tasks: dict[str, dict[str, Any]], names: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Each method's five-task average for each seed that every task has: the seed-to-seed spread."""
+    out: dict[str, dict[str, float]] = {}
+    for m in METHODS:
+        by_task = [_by_seed(tasks[t][m]) for t in names if m in tasks.get(t, {})]
+        if len(by_task) < len(names):
+            continue
+        for seed in sorted(set.intersection(*(set(b) for b in by_task))):
+            out.setdefault(m, {})[str(seed)] = round(statistics.fmean(b[seed] for b in by_task), 2)
+    return out
+
+
+def _by_seed(entry: dict[str, Any]) -> dict[int, float]:
+    return dict(zip(entry["seeds"], entry["values"], strict=True))
+
+
+def paired(
+    tasks: dict[str, dict[str, Any]], chosen: str, others: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
+    """``chosen`` minus each other method on every (task, seed) that has both: wins and differences."""
+    out: dict[str, dict[str, Any]] = {}
+    for other in others:
+        diffs = []
+        for by in tasks.values():
+            if chosen in by and other in by:
+                a, b = _by_seed(by[chosen]), _by_seed(by[other])
+                diffs += [a[s] - b[s] for s in sorted(set(a) & set(b))]
+        if diffs:
+            out[other] = {
+                "pairs": len(diffs),
+                "wins": sum(d > 0 for d in diffs),
+                "mean": round(statistics.fmean(diffs), 2),
+                "min": round(min(diffs), 2),
+                "max": round(max(diffs), 2),
+            }
+    return out
 
 
 def _targets(average: dict[str, float]) -> dict[str, Any]:
@@ -383,6 +426,31 @@ def _prune_table(profile: Profile, data: dict[str, Any]) -> list[str]:
             "|---|---|---:|---:|---:|---:|", *rows]  # fmt: skip
 
 
+def _spread_lines(data: dict[str, Any]) -> list[str]:
+    """The five-task average of each seed on its own, and the paired (task, seed) differences."""
+    out = []
+    per_seed = data.get("per_seed_average", {})
+    if per_seed:
+        seeds = sorted({s for v in per_seed.values() for s in v})
+        out += ["", "Five-task average of each seed on its own (seeds that every task has):", "",
+                "| method | " + " | ".join(f"seed {s}" for s in seeds) + " |"]  # fmt: skip
+        out.append("|---|" + "---:|" * len(seeds))
+        for m, v in per_seed.items():
+            out.append(f"| {m} | " + " | ".join(f"{v[s]:.2f}" if s in v else "–" for s in seeds) + " |")
+    pairs = data.get("paired", {})
+    if pairs:
+        out += [
+            "",
+            f"`{data['chosen']}` against each method on the same (task, seed):",
+            "",
+            "| against | pairs | wins | mean difference | min | max |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        out += [f"| {m} | {v['pairs']} | {v['wins']} | {v['mean']:+.2f} | {v['min']:+.2f} | {v['max']:+.2f} |"
+                for m, v in pairs.items()]  # fmt: skip
+    return out
+
+
 def _write_doc(profile: Profile, data: dict[str, Any]) -> None:
     begin, end = f"<!-- glue_methods:{profile.name}:begin -->", f"<!-- glue_methods:{profile.name}:end -->"
     lines = [begin, "", f"Profile `{profile.name}`: `{data['command']}`; {data['machine']}; last result "
@@ -417,6 +485,7 @@ def _write_doc(profile: Profile, data: dict[str, Any]) -> None:
                   f"asp, {100 * a[CHOSEN] / a['dense']:.1f}% of dense.", ""]  # fmt: skip
     for key, t in data["targets"].items():
         lines.append(f"- `{key}`: {t['value']} (target {t['target']}): {'met' if t['met'] else 'not met'}")
+    lines += _spread_lines(data)
     lines += _prune_table(profile, data)
     lines += ["", end]
     block = "\n".join(lines)
