@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import import_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def gm():
-    spec = importlib.util.spec_from_file_location("glue_methods", REPO / "benchmarks" / "glue_methods.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["glue_methods"] = module  # dataclasses look their module up there
     try:
-        spec.loader.exec_module(module)
-        yield module
+        yield import_script(REPO / "benchmarks" / "glue_methods.py")
     finally:
         sys.modules.pop("glue_methods", None)
 

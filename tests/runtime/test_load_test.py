@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
+
+from conftest import import_script
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _load_test_module():
-    spec = importlib.util.spec_from_file_location("load_test", REPO / "benchmarks" / "load_test.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return import_script(REPO / "benchmarks" / "load_test.py")
 
 
 def test_load_test_runs_clean(rte_export, glue_dir, tmp_path, capsys):
