@@ -1,13 +1,18 @@
 """Typed errors. A ``UserError`` is a user's mistake: the CLI prints its message as one line and
-exits 1 (STYLE.md habit 8). Anything else is a bug and keeps its traceback."""
+exits with its ``exit_code`` (1; 3 when a GPU or TensorRT is needed) (STYLE.md habit 8). Anything
+else is a bug and keeps its traceback."""
 
 from __future__ import annotations
+
+EXIT_USER_ERROR = 1
+EXIT_NEEDS_GPU = 3
+"""Exit code when the work needs TensorRT or an NVIDIA GPU that this machine lacks."""
 
 
 class UserError(Exception):
     """A mistake in the user's input: message says what was wrong, where, and what to do."""
 
-    exit_code = 1
+    exit_code = EXIT_USER_ERROR
 
 
 class PatternError(UserError, ValueError):
@@ -28,3 +33,32 @@ class SparsityError(UserError):
 
 class ExportError(UserError):
     """An export that cannot be written or fails its own checks."""
+
+
+# ---- serving and runtimes ----------------------------------------------------------------------
+# A web service can turn PredictInputError into an HTTP 400 and the others into a 500 at start-up.
+
+
+class ExportDirError(UserError):
+    """A path that is not a usable export directory: missing, not a directory, no ``export.json``,
+    no model file for the chosen backend, or a manifest that contradicts its model."""
+
+
+class PredictInputError(UserError, ValueError):
+    """Input that ``Predictor.predict`` cannot take: an empty list, mixed sentences and pairs, pairs
+    for a single-sentence task (or the reverse), an item that is neither a str nor a pair of str."""
+
+
+class InferenceError(UserError):
+    """The runtime refused an input that passed every check (a shape outside an engine's profile,
+    a sequence longer than the model's position limit, a broken model file)."""
+
+
+class BackendUnavailableError(UserError):
+    """The chosen backend cannot run here (``trt`` without TensorRT or an NVIDIA GPU): exit code 3."""
+
+    exit_code = EXIT_NEEDS_GPU
+
+
+class TensorRTUnavailableError(BackendUnavailableError, ExportError):
+    """TensorRT or an NVIDIA GPU is missing: an engine cannot be built or run here (exit code 3)."""
