@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from nxm_deploy import nm
 from nxm_deploy.admm.config import TrainConfig
-from nxm_deploy.admm.sparsity import AdmmSchedule, SparsityState
+from nxm_deploy.admm.state import AdmmSchedule, SparsityState
 from nxm_deploy.data import get_task, load_split
 from nxm_deploy.models import load_model, minilm_path, select_layers
 
@@ -80,7 +80,7 @@ def main() -> None:
     for batch in batches[2:]:
         dense.append(step(batch, False))
         admm.append(step(batch, True))
-    schedule = AdmmSchedule(TrainConfig.rho, TrainConfig.rho_max, TrainConfig.rho_growth)
+    schedule = AdmmSchedule(TrainConfig.rho_max, TrainConfig.rho_growth)
     updates = []
     for _ in range(args.updates):
         t0 = time.perf_counter()

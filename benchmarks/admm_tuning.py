@@ -57,7 +57,7 @@ GRID: dict[str, list[str]] = {
 def tuning_data(glue: Path, rows: int, holdout: int) -> Path:
     """A GLUE-layout folder whose SST-2 train/dev are disjoint slices of SST-2's training rows that
     the study does not use."""
-    from nxm_deploy.features import subset_indices
+    from nxm_deploy.data.encode import subset_indices
 
     src = (glue / "SST-2" / "train.tsv").read_text(encoding="utf-8").splitlines(keepends=True)
     header, body = src[0], src[1:]

@@ -24,14 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from nxm_deploy.errors import UserError
-from nxm_deploy.manifest import (
-    EXPORT_MANIFEST,
-    REPORT_MANIFEST,
-    RUN_MANIFEST,
-    provenance,
-    read_json,
-    write_json_atomic,
-)
+from nxm_deploy.io import read_json, write_json_atomic
+from nxm_deploy.manifest import EXPORT_MANIFEST, REPORT_MANIFEST, RUN_MANIFEST, provenance
 
 log = logging.getLogger("nxm_deploy.demo")
 
@@ -86,12 +80,11 @@ def _step(name: str, done: bool, fn: Callable[[], object], steps: dict[str, floa
 
 def run_demo(cfg: DemoConfig, fresh: bool = False) -> DemoResult:
     """Train dense and ADMM, export, check, benchmark; returns the bench report."""
-    from nxm_deploy.admm.config import TrainConfig
-    from nxm_deploy.admm.run import train
+    from nxm_deploy.admm import TrainConfig, train
     from nxm_deploy.bench import BenchConfig, bench
-    from nxm_deploy.export.pipeline import ExportOptions, export_run
+    from nxm_deploy.check import check
+    from nxm_deploy.export import ExportConfig, export
     from nxm_deploy.models import minilm_path
-    from nxm_deploy.verify import check_path
 
     out = Path(cfg.out)
     manifest_path = out / DEMO_MANIFEST
@@ -119,12 +112,11 @@ def run_demo(cfg: DemoConfig, fresh: bool = False) -> DemoResult:
           lambda: train(TrainConfig(out=str(runs / "admm"), method="admm", model=model, pattern="2:4",
                                     epochs=cfg.admm_epochs_total, teacher=str(runs / "dense"),
                                     **common)), steps)  # fmt: skip
-    options = ExportOptions(data_dir=cfg.data_dir, overwrite=True)
     for name in ("dense", "admm"):
+        config = ExportConfig(run_dir=runs / name, out=exports / name, data_dir=cfg.data_dir, overwrite=True)
         _step(f"3/5 export {name} to ONNX", (exports / name / EXPORT_MANIFEST).is_file(),
-              lambda name=name: export_run(runs / name, exports / name, options, log.info),
-              steps)  # fmt: skip
-    checked = check_path(exports / "admm")
+              lambda config=config: export(config, log.info), steps)  # fmt: skip
+    checked = check(exports / "admm")
     if not checked.ok:
         raise UserError(checked.failure_line())
     log.info("4/5 check: all %d encoder weights of the sparse export hold 2:4", len(checked.rows))

@@ -1,40 +1,53 @@
-"""Manifests (``nxm.json``, ``export.json``, ``report.json``) and atomic file writes.
+"""The manifests every output directory carries, and one reader for each kind.
 
-Every output directory carries a JSON manifest of how it was made, so the next step needs only the
-directory. Files are written to a temporary name beside the target and renamed into place, so a
-crash never leaves a half-written file.
+    run = RunManifest.read("runs/rte-admm")          # nxm.json
+    run.facts.pattern                                 # nm.Pattern(2, 4), parsed once; None: dense
+    export = ExportManifest.read("exports/rte-admm")  # export.json
+    export.source.layers, export.onnx_path, export.run_dir
+
+``nxm.json`` (run directory, written by ``train``), ``export.json`` (export directory) and
+``report.json`` (report directory) are JSON objects whose ``kind`` names the step that wrote them;
+their schemas are in README.md, docs/export.md and docs/bench.md. ``RunFacts`` is what a run says
+about its model: the same keys in ``nxm.json`` and in ``export.json``'s ``source_run`` section, so
+``export`` and ``bench`` read a run's facts the same way whichever directory they are given.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as _dt
-import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nxm_deploy import __version__
-from nxm_deploy.errors import UserError
+from nxm_deploy import nm
+from nxm_deploy.errors import ExportDirError, PatternError, UserError
+from nxm_deploy.io import now_iso, read_json
+from nxm_deploy.version import __version__
+
+__all__ = [
+    "EXPORT_KIND",
+    "EXPORT_MANIFEST",
+    "REPORT_KIND",
+    "REPORT_MANIFEST",
+    "RUN_KIND",
+    "RUN_MANIFEST",
+    "ExportManifest",
+    "RunFacts",
+    "RunManifest",
+    "provenance",
+]
 
 RUN_MANIFEST = "nxm.json"
 EXPORT_MANIFEST = "export.json"
 REPORT_MANIFEST = "report.json"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+RUN_KIND = "nxm-deploy/run"
+EXPORT_KIND = "nxm-deploy/export"
+REPORT_KIND = "nxm-deploy/report"
+RUN_FACT_KEYS = ("kind", "tool_version", "base_model", "task", "method", "pattern", "layers",
+                 "num_labels", "max_seq_len")  # fmt: skip
+"""The keys of ``nxm.json`` that ``export.json`` copies into ``source_run``."""
 
 
 def provenance() -> dict[str, Any]:
@@ -49,87 +62,163 @@ def provenance() -> dict[str, Any]:
     }
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a manifest is for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run says about its model. ``pattern`` is None for a dense run; ``layers`` are the
+    layers made sparse (none for a dense run)."""
 
+    task: str | None
+    method: str | None
+    pattern: nm.Pattern | None
+    layers: tuple[str, ...]
+    base_model: str | None
+    max_seq_len: int | None
+    num_labels: int | None
+    body: dict[str, Any]
 
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def read_json(path: str | os.PathLike[str], what: str = "manifest") -> dict[str, Any]:
-    """Read a JSON object; a missing or unreadable file is a :class:`UserError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{what} {path} not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{what} {path} is not valid JSON ({exc}); rebuild it") from exc
-    if not isinstance(data, dict):
-        raise UserError(f"{what} {path} must hold a JSON object")
-    return data
-
-
-def read_run_manifest(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``nxm.json`` of a run directory, or a one-line error saying what the path is instead."""
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise UserError(f"run directory {run_dir} does not exist")
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir} is not a directory; pass the run directory that train wrote")
-    if not (run_dir / RUN_MANIFEST).is_file():
-        raise UserError(
-            f"{run_dir} is not a run directory (no {RUN_MANIFEST}); pass a directory written by "
-            "'nxm-deploy train'"
+    @classmethod
+    def from_json(cls, body: dict[str, Any], where: str | os.PathLike[str]) -> RunFacts:
+        """Parse ``body`` (``nxm.json``, or ``export.json``'s ``source_run``); ``where`` names it in
+        the one-line error for a pattern that does not parse."""
+        try:
+            pattern = nm.parse_pattern(body["pattern"]) if body.get("pattern") else None
+        except PatternError as exc:
+            raise UserError(f"{where}: {exc}") from exc
+        layers = tuple(str(n) for n in body.get("layers") or ()) if pattern else ()
+        return cls(
+            task=body.get("task"),
+            method=body.get("method"),
+            pattern=pattern,
+            layers=layers,
+            base_model=body.get("base_model"),
+            max_seq_len=int(body["max_seq_len"]) if body.get("max_seq_len") else None,
+            num_labels=int(body["num_labels"]) if body.get("num_labels") else None,
+            body=body,
         )
-    return read_json(run_dir / RUN_MANIFEST, "run manifest")
+
+    @property
+    def sparse(self) -> bool:
+        return self.pattern is not None
+
+    def describe(self) -> str:
+        return f"{self.method} run of {self.task}" + (f" at {self.pattern}" if self.pattern else " (dense)")
 
 
-@contextlib.contextmanager
-def staged_dir(final: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
-    """Build an output directory in a temporary sibling, then rename it into place.
+@dataclass(frozen=True)
+class RunManifest:
+    """A run directory and its ``nxm.json``."""
 
-    An existing ``final`` is refused unless ``overwrite``; it is replaced only once the new one is
-    complete, so a failed or interrupted build leaves the old directory (or nothing) behind.
-    """
-    final = Path(final)
-    if final.exists() and not overwrite:
-        raise UserError(f"{final} already exists; pass --overwrite to replace it")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the result is an ordinary directory
-    try:
-        yield tmp
-        if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    path: Path
+    body: dict[str, Any]
+    facts: RunFacts
+
+    @classmethod
+    def read(cls, run_dir: str | os.PathLike[str], role: str = "run directory") -> RunManifest:
+        """Read ``run_dir/nxm.json``, or raise a one-line error saying what the path is instead."""
+        path = Path(run_dir)
+        if not path.exists():
+            raise UserError(f"{role} {path} does not exist")
+        if not path.is_dir():
+            raise UserError(f"{path} is not a directory; pass the run directory that train wrote")
+        if not (path / RUN_MANIFEST).is_file():
+            raise UserError(
+                f"{path} is not a run directory (no {RUN_MANIFEST}); pass a directory written by "
+                "'nxm-deploy train'"
+            )
+        body = read_json(path / RUN_MANIFEST, "run manifest")
+        return cls(path, body, RunFacts.from_json(body, path / RUN_MANIFEST))
+
+    @staticmethod
+    def is_run_dir(path: str | os.PathLike[str]) -> bool:
+        return (Path(path) / RUN_MANIFEST).is_file()
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        metrics = self.body.get("metrics")
+        return dict(metrics) if isinstance(metrics, dict) else {}
+
+    @property
+    def epochs_total(self) -> float:
+        return float(self.body.get("epochs_total") or 0)
+
+    def export_facts(self) -> dict[str, Any]:
+        """The ``source_run`` section of an ``export.json`` made from this run."""
+        return {"path": str(self.path.resolve()), **{k: self.body.get(k) for k in RUN_FACT_KEYS}}
+
+
+@dataclass(frozen=True)
+class ExportManifest:
+    """An export directory and its ``export.json``; ``source`` are the facts of the run it came
+    from, ``run_dir`` that run's directory when it is still there."""
+
+    path: Path
+    body: dict[str, Any]
+    source: RunFacts
+    run_dir: Path | None
+
+    @classmethod
+    def read(cls, export_dir: str | os.PathLike[str]) -> ExportManifest:
+        """Read ``export_dir/export.json``; one-line :class:`ExportDirError` when it is not one."""
+        path = Path(export_dir)
+        if not path.exists():
+            raise ExportDirError(f"export directory {path} does not exist")
+        if not path.is_dir():
+            raise ExportDirError(
+                f"{path} is not a directory; pass the directory that 'nxm-deploy export' wrote"
+            )
+        if not (path / EXPORT_MANIFEST).is_file():
+            if (path / RUN_MANIFEST).is_file():
+                raise ExportDirError(
+                    f"{path} is a run directory ({RUN_MANIFEST}), not an export; export it first: "
+                    f"nxm-deploy export {path} --out EXPORT_DIR"
+                )
+            raise ExportDirError(
+                f"{path} is not an export directory (no {EXPORT_MANIFEST}); pass a directory written by "
+                "'nxm-deploy export'"
+            )
+        try:
+            body = read_json(path / EXPORT_MANIFEST, "export manifest")
+        except UserError as exc:
+            raise ExportDirError(str(exc)) from exc
+        if body.get("kind") != EXPORT_KIND:
+            raise ExportDirError(
+                f"{path / EXPORT_MANIFEST} is not an nxm-deploy export manifest (kind {body.get('kind')!r})"
+            )
+        run = body.get("source_run")
+        if not isinstance(run, dict) or "task" not in run:
+            raise ExportDirError(f"{path / EXPORT_MANIFEST} has no source_run section; export the run again")
+        run_dir = Path(run["path"]) if run.get("path") else None
+        if run_dir is not None and not RunManifest.is_run_dir(run_dir):
+            run_dir = None
+        return cls(path, body, RunFacts.from_json(run, path / EXPORT_MANIFEST), run_dir)
+
+    @staticmethod
+    def is_export_dir(path: str | os.PathLike[str]) -> bool:
+        return (Path(path) / EXPORT_MANIFEST).is_file()
+
+    def section(self, name: str) -> dict[str, Any]:
+        value = self.body.get(name)
+        return dict(value) if isinstance(value, dict) else {}
+
+    @property
+    def tensorrt(self) -> dict[str, Any]:
+        return self.section("tensorrt")
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.path / str(self.section("onnx").get("file") or "model.onnx")
+
+    @property
+    def engine_path(self) -> Path:
+        return self.path / str(self.tensorrt.get("engine") or "model.engine")
+
+    @property
+    def max_seq_len(self) -> int | None:
+        value = self.section("tokenizer").get("max_seq_len") or self.source.max_seq_len
+        return int(value) if value else None
+
+    @property
+    def exported_pattern(self) -> nm.Pattern | None:
+        """The pattern the export's own N:M check proved (``sparsity.pattern``), None when dense."""
+        text = self.section("sparsity").get("pattern")
+        return nm.parse_pattern(text) if text else None

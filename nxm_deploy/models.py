@@ -1,31 +1,36 @@
-"""Load a sequence-classification model and its tokenizer; choose the layers to sparsify.
+"""Load a sequence-classification model and its tokenizer; the one rule for the layers to sparsify.
 
-Models come from a local directory (offline) or a Hugging Face hub id (online). Layer selection is
-by module name: by default every ``nn.Linear`` inside the encoder blocks (a name with a numeric
-block index, such as ``bert.encoder.layer.3.attention.self.query``), never embeddings, pooler or
-classifier; ``include`` / ``exclude`` are glob patterns over module names.
+Models come from a local directory (offline) or a Hugging Face hub id (online). Layer selection
+(:class:`LayerRule`) is by name, the same for modules, safetensors tensors and ONNX weights: by
+default everything inside the encoder blocks (a name with a numeric block index, such as
+``bert.encoder.layer.3.attention.self.query``), never embeddings, pooler or classifier; ``include``
+globs replace that default, ``exclude`` globs remove names.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fnmatch
+import inspect
 import io
 import os
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from nxm_deploy import nm
 from nxm_deploy.errors import ModelError, PatternError
 
 __all__ = [
+    "DEFAULT_RULE",
+    "LayerRule",
     "TensorRTShapeWarning",
+    "input_names_for",
     "linear_layers",
     "load_model",
     "load_tokenizer",
@@ -98,7 +103,7 @@ def _load_error(what: str, name: str, exc: Exception) -> ModelError:
     else:
         hint = (
             "the hub could not be reached or has no such model; when offline, pass a local directory "
-            "(HF_HUB_OFFLINE=1 is set for you when a path is given)"
+            "(and set HF_HUB_OFFLINE=1 so that nothing waits for the network)"
         )
     return ModelError(f"cannot load {what} {name!r}: {reason}; {hint}")
 
@@ -164,31 +169,69 @@ def trt_sparse_eligible(out_features: int, in_features: int) -> bool:
     return out_features % 8 == 0 and in_features % 16 == 0
 
 
+@dataclass(frozen=True)
+class LayerRule:
+    """Which layers (or their weight tensors) are selected: by default those inside the encoder
+    blocks; ``include`` globs replace that default, ``exclude`` globs remove names. A candidate may
+    carry several names (an ONNX weight: its tensor name and the PyTorch layers it maps to); it is
+    selected when its first name lies in an encoder block (default), or any name matches."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "include", tuple(self.include))
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+
+    def selects(self, *names: str) -> bool:
+        """Whether the candidate called ``names`` (best name first; empty names are skipped) is selected."""
+        names = tuple(n for n in names if n)
+        if not names:
+            return False
+        if self.include:
+            chosen = any(fnmatch.fnmatchcase(n, g) for n in names for g in self.include)
+        else:
+            chosen = in_encoder_block(names[0])
+        return chosen and not self.excludes(*names)
+
+    def excludes(self, *names: str) -> bool:
+        """Whether an ``exclude`` glob matches any of ``names``."""
+        return any(fnmatch.fnmatchcase(n, g) for n in names if n for g in self.exclude)
+
+    def filter(self, names: Iterable[str]) -> list[str]:
+        """The selected ones of single-named candidates, in their order."""
+        return [n for n in names if self.selects(n)]
+
+    def describe(self) -> str:
+        parts = [f"include={list(self.include)}"] if self.include else []
+        parts += [f"exclude={list(self.exclude)}"] if self.exclude else []
+        return ", ".join(parts)
+
+
+DEFAULT_RULE = LayerRule()
+"""Every layer inside the encoder blocks."""
+
+
 def select_layers(
     model: nn.Module,
-    pattern: str | nm.Pattern = "2:4",
+    pattern: str | nm.Pattern = nm.DEFAULT_PATTERN,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
 ) -> list[str]:
-    """Names of the ``nn.Linear`` layers to sparsify, in module order.
+    """Names of the ``nn.Linear`` layers to sparsify, in module order (see :class:`LayerRule`).
 
-    Default: every linear layer inside the encoder blocks. ``include`` globs replace that default
-    (they may name any linear layer); ``exclude`` globs remove layers. Raises :class:`ModelError`
-    when nothing is selected and :class:`PatternError` when a selected layer's input size does not
-    divide by M. Warns once (:class:`TensorRTShapeWarning`) about layers TensorRT will not run
-    sparse.
+    Raises :class:`ModelError` when nothing is selected and :class:`PatternError` when a selected
+    layer's input size does not divide by M. Warns once (:class:`TensorRTShapeWarning`) about layers
+    TensorRT will not run sparse.
     """
     p = nm.parse_pattern(pattern)
+    rule = LayerRule(tuple(include), tuple(exclude))
     layers = linear_layers(model)
-    if include:
-        names = [n for n in layers if any(fnmatch.fnmatchcase(n, g) for g in include)]
-    else:
-        names = [n for n in layers if in_encoder_block(n)]
-    names = [n for n in names if not any(fnmatch.fnmatchcase(n, g) for g in exclude)]
+    names = rule.filter(layers)
     if not names:
         raise ModelError(
             "no layers selected for sparsification"
-            + (f" (include={list(include)}, exclude={list(exclude)})" if include or exclude else "")
+            + (f" ({rule.describe()})" if rule.describe() else "")
             + f"; linear layers of this model look like {next(iter(layers), 'none')!r}"
         )
     misfit = [n for n in names if layers[n].in_features % p.m != 0]
@@ -211,7 +254,27 @@ def select_layers(
     return names
 
 
-def selected_weights(model: nn.Module, names: Sequence[str]) -> dict[str, torch.nn.Parameter]:
-    """The weight parameter of each named linear layer."""
-    mods = dict(model.named_modules())
-    return {n: mods[n].weight for n in names}
+def input_names_for(model: nn.Module, tokenizer: Any) -> list[str]:
+    """The tokenizer's output names that ``model.forward`` accepts, in ``forward``'s order.
+
+    A BERT tokenizer gives ``token_type_ids``; a DistilBERT model does not take it, so it is left out.
+    """
+    params = list(inspect.signature(model.forward).parameters)
+    wanted = set(getattr(tokenizer, "model_input_names", None) or ["input_ids", "attention_mask"])
+    names = [p for p in params if p in wanted]
+    if "input_ids" not in names:
+        raise ModelError(
+            f"{type(model).__name__}.forward takes none of the tokenizer's inputs {sorted(wanted)}"
+        )
+    return names
+
+
+def position_limit(model: nn.Module, tokenizer: Any = None) -> int:
+    """The longest sequence the model takes: its position embeddings, else its tokenizer's limit
+    (a huge sentinel when unset is ignored), else 512."""
+    limits = [
+        getattr(model.config, "max_position_embeddings", None),
+        getattr(tokenizer, "model_max_length", None),
+    ]
+    usable = [int(v) for v in limits if isinstance(v, int) and 0 < v < 1_000_000]
+    return min(usable or [512])

@@ -23,6 +23,7 @@ import torch
 from nxm_deploy.errors import PatternError
 
 __all__ = [
+    "DEFAULT_PATTERN",
     "CheckResult",
     "Pattern",
     "Stats",
@@ -55,6 +56,10 @@ class Pattern:
     @property
     def density(self) -> float:
         return self.n / self.m
+
+
+DEFAULT_PATTERN = Pattern(2, 4)
+"""2:4, the pattern NVIDIA's sparse tensor cores run."""
 
 
 def parse_pattern(pattern: str | Pattern) -> Pattern:

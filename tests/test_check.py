@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from nxm_deploy import nm
 from nxm_deploy.cli import cli
-from nxm_deploy.manifest import staged_dir, write_json_atomic
+from nxm_deploy.io import staged_dir, write_json_atomic
 from nxm_deploy.models import select_layers
 
 

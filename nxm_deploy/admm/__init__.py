@@ -1,1 +1,33 @@
-"""admm"""
+"""``train()``: fine-tune with ADMM towards N:M, and the methods it is measured against.
+
+    from nxm_deploy.admm import TrainConfig, train
+    result = train(TrainConfig(model=MODEL, task="RTE", method="admm", out="runs/rte-admm"))
+
+- ``config``: ``TrainConfig``, every option with its default and why (the CLI reads them there);
+- ``registry`` and ``methods/``: one file per method (dense, oneshot, asp, admm), registered;
+- ``run``: the phases of a method, the run directory, ``nxm.json``;
+- ``inputs``: task rows, student and teacher; ``state``: Z, U, masks and rho of the selected layers;
+- ``trainer`` (Hugging Face ``Trainer`` with the ADMM penalty and distillation), ``callbacks``,
+  ``checkpoints``, ``trainlog`` (``train_log.jsonl``), ``dist`` (torchrun).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nxm_deploy.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from nxm_deploy.admm.config import TrainConfig
+    from nxm_deploy.admm.run import RunResult, train
+
+__all__ = ["RunResult", "TrainConfig", "train"]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "RunResult": "nxm_deploy.admm.run",
+        "TrainConfig": "nxm_deploy.admm.config",
+        "train": "nxm_deploy.admm.run",
+    },
+)

@@ -17,7 +17,7 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from nxm_deploy.admm.checkpoints import mark_complete
-from nxm_deploy.admm.sparsity import AdmmSchedule, SparsityState
+from nxm_deploy.admm.state import AdmmSchedule, SparsityState
 from nxm_deploy.admm.trainlog import TrainLog
 
 

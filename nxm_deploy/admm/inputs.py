@@ -8,9 +8,9 @@ from typing import Any
 from torch import nn
 
 from nxm_deploy.admm.config import TrainConfig
+from nxm_deploy.data.encode import EncodedDataset, encode, rows_fingerprint, subset_indices
 from nxm_deploy.errors import UserError
-from nxm_deploy.features import EncodedDataset, encode, rows_fingerprint, subset_indices
-from nxm_deploy.manifest import read_run_manifest
+from nxm_deploy.manifest import RunManifest
 
 
 @dataclass
@@ -53,10 +53,10 @@ def load_teacher(teacher_dir: str, task_name: str, num_labels: int) -> nn.Module
     from nxm_deploy.data import get_task
     from nxm_deploy.models import load_model
 
-    manifest = read_run_manifest(teacher_dir)
-    if get_task(str(manifest.get("task"))).name != task_name:
+    facts = RunManifest.read(teacher_dir, "--teacher run").facts
+    if get_task(str(facts.task)).name != task_name:
         raise UserError(
-            f"teacher {teacher_dir} was trained on {manifest.get('task')}, not {task_name}; "
+            f"teacher {teacher_dir} was trained on {facts.task}, not {task_name}; "
             "pass a dense run of the same task"
         )
     teacher, _ = load_model(teacher_dir)
@@ -70,20 +70,19 @@ def load_teacher(teacher_dir: str, task_name: str, num_labels: int) -> nn.Module
     return teacher
 
 
-def load_student(cfg: TrainConfig, task: Any) -> tuple[nn.Module, Any, dict[str, Any] | None]:
+def load_student(cfg: TrainConfig, task: Any) -> tuple[nn.Module, Any, RunManifest | None]:
+    from nxm_deploy.data import get_task
     from nxm_deploy.models import load_model
 
     if cfg.init_from is not None:
-        init = read_run_manifest(cfg.init_from)
-        from nxm_deploy.data import get_task
-
-        if get_task(str(init.get("task"))).name != task.name:
+        init = RunManifest.read(cfg.init_from, "--init-from run")
+        if get_task(str(init.facts.task)).name != task.name:
             raise UserError(
-                f"--init-from run {cfg.init_from} was trained on {init.get('task')}, not {task.name}"
+                f"--init-from run {cfg.init_from} was trained on {init.facts.task}, not {task.name}"
             )
-        if init.get("pattern"):
+        if init.facts.pattern is not None:
             raise UserError(
-                f"--init-from run {cfg.init_from} is sparse ({init['pattern']}); pass a dense run"
+                f"--init-from run {cfg.init_from} is sparse ({init.facts.pattern}); pass a dense run"
             )
         model, tok = load_model(cfg.init_from)
         return model, tok, init

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nxm_deploy import __version__, nm
+from nxm_deploy import nm
 from nxm_deploy.admm.callbacks import AdmmCallback, LogCallback, MaskCallback, StateCheckpointCallback
 from nxm_deploy.admm.checkpoints import (
     checkpoints_root,
@@ -36,11 +36,13 @@ from nxm_deploy.admm.config import TrainConfig
 from nxm_deploy.admm.dist import barrier, init_distributed, rank, world_size
 from nxm_deploy.admm.inputs import TaskData, load_student, load_task_data, load_teacher
 from nxm_deploy.admm.registry import Budget, Phase, get_method
-from nxm_deploy.admm.sparsity import AdmmSchedule, SparsityState
+from nxm_deploy.admm.state import AdmmSchedule, SparsityState
 from nxm_deploy.admm.trainer import NxmTrainer
 from nxm_deploy.admm.trainlog import LOG_NAME, TrainLog
 from nxm_deploy.errors import SparsityError, UserError
-from nxm_deploy.manifest import RUN_MANIFEST, provenance, read_json, write_json_atomic
+from nxm_deploy.io import read_json, write_json_atomic
+from nxm_deploy.manifest import RUN_KIND, RUN_MANIFEST, RunManifest, provenance
+from nxm_deploy.version import __version__
 
 log = logging.getLogger("nxm_deploy.train")
 
@@ -216,7 +218,7 @@ def _run_phase(run: _Run, phase: Phase, i: int, n_phases: int) -> dict[str, Any]
     if phase.kind == "masked":
         callbacks.append(MaskCallback(sparsity))
     if phase.kind == "admm":
-        schedule = AdmmSchedule(cfg.rho, cfg.rho_max, cfg.rho_growth)
+        schedule = AdmmSchedule(cfg.rho_max, cfg.rho_growth)
         decoupled = cfg.admm_penalty == "decoupled"
         callbacks.append(AdmmCallback(sparsity, schedule, cfg.admm_interval, trainlog, i, decoupled))
     trainer = run.trainer(phase, i, callbacks)
@@ -255,7 +257,7 @@ def train(cfg: TrainConfig) -> RunResult:
         raise UserError("--teacher distils into a sparse method; the dense method takes no teacher")
     set_seed(cfg.seed)  # the fresh classifier head is drawn from this seed
     model, tokenizer, init = load_student(cfg, task)
-    init_epochs = float(init.get("epochs_total", 0)) if init else 0.0
+    init_epochs = init.epochs_total if init else 0.0
     phases = method.plan(Budget(cfg.epochs, init_epochs, cfg.admm_epochs, cfg.dense_epochs))
     layers = select_layers(model, pattern, cfg.include, cfg.exclude) if method.sparse else []
     teacher = load_teacher(cfg.teacher, task.name, task.num_labels) if cfg.teacher else None
@@ -321,15 +323,15 @@ def _manifest(
     phase_metrics: list[dict[str, Any]],
     metrics: dict[str, float],
     data_info: dict[str, Any],
-    init: dict[str, Any] | None,
+    init: RunManifest | None,
     wall: float,
 ) -> dict[str, Any]:
-    init_epochs = float(init.get("epochs_total", 0)) if init else 0.0
+    init_epochs = init.epochs_total if init else 0.0
     return {
-        "kind": "nxm-deploy/run",
+        "kind": RUN_KIND,
         "schema": 1,
         **provenance(),
-        "base_model": init["base_model"] if init else cfg.model,
+        "base_model": init.facts.base_model if init else cfg.model,
         "task": task.name,
         "method": method,
         "pattern": str(pattern) if pattern else None,

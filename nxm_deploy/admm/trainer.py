@@ -18,7 +18,7 @@ from torch import nn
 from transformers import Trainer
 
 from nxm_deploy.admm.checkpoints import newest_complete
-from nxm_deploy.admm.sparsity import SparsityState
+from nxm_deploy.admm.state import SparsityState
 from nxm_deploy.errors import UserError
 
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nxm_deploy.manifest import now_iso, write_text_atomic
+from nxm_deploy.io import now_iso, write_text_atomic
 
 LOG_NAME = "train_log.jsonl"
 

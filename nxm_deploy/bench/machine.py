@@ -71,7 +71,7 @@ def _dist_version(name: str) -> str | None:
 
 def library_versions() -> dict[str, str | None]:
     """Installed versions (None: not installed) of the libraries a bench touches."""
-    from nxm_deploy import __version__
+    from nxm_deploy.version import __version__
 
     tensorrt = next((v for v in map(_dist_version, _TENSORRT_DISTS) if v), None)
     return {

@@ -7,81 +7,39 @@
     result.report["latency"]["shapes"][0]["ratio"]
 
 Steps: read both directories and refuse a wrong pairing (``sources``: task, roles, tokenizer); check
-the weights of both (``sparsity``: the sparse one must hold its pattern); open one runner per model
-(``backends``); score the full dev set through each (``accuracy``); time every batch size x sequence
-length with the two models interleaved (``latency``); write report.json, report.md and the plots
-(``report``, ``plots``) into a directory built aside and renamed into place.
+the weights of both (``layers``: the sparse one must hold its pattern); open one session per model
+(``nxm_deploy.runtime``'s, the ones ``Predictor`` uses); score the full dev set through each
+(``accuracy``); time every batch size x sequence length with the two models interleaved
+(``latency``); write report.json, report.md and the plots (``report``, ``plots``) into a directory
+built aside and renamed into place.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nxm_deploy.bench import accuracy, latency, sources, sparsity
-from nxm_deploy.bench.backends import Runner, open_runner, torch_threads
+from nxm_deploy.bench import accuracy, latency, layers, sources
+from nxm_deploy.bench.config import BenchConfig
 from nxm_deploy.bench.machine import library_versions, machine_info
 from nxm_deploy.bench.report import write_report_dir
+from nxm_deploy.data.encode import fixed_shape_batch
 from nxm_deploy.errors import UserError
-from nxm_deploy.manifest import provenance
+from nxm_deploy.manifest import REPORT_KIND, provenance
+from nxm_deploy.runtime.encoding import Encoded, TextEncoder
+from nxm_deploy.runtime.session import Session, require_tensorrt
+from nxm_deploy.runtime.torch_session import torch_threads
 
-__all__ = ["MIN_SEQ_LEN", "REPORT_KIND", "BenchConfig", "BenchResult", "bench", "parse_sizes"]
+__all__ = ["BenchConfig", "BenchResult", "bench"]
 
 log = logging.getLogger("nxm_deploy.bench")
 
-REPORT_KIND = "nxm-deploy/report"
-MIN_SEQ_LEN = 8  # room for the special tokens of a sentence pair and some text
 _ROLES = ("dense", "sparse")
-
-
-def parse_sizes(text: str | Sequence[int], option: str) -> tuple[int, ...]:
-    """``"1,8,32"`` -> ``(1, 8, 32)``: positive integers, sorted, duplicates dropped."""
-    if isinstance(text, str):
-        parts = [p.strip() for p in text.split(",")]
-        if not all(p.isdigit() for p in parts):
-            raise UserError(f"{option} takes comma-separated positive integers such as 1,8,32; got {text!r}")
-        values = [int(p) for p in parts]
-    else:
-        values = [int(v) for v in text]
-    if not values or min(values) < 1:
-        raise UserError(f"{option} takes comma-separated positive integers such as 1,8,32; got {text!r}")
-    return tuple(sorted(set(values)))
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    """What to compare and how. ``threads=None`` leaves the runtime's default thread count."""
-
-    dense: str | Path
-    sparse: str | Path
-    task: str
-    out: str | Path
-    data_dir: str | Path | None = None
-    backend: str = "ort"
-    batch_sizes: tuple[int, ...] = (1, 8, 32)
-    seq_lens: tuple[int, ...] = (32, 128)
-    threads: int | None = None
-    plan: latency.TimingPlan = field(default_factory=latency.TimingPlan)
-    eval_batch_size: int = 32
-    overwrite: bool = False
-
-    def __post_init__(self) -> None:
-        if self.backend not in sources.BACKENDS:
-            raise UserError(f"unknown backend {self.backend!r}: choose one of {', '.join(sources.BACKENDS)}")
-        object.__setattr__(self, "batch_sizes", parse_sizes(self.batch_sizes, "--batch-sizes"))
-        object.__setattr__(self, "seq_lens", parse_sizes(self.seq_lens, "--seq-lens"))
-        if self.seq_lens[0] < MIN_SEQ_LEN:
-            raise UserError(f"--seq-lens must be at least {MIN_SEQ_LEN} (room for special tokens and text)")
-        if self.threads is not None and self.threads < 1:
-            raise UserError(f"--threads must be a positive integer, got {self.threads}")
-        if self.eval_batch_size < 1:
-            raise UserError(f"--eval-batch-size must be a positive integer, got {self.eval_batch_size}")
 
 
 @dataclass(frozen=True)
@@ -101,14 +59,6 @@ def _refuse_out(cfg: BenchConfig) -> Path:
     return out
 
 
-def _require_tensorrt() -> None:
-    from nxm_deploy.export.trt import TensorRTUnavailableError, trt_unavailable_reason
-
-    reason = trt_unavailable_reason()
-    if reason:
-        raise TensorRTUnavailableError(f"--backend trt cannot run here: {reason}")
-
-
 def _tokenizer_dir(source: sources.ModelSource, backend: str) -> Path:
     if backend == "torch" and source.run_dir is not None:
         return source.run_dir
@@ -123,28 +73,29 @@ def _check_position_limit(cfg: BenchConfig, tokenizer: Any) -> None:
 
 def _accuracy(
     cfg: BenchConfig,
-    runners: dict[str, Runner],
+    sessions: dict[str, Session],
     models: dict[str, sources.ModelSource],
     tokenizer: Any,
     dev: Any,
 ) -> dict[str, Any]:
-    """Score the full dev set through each runner; the ``accuracy`` section of the report."""
+    """Score the full dev set through each session; the ``accuracy`` section of the report."""
     task = dev.task
     results: dict[str, accuracy.AccuracyResult] = {}
     lengths: dict[str, int] = {}
-    cache: dict[int, accuracy.EncodedSplit] = {}
+    cache: dict[tuple[int, tuple[str, ...]], tuple[TextEncoder, Encoded]] = {}
     for role in _ROLES:
-        runner = runners[role]
+        session = sessions[role]
         max_len = models[role].max_seq_len or 128
-        if runner.limits:
-            max_len = min(max_len, runner.limits[1][1])
+        if session.limits:
+            max_len = min(max_len, session.limits[1][1])
         lengths[role] = max_len
-        if max_len not in cache:
-            cache[max_len] = accuracy.encode_split(tokenizer, dev, max_len)
+        key = (max_len, session.input_names)
+        if key not in cache:
+            encoder = TextEncoder(tokenizer, session.input_names, max_len)
+            cache[key] = encoder, encoder.encode(dev.texts_a, dev.texts_b)
+        encoder, encoded = cache[key]
         log.info("accuracy: %s model over %d %s dev rows", role, len(dev), task.name)
-        results[role] = accuracy.evaluate(
-            runner, tokenizer, cache[max_len], task, dev.labels, cfg.eval_batch_size
-        )
+        results[role] = accuracy.evaluate(session, encoder, encoded, task, dev.labels, cfg.eval_batch_size)
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in results[role].metrics.items())
         log.info("accuracy: %s %s (%.1f s)", role, metrics, results[role].seconds)
     dense, sparse = results["dense"], results["sparse"]
@@ -164,18 +115,16 @@ def _accuracy(
     }
 
 
-def _latency(cfg: BenchConfig, runners: dict[str, Runner], tokenizer: Any, dev: Any) -> dict[str, Any]:
+def _latency(cfg: BenchConfig, sessions: dict[str, Session], tokenizer: Any, dev: Any) -> dict[str, Any]:
     """Time every (batch, sequence) shape, both models interleaved; the ``latency`` section."""
-    from nxm_deploy.features import fixed_shape_batch
-
     shapes = []
     for batch in cfg.batch_sizes:
         for seq in cfg.seq_lens:
             enc = fixed_shape_batch(tokenizer, dev.texts_a, dev.texts_b, batch, seq)
             feed = {k: v.numpy() for k, v in enc.items()}  # each (batch, seq) int64
-            for runner in runners.values():
-                runner.check_shape(batch, seq)
-            calls = {role: runners[role].stage(feed) for role in _ROLES}
+            for session in sessions.values():
+                session.check_shape(batch, seq)
+            calls = {role: sessions[role].stage(feed) for role in _ROLES}
             pair = latency.measure_pair(calls["dense"], calls["sparse"], cfg.plan)
             row = {
                 "batch": batch,
@@ -208,8 +157,8 @@ def _latency(cfg: BenchConfig, runners: dict[str, Runner], tokenizer: Any, dev: 
     }
 
 
-def _backend_section(cfg: BenchConfig, runners: dict[str, Runner]) -> dict[str, Any]:
-    info = {role: runners[role].info() for role in _ROLES}
+def _backend_section(cfg: BenchConfig, sessions: dict[str, Session]) -> dict[str, Any]:
+    info = {role: sessions[role].info() for role in _ROLES}
     sparse = info["sparse"]
     keys = ("runtime", "version", "provider", "device", "precision", "threads")
     return {
@@ -231,7 +180,7 @@ def bench(cfg: BenchConfig) -> BenchResult:
     task = get_task(cfg.task)
     out = _refuse_out(cfg)
     if cfg.backend == "trt":
-        _require_tensorrt()
+        require_tensorrt("--backend trt")
     models = {role: sources.resolve_source(getattr(cfg, role), role, cfg.backend) for role in _ROLES}
     sources.check_roles(models["dense"], models["sparse"], task.name)
     dev = load_split(task, "dev", cfg.data_dir)
@@ -242,17 +191,20 @@ def bench(cfg: BenchConfig) -> BenchResult:
     tokenizer = tokenizers["dense"]
     _check_position_limit(cfg, tokenizer)
 
-    pattern = str(models["sparse"].pattern)
+    pattern = models["sparse"].pattern
+    assert pattern is not None  # check_roles refused a dense --sparse
     log.info("checking the %s pattern of both models", pattern)
-    checks = {role: sparsity.weight_check(models[role], pattern, cfg.backend) for role in _ROLES}
-    sparsity.require_sparse(models["sparse"], checks["sparse"])
+    checks = {role: layers.weight_check(models[role], pattern, cfg.backend) for role in _ROLES}
+    layers.require_sparse(models["sparse"], checks["sparse"])
 
     with torch_threads(cfg.threads):
         log.info("opening both models on %s", cfg.backend)
-        runners = {role: open_runner(cfg.backend, models[role], tokenizer, cfg.threads) for role in _ROLES}
-        backend = _backend_section(cfg, runners)
-        acc = _accuracy(cfg, runners, models, tokenizer, dev)
-        lat = _latency(cfg, runners, tokenizer, dev)
+        sessions = {
+            role: sources.open_source(models[role], cfg.backend, tokenizer, cfg.threads) for role in _ROLES
+        }
+        backend = _backend_section(cfg, sessions)
+        acc = _accuracy(cfg, sessions, models, tokenizer, dev)
+        lat = _latency(cfg, sessions, tokenizer, dev)
 
     notes = []
     if not backend["sparse_kernels"]:
@@ -267,7 +219,7 @@ def bench(cfg: BenchConfig) -> BenchResult:
         "tokenizer": fingerprint,
         "latency": lat,
         "accuracy": acc,
-        "sparsity": sparsity.sparsity_section(checks["dense"], checks["sparse"], models["sparse"]),
+        "sparsity": layers.sparsity_section(checks["dense"], checks["sparse"], models["sparse"]),
         "machine": machine_info(cfg.threads),
         "versions": library_versions(),
         "notes": notes,

@@ -1,12 +1,14 @@
 """What ``--dense`` and ``--sparse`` name: an export directory (or, for ``--backend torch``, a run
-directory), checked for the role it is given, the task and the tokenizer.
+directory), checked for the role it is given, the task and the tokenizer; and the session that runs it.
 
     dense = resolve_source("exports/sst2-dense", "dense", "ort")
     sparse = resolve_source("exports/sst2-admm", "sparse", "ort")
     check_roles(dense, sparse, "SST-2")
+    session = open_source(sparse, "ort", tokenizer, threads=1)
 
-The facts a bench needs (task, method, pattern, layers, max_seq_len) come from ``export.json``'s
-``source_run`` section, or from ``nxm.json`` for a run directory.
+The facts a bench needs (task, method, pattern, layers, max_seq_len) are the run's
+:class:`~nxm_deploy.manifest.RunFacts`, read from ``export.json``'s ``source_run`` section, or from
+``nxm.json`` for a run directory.
 """
 
 from __future__ import annotations
@@ -18,64 +20,61 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nxm_deploy.errors import UserError
-from nxm_deploy.manifest import EXPORT_MANIFEST, RUN_MANIFEST, read_json
+from nxm_deploy import nm
+from nxm_deploy.bench.config import BACKENDS
+from nxm_deploy.errors import ExportDirError, UserError
+from nxm_deploy.manifest import EXPORT_MANIFEST, RUN_MANIFEST, ExportManifest, RunFacts, RunManifest
+from nxm_deploy.runtime.ort_session import OrtSession
+from nxm_deploy.runtime.session import Session, require_tensorrt
 
 __all__ = [
-    "BACKENDS",
     "ModelSource",
     "check_roles",
     "check_same_tokenizer",
+    "open_source",
     "resolve_source",
     "tokenizer_fingerprint",
 ]
 
-BACKENDS = ("ort", "trt", "torch")
 _ENCODING_PROBE_ROWS = 32  # dev rows both tokenizers must encode identically
 
 
 @dataclass(frozen=True)
 class ModelSource:
-    """One model of the comparison. ``kind`` is ``"export"`` or ``"run"``; ``facts`` are the run's
-    task, method, pattern, layers, base model and max_seq_len; ``run_dir`` is the run directory
-    (the export's source run, when it still exists)."""
+    """One model of the comparison: an export directory (``export`` set) or a run directory
+    (``run`` set); ``facts`` are its run's; ``run_dir`` is the run directory (the export's source
+    run, when it still exists)."""
 
     role: str
     path: Path
-    kind: str
-    manifest: dict[str, Any]
-    facts: dict[str, Any]
+    facts: RunFacts
+    export: ExportManifest | None
     run_dir: Path | None
+
+    @property
+    def kind(self) -> str:
+        return "export" if self.export is not None else "run"
 
     @property
     def label(self) -> str:
         return f"--{self.role} {self.path}"
 
     @property
-    def task(self) -> str | None:
-        return self.facts.get("task")
-
-    @property
-    def pattern(self) -> str | None:
-        return self.facts.get("pattern") or None
+    def pattern(self) -> nm.Pattern | None:
+        return self.facts.pattern
 
     @property
     def layers(self) -> list[str]:
-        return list(self.facts.get("layers") or []) if self.pattern else []
+        return list(self.facts.layers)
 
     @property
     def max_seq_len(self) -> int | None:
-        tok = self.manifest.get("tokenizer") or {}
-        value = tok.get("max_seq_len") or self.facts.get("max_seq_len")
-        return int(value) if value else None
+        return self.export.max_seq_len if self.export is not None else self.facts.max_seq_len
 
     @property
     def onnx_path(self) -> Path:
-        return self.path / str((self.manifest.get("onnx") or {}).get("file") or "model.onnx")
-
-    @property
-    def tensorrt(self) -> dict[str, Any]:
-        return dict(self.manifest.get("tensorrt") or {})
+        assert self.export is not None
+        return self.export.onnx_path
 
     def describe(self) -> dict[str, Any]:
         """The ``models.<role>`` entry of report.json."""
@@ -83,52 +82,46 @@ class ModelSource:
             "path": str(self.path.resolve()),
             "kind": self.kind,
             "run_dir": str(self.run_dir) if self.run_dir else None,
-            "task": self.task,
-            "method": self.facts.get("method"),
-            "pattern": self.pattern,
+            "task": self.facts.task,
+            "method": self.facts.method,
+            "pattern": str(self.pattern) if self.pattern else None,
             "sparse_layers": len(self.layers),
-            "base_model": self.facts.get("base_model"),
+            "base_model": self.facts.base_model,
             "max_seq_len": self.max_seq_len,
             "run_metrics": self.run_metrics(),
         }
 
     def run_metrics(self) -> dict[str, Any] | None:
         """Dev metrics as ``train`` recorded them in ``nxm.json`` (None when the run is not at hand)."""
-        if self.run_dir is None or not (self.run_dir / RUN_MANIFEST).is_file():
+        if self.run_dir is None:
             return None
         try:
-            metrics = read_json(self.run_dir / RUN_MANIFEST, "run manifest").get("metrics")
+            return RunManifest.read(self.run_dir).metrics or None
         except UserError:
             return None
-        return dict(metrics) if isinstance(metrics, dict) else None
-
-
-def _flag(role: str) -> str:
-    return f"--{role}"
 
 
 def resolve_source(path: str | Path, role: str, backend: str) -> ModelSource:
     """Read the directory given as ``--dense``/``--sparse``; one-line errors for what it is instead."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    path = Path(path)
-    flag = _flag(role)
+    path, flag = Path(path), f"--{role}"
     if not path.exists():
         raise UserError(f"{flag} {path} does not exist")
     if not path.is_dir():
         raise UserError(
             f"{flag} {path} is not a directory; pass an export directory written by 'nxm-deploy export'"
         )
-    if (path / EXPORT_MANIFEST).is_file():
+    if ExportManifest.is_export_dir(path):
         return _from_export(path, role, backend)
-    if (path / RUN_MANIFEST).is_file():
+    if RunManifest.is_run_dir(path):
         if backend != "torch":
             raise UserError(
                 f"{flag} {path} is a run directory; --backend {backend} needs an export directory "
                 f"(run 'nxm-deploy export {path} --out ...'), or use --backend torch"
             )
-        facts = read_json(path / RUN_MANIFEST, "run manifest")
-        return ModelSource(role, path, "run", facts, facts, path)
+        run = RunManifest.read(path)
+        return ModelSource(role, path, run.facts, None, path)
     raise UserError(
         f"{flag} {path} is neither an export directory ({EXPORT_MANIFEST}) nor a run directory "
         f"({RUN_MANIFEST})"
@@ -136,32 +129,45 @@ def resolve_source(path: str | Path, role: str, backend: str) -> ModelSource:
 
 
 def _from_export(path: Path, role: str, backend: str) -> ModelSource:
-    flag = _flag(role)
-    manifest = read_json(path / EXPORT_MANIFEST, "export manifest")
-    facts = manifest.get("source_run")
-    if not isinstance(facts, dict) or "task" not in facts:
-        raise UserError(f"{flag} {path / EXPORT_MANIFEST} has no source_run section; export the run again")
-    run_dir = Path(facts["path"]) if facts.get("path") else None
-    if run_dir is not None and not (run_dir / RUN_MANIFEST).is_file():
-        run_dir = None
-    source = ModelSource(role, path, "export", manifest, facts, run_dir)
-    if backend == "ort" and not source.onnx_path.is_file():
-        raise UserError(f"{flag} {path} has no {source.onnx_path.name}; export the run again")
-    if backend == "torch" and run_dir is None:
+    flag = f"--{role}"
+    try:
+        export = ExportManifest.read(path)
+    except ExportDirError as exc:
+        raise UserError(f"{flag} {exc}") from exc
+    source = ModelSource(role, path, export.source, export, export.run_dir)
+    if backend == "ort" and not export.onnx_path.is_file():
+        raise UserError(f"{flag} {path} has no {export.onnx_path.name}; export the run again")
+    if backend == "torch" and export.run_dir is None:
         raise UserError(
             f"{flag} {path}: --backend torch needs the run directory its {EXPORT_MANIFEST} names "
-            f"({facts.get('path')}), which is not there; pass the run directory itself"
+            f"({export.section('source_run').get('path')}), which is not there; pass the run directory itself"
         )
-    if backend == "trt":
-        trt_section = source.tensorrt
-        engine = path / str(trt_section.get("engine") or "model.engine")
-        if not trt_section.get("built") or not engine.is_file():
-            why = trt_section.get("reason") or "no engine file"
-            raise UserError(
-                f"{flag} {path} has no TensorRT engine ({why}); build it with its "
-                f"{trt_section.get('build_script') or 'build_engine.sh'} or 'nxm-deploy export --engine trt'"
-            )
+    if backend == "trt" and not export.engine_path.is_file():
+        trt_section = export.tensorrt
+        why = trt_section.get("reason") or "no engine file"
+        raise UserError(
+            f"{flag} {path} has no TensorRT engine ({why}); build it with its "
+            f"{trt_section.get('build_script') or 'build_engine.sh'} or 'nxm-deploy export --engine trt'"
+        )
     return source
+
+
+def open_source(source: ModelSource, backend: str, tokenizer: Any, threads: int | None) -> Session:
+    """The session of ``backend`` (``ort``, ``torch``, ``trt``) for one model."""
+    if backend == "ort":
+        return OrtSession(source.onnx_path, threads, label=source.label)
+    if backend == "torch":
+        from nxm_deploy.runtime.torch_session import TorchSession
+
+        assert source.run_dir is not None  # resolve_source guarantees it for --backend torch
+        return TorchSession(source.run_dir, tokenizer, source.layers, label=source.label)
+    if backend == "trt":
+        require_tensorrt("--backend trt")
+        from nxm_deploy.runtime.trt_session import TrtSession
+
+        assert source.export is not None
+        return TrtSession(source.export.engine_path, evidence=source.export.tensorrt, label=source.label)
+    raise UserError(f"unknown backend {backend!r}")
 
 
 def check_roles(dense: ModelSource, sparse: ModelSource, task_name: str) -> None:
@@ -169,21 +175,22 @@ def check_roles(dense: ModelSource, sparse: ModelSource, task_name: str) -> None
     if dense.path.resolve() == sparse.path.resolve():
         raise UserError(f"--dense and --sparse are the same directory ({dense.path})")
     for src in (dense, sparse):
-        if src.task is None:
+        if src.facts.task is None:
             raise UserError(f"{src.label}: its manifest names no task")
-        if _normal(src.task) != _normal(task_name):
+        if _normal(src.facts.task) != _normal(task_name):
             raise UserError(
-                f"{src.label} was trained on {src.task}, not {task_name}; bench two models of the same task"
+                f"{src.label} was trained on {src.facts.task}, not {task_name}; "
+                "bench two models of the same task"
             )
     manifest = EXPORT_MANIFEST if sparse.kind == "export" else RUN_MANIFEST
     if sparse.pattern is None:
         raise UserError(
             f"{sparse.label} is a dense model (its {manifest} says pattern null, method "
-            f"{sparse.facts.get('method')}); pass the sparse model as --sparse and the dense one as --dense"
+            f"{sparse.facts.method}); pass the sparse model as --sparse and the dense one as --dense"
         )
     if dense.pattern is not None:
         raise UserError(
-            f"{dense.label} is a sparse model (pattern {dense.pattern}, method {dense.facts.get('method')}); "
+            f"{dense.label} is a sparse model (pattern {dense.pattern}, method {dense.facts.method}); "
             "--dense takes the dense reference"
         )
 

@@ -21,7 +21,6 @@ This module imports torch and onnx only inside its functions, so the CLI can rea
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import warnings
 from collections.abc import Iterator, Sequence
@@ -41,7 +40,6 @@ __all__ = [
     "SEQUENCE_AXIS",
     "describe_io",
     "export_onnx",
-    "input_names_for",
     "io_problems",
 ]
 
@@ -52,21 +50,6 @@ BATCH_AXIS = "batch"
 SEQUENCE_AXIS = "sequence"
 _SAMPLE_BATCH = 2  # torch.export specialises dimensions of size 0 and 1, so sample with 2 and more
 _SAMPLE_SEQ = 16
-
-
-def input_names_for(model: nn.Module, tokenizer: Any) -> list[str]:
-    """The tokenizer's output names that ``model.forward`` accepts, in ``forward``'s order.
-
-    A BERT tokenizer gives ``token_type_ids``; a DistilBERT model does not take it, so it is left out.
-    """
-    params = list(inspect.signature(model.forward).parameters)
-    wanted = set(getattr(tokenizer, "model_input_names", None) or ["input_ids", "attention_mask"])
-    names = [p for p in params if p in wanted]
-    if "input_ids" not in names:
-        raise ExportError(
-            f"{type(model).__name__}.forward takes none of the tokenizer's inputs {sorted(wanted)}"
-        )
-    return names
 
 
 @contextlib.contextmanager

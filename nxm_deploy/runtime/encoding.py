@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from nxm_deploy.runtime.errors import ExportDirError, PredictInputError
-from nxm_deploy.runtime.facts import ServingFacts
+from nxm_deploy.errors import ExportDirError, PredictInputError
+from nxm_deploy.runtime.exportdir import ServingFacts
 from nxm_deploy.runtime.pool import Pool
 
 __all__ = ["Batch", "Encoded", "TextEncoder", "split_inputs"]

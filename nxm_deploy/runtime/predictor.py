@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from nxm_deploy.errors import PredictInputError
 from nxm_deploy.runtime.encoding import Batch, Encoded, TextEncoder, split_inputs
-from nxm_deploy.runtime.errors import PredictInputError
-from nxm_deploy.runtime.facts import BACKENDS, ExportDir, ServingFacts
-from nxm_deploy.runtime.sessions import Session, open_session
+from nxm_deploy.runtime.exportdir import BACKENDS, ExportDir, ServingFacts
+from nxm_deploy.runtime.ort_session import OrtSession
+from nxm_deploy.runtime.session import Session, require_tensorrt
 
-__all__ = ["DEFAULT_MAX_BATCH", "Prediction", "Predictor", "predictions_from_logits"]
+__all__ = ["DEFAULT_MAX_BATCH", "Prediction", "Predictor", "open_session", "predictions_from_logits"]
 
 DEFAULT_MAX_BATCH = 32
 
@@ -56,6 +57,19 @@ class Prediction:
             "value": self.value,
             "truncated": self.truncated,
         }
+
+
+def open_session(backend: str, export: ExportDir, threads: int | None = None) -> Session:
+    """The session for ``backend`` (``"ort"`` or ``"trt"``) over ``export``'s model file."""
+    facts = export.facts
+    if backend == "trt":
+        require_tensorrt()  # before looking for the engine: the environment is the first problem
+        from nxm_deploy.runtime.trt_session import TrtSession
+
+        return TrtSession(export.model_file("trt"), input_names=facts.input_names, output=facts.output_name,
+                          evidence=export.tensorrt)  # fmt: skip
+    path = export.model_file(backend)  # refuses an unknown backend
+    return OrtSession(path, threads, input_names=facts.input_names, output=facts.output_name)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -43,10 +43,10 @@ from typing import Any
 
 import numpy as np
 
-from nxm_deploy.manifest import now_iso, read_json, staged_dir, write_json_atomic, write_text_atomic
+from nxm_deploy.errors import ExportDirError, PredictInputError
+from nxm_deploy.io import now_iso, read_json, staged_dir, write_json_atomic, write_text_atomic
 from nxm_deploy.runtime.encoding import Batch, TextEncoder, split_inputs
-from nxm_deploy.runtime.errors import ExportDirError, PredictInputError
-from nxm_deploy.runtime.facts import ExportDir, ServingFacts
+from nxm_deploy.runtime.exportdir import ExportDir, ServingFacts
 from nxm_deploy.runtime.predictor import Item, Prediction, predictions_from_logits
 
 __all__ = [
@@ -160,7 +160,7 @@ def config_pbtxt(
     """The text of ``config.pbtxt`` (Triton's ``ModelConfig`` in protobuf text format); ``padding``:
     the pad value of each input (the tokenizer's pad id for ``input_ids``, else 0)."""
     padding = padding or {}
-    facts, onnx, run = export.facts, export.manifest.get("onnx") or {}, export.source_run
+    facts, onnx, run = export.facts, export.manifest.section("onnx"), export.source_run
     dtypes = {e["name"]: e.get("dtype", "int64") for e in onnx.get("inputs", []) + onnx.get("outputs", [])}
     odtype = _TRITON_TYPES.get(dtypes.get(facts.output_name, "float"), "TYPE_FP32")
     inputs = [
@@ -273,7 +273,7 @@ def write_triton_repo(
         (tmp / VERSION).mkdir()
         shutil.copy2(source, tmp / VERSION / _MODEL_FILES[platform])
         if platform == ONNX_PLATFORM:  # external weights keep their names beside model.onnx
-            for extra in (export.manifest.get("onnx") or {}).get("external_data") or []:
+            for extra in export.manifest.section("onnx").get("external_data") or []:
                 shutil.copy2(export.path / extra, tmp / VERSION / extra)
         else:
             write_json_atomic(tmp / VERSION / PLAN_INFO, _plan_info(export))
@@ -282,7 +282,7 @@ def write_triton_repo(
         write_text_atomic(tmp / "config.pbtxt", text)
         if not facts.is_regression:
             write_text_atomic(tmp / LABELS_FILE, "".join(f"{label}\n" for label in facts.labels))
-        tokenizer_files = list((export.manifest.get("tokenizer") or {}).get("files") or [])
+        tokenizer_files = list(export.manifest.section("tokenizer").get("files") or [])
         for f in tokenizer_files:
             shutil.copy2(export.path / f, tmp / f)
         write_json_atomic(

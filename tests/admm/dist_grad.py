@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import tiny_config
 
 from nxm_deploy import nm
-from nxm_deploy.admm.sparsity import SparsityState
+from nxm_deploy.admm.state import SparsityState
 from nxm_deploy.admm.trainer import NxmTrainer
-from nxm_deploy.features import encode
+from nxm_deploy.data.encode import encode
 from nxm_deploy.models import select_layers
 
 GLOBAL_BATCH = 8

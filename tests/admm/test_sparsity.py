@@ -9,7 +9,7 @@ import torch
 from conftest import make_tiny_model
 
 from nxm_deploy import nm
-from nxm_deploy.admm.sparsity import AdmmSchedule, SparsityState
+from nxm_deploy.admm.state import AdmmSchedule, SparsityState
 from nxm_deploy.models import select_layers
 
 P24 = nm.Pattern(2, 4)
@@ -36,7 +36,7 @@ def test_penalty_gradient_is_rho_times_w_minus_z_plus_u() -> None:
 def test_update_follows_design() -> None:
     _, s = _state()
     s.start_admm(rho=0.1)
-    sched = AdmmSchedule(rho=0.1, rho_max=0.25, rho_growth=2.0)
+    sched = AdmmSchedule(rho_max=0.25, rho_growth=2.0)
     w = {n: p.detach().clone() for n, p in s.weights.items()}
     u0 = {n: torch.randn_like(s.u[n]) * 0.01 for n in s.layers}
     s.u = {n: u.clone() for n, u in u0.items()}
@@ -63,7 +63,7 @@ def test_update_follows_design() -> None:
 def test_penalty_uses_current_z_and_u() -> None:
     _, s = _state()
     s.start_admm(rho=1.0)
-    s.admm_update(AdmmSchedule(1.0, 1.0, 1.0))
+    s.admm_update(AdmmSchedule(1.0, 1.0))
     expected = 0.5 * sum(((p.detach() - s.z[n] + s.u[n]) ** 2).sum() for n, p in s.weights.items())
     assert float(s.penalty()) == pytest.approx(float(expected), rel=1e-5)
 
@@ -85,7 +85,7 @@ def test_hard_prune_and_masks_hold() -> None:
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     _, s = _state()
     s.start_admm(rho=0.05)
-    s.admm_update(AdmmSchedule(0.05, 1.0, 1.5))
+    s.admm_update(AdmmSchedule(1.0, 1.5))
     s.hard_prune()
     s.save(tmp_path, {"phase": 0})
     model2 = make_tiny_model("bert")

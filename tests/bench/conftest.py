@@ -37,7 +37,7 @@ def fast_plan():
 def bench_pair(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path, glue_dir: Path) -> Pair:
     from conftest import make_tiny_model, write_run_dir
 
-    from nxm_deploy.export.pipeline import ExportOptions, export_run
+    from nxm_deploy.export import ExportConfig, export
 
     root = tmp_path_factory.mktemp("bench")
     dense_run = write_run_dir(root / "run-dense", make_tiny_model("bert", seed=0), minilm_dir, sparse=False,
@@ -45,7 +45,7 @@ def bench_pair(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path, glue_
     sparse_run = write_run_dir(root / "run-sparse", make_tiny_model("bert", seed=1), minilm_dir, sparse=True,
                                max_seq_len=64, method="oneshot", task=TASK)  # fmt: skip
     layers = json.loads((sparse_run / "nxm.json").read_text())["layers"]
-    options = ExportOptions(data_dir=glue_dir, batches=(2,), seq_lens=(16,))
-    dense_export = export_run(dense_run, root / "export-dense", options).out
-    sparse_export = export_run(sparse_run, root / "export-sparse", options).out
+    options = dict(data_dir=glue_dir, batches=(2,), seq_lens=(16,))
+    dense_export = export(ExportConfig(run_dir=dense_run, out=root / "export-dense", **options)).out
+    sparse_export = export(ExportConfig(run_dir=sparse_run, out=root / "export-sparse", **options)).out
     return Pair(dense_run, sparse_run, dense_export, sparse_export, tuple(layers))

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from nxm_deploy.bench import BenchConfig, bench
-from nxm_deploy.bench.backends import TORCH_CPU_NOTE
 from nxm_deploy.cli import cli
 from nxm_deploy.export.trt import trt_unavailable_reason
+from nxm_deploy.runtime.torch_session import TORCH_CPU_NOTE
 
 from .conftest import FAST, TASK, Pair, fast_plan
 
@@ -79,12 +79,12 @@ def test_trt_backend_without_tensorrt_is_one_line(bench_pair: Pair, glue_dir: Pa
     TRT_MISSING is not None, reason=f"TensorRT backend needs TensorRT and a GPU: {TRT_MISSING}"
 )
 def test_trt_backend_on_engines(bench_pair: Pair, glue_dir: Path, tmp_path: Path, ort_accuracy: dict):
-    from nxm_deploy.export.pipeline import ExportOptions, export_run
+    from nxm_deploy.export import ExportConfig, export
     from nxm_deploy.export.trt import ShapeProfile
 
-    options = ExportOptions(engine="trt", data_dir=glue_dir, profile=ShapeProfile((1, 8), (2, 16), (32, 64)))
-    dense = export_run(bench_pair.dense_run, tmp_path / "dense", options).out
-    sparse = export_run(bench_pair.sparse_run, tmp_path / "sparse", options).out
+    options = dict(engine="trt", data_dir=glue_dir, profile=ShapeProfile((1, 8), (2, 16), (32, 64)))
+    dense = export(ExportConfig(run_dir=bench_pair.dense_run, out=tmp_path / "dense", **options)).out
+    sparse = export(ExportConfig(run_dir=bench_pair.sparse_run, out=tmp_path / "sparse", **options)).out
     report = _bench(dense, sparse, tmp_path / "r", glue_dir, "trt")
     assert report["backend"]["runtime"] == "tensorrt"
     assert {(s["batch"], s["seq_len"]) for s in report["latency"]["shapes"]} == {

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from nxm_deploy.bench import BenchConfig, bench
-from nxm_deploy.bench.backends import ORT_CPU_NOTE
+from nxm_deploy.runtime.ort_session import ORT_CPU_NOTE
 
 from .conftest import FAST, TASK, Pair, fast_plan
 

@@ -40,10 +40,10 @@ def dense_run(make_run: Callable[..., Path]) -> Path:
 @pytest.fixture(scope="session")
 def sparse_export(tmp_path_factory: pytest.TempPathFactory, sparse_run: Path, glue_dir: Path) -> Path:
     """One export of the tiny sparse run, shared by the read-only tests."""
-    from nxm_deploy.export.pipeline import ExportOptions, export_run
+    from nxm_deploy.export import ExportConfig, export
 
     out = tmp_path_factory.mktemp("exports") / "sparse"
-    export_run(sparse_run, out, ExportOptions(data_dir=glue_dir))
+    export(ExportConfig(run_dir=sparse_run, out=out, data_dir=glue_dir))
     return out
 
 
@@ -61,7 +61,7 @@ def densified(export_dir: Path, out: Path, layers: Sequence[str] | None = None) 
     encoder weight) made dense; return layer -> ONNX tensor name (the exporter renames them)."""
     import onnx
 
-    from nxm_deploy.export.check import check_onnx
+    from nxm_deploy.check.onnx import check_onnx
 
     src = export_dir / "model.onnx"
     names = {r.layer: r.name for r in check_onnx(src).rows if layers is None or r.layer in layers}

@@ -13,8 +13,9 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from nxm_deploy import nm
+from nxm_deploy.check.onnx import check_onnx, load_onnx, require_sparse_layers, weights_from_model
 from nxm_deploy.errors import ExportError, UserError
-from nxm_deploy.export.check import check_onnx, load_onnx, require_sparse_layers, weights_from_model
+from nxm_deploy.models import LayerRule
 
 RNG = np.random.default_rng(0)
 
@@ -47,7 +48,7 @@ def init(name: str, a: np.ndarray) -> TensorProto:
 
 
 def only_row(path: Path, **kw):
-    report = check_onnx(path, include=("*",), **kw)
+    report = check_onnx(path, rule=LayerRule(include=("*",)), **kw)
     assert len(report.rows) == 1, report.rows
     return report.rows[0]
 
@@ -132,7 +133,7 @@ def test_cast_and_dequantize_linear_are_followed(tmp_path):
         init("scale", np.array(0.05, dtype=np.float32)),
         init("zero", np.array(0, dtype=np.int8)),
     ]
-    rows = {r.name: r for r in check_onnx(save(tmp_path, nodes, inits), include=("*",)).rows}
+    rows = {r.name: r for r in check_onnx(save(tmp_path, nodes, inits), rule=LayerRule(include=("*",))).rows}
     assert set(rows) == {"w16", "q"}
     assert (rows["w16"].axis, rows["w16"].ok) == (0, True)
     assert (rows["q"].axis, rows["q"].ok, rows["q"].shape) == (1, True, (8, 16))
@@ -166,14 +167,16 @@ def test_activations_and_vectors_are_not_weights(tmp_path):
         helper.make_node("MatMul", ["x", "xt"], ["h"]),  # activation @ activation
         helper.make_node("MatMul", ["h", "v"], ["y"]),  # 1-D weight: no K axis to group
     ]
-    report = check_onnx(save(tmp_path, nodes, [init("v", np.ones(8, np.float32))]), include=("*",))
+    report = check_onnx(
+        save(tmp_path, nodes, [init("v", np.ones(8, np.float32))]), rule=LayerRule(include=("*",))
+    )
     assert report.rows == [] and not report.ok
 
 
 def test_axis_that_does_not_divide_by_m_is_skipped(tmp_path):
     w = np.ones((10, 8), np.float32)  # K = 10
     path = save(tmp_path, [helper.make_node("MatMul", ["x", "w"], ["y"])], [init("w", w)])
-    assert check_onnx(path, include=("*",)).rows == []
+    assert check_onnx(path, rule=LayerRule(include=("*",))).rows == []
 
 
 def _bert_like(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
@@ -201,7 +204,7 @@ def _bert_like(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
 
 def test_layers_are_mapped_from_metadata_node_names_and_initializer_names(tmp_path):
     path, _ = _bert_like(tmp_path)
-    rows = {r.name: r for r in check_onnx(path, include=("*",)).rows}
+    rows = {r.name: r for r in check_onnx(path, rule=LayerRule(include=("*",))).rows}
     assert rows["val_7"].layer == "bert.encoder.layer.0.attention.self.query"
     assert rows["onnx::MatMul_9"].layer == "bert.encoder.layer.1.output.dense"
     assert rows["classifier.weight"].layer == "classifier"
@@ -217,9 +220,11 @@ def test_default_selection_is_the_encoder_blocks(tmp_path):
 
 def test_include_and_exclude_match_tensor_or_layer_names(tmp_path):
     path, _ = _bert_like(tmp_path)
-    assert [r.name for r in check_onnx(path, include=("classifier*",)).rows] == ["classifier.weight"]
-    assert [r.name for r in check_onnx(path, include=("val_*",)).rows] == ["val_7"]
-    assert [r.name for r in check_onnx(path, exclude=("*.output.*",)).rows] == ["val_7"]
+    assert [r.name for r in check_onnx(path, rule=LayerRule(include=("classifier*",))).rows] == [
+        "classifier.weight"
+    ]
+    assert [r.name for r in check_onnx(path, rule=LayerRule(include=("val_*",))).rows] == ["val_7"]
+    assert [r.name for r in check_onnx(path, rule=LayerRule(exclude=("*.output.*",))).rows] == ["val_7"]
 
 
 def test_value_mapping_finds_renamed_and_transposed_weights(tmp_path):

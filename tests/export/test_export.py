@@ -14,10 +14,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from nxm_deploy.check.onnx import check_onnx
 from nxm_deploy.errors import ExportError, SparsityError, UserError
-from nxm_deploy.export import pipeline
-from nxm_deploy.export.check import check_onnx
-from nxm_deploy.export.pipeline import ExportOptions, export_run
+from nxm_deploy.export import ExportConfig, export, pipeline
 
 from .conftest import QUERY0, densified
 
@@ -91,7 +90,7 @@ def test_onnx_check_maps_every_sparse_layer_back(sparse_export, sparse_run):
 
 
 def test_dense_run_exports_dense(dense_run, tmp_path, glue_dir):
-    m = export_run(dense_run, tmp_path / "dense", ExportOptions(data_dir=glue_dir)).manifest
+    m = export(ExportConfig(run_dir=dense_run, out=tmp_path / "dense", data_dir=glue_dir)).manifest
     assert m["source_run"]["pattern"] is None and m["run_check"]["expect_sparse"] is False
     sp = m["sparsity"]
     assert sp["pattern"] is None and sp["sparse_layers"] == [] and sp["expect_sparse"] is False
@@ -107,7 +106,7 @@ def test_run_that_breaks_its_claimed_pattern_is_refused(run_copy, tmp_path):
     save_file(weights, str(run_copy / "model.safetensors"), metadata={"format": "pt"})
     out = tmp_path / "out"
     with pytest.raises(SparsityError) as err:
-        export_run(run_copy, out)
+        export(ExportConfig(run_dir=run_copy, out=out))
     assert name in str(err.value) and "first at index [0, 0]" in str(err.value)
     assert not out.exists()
 
@@ -119,16 +118,16 @@ def test_unreadable_weights_are_a_user_error(run_copy, tmp_path, damage):
     damaged = data[: len(data) // 2] if damage == "truncate" else data[:8] + b"\xff{{garbage" + data[18:]
     path.write_bytes(damaged)
     with pytest.raises(UserError, match="not a readable safetensors file"):
-        export_run(run_copy, tmp_path / "out")
+        export(ExportConfig(run_dir=run_copy, out=tmp_path / "out"))
 
 
 def test_not_a_run_dir_and_out_over_the_run_are_refused(sparse_run, tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        export_run(tmp_path / "nope", tmp_path / "out")
+        export(ExportConfig(run_dir=tmp_path / "nope", out=tmp_path / "out"))
     with pytest.raises(UserError, match="not a run directory"):
-        export_run(tmp_path, tmp_path / "out")
+        export(ExportConfig(run_dir=tmp_path, out=tmp_path / "out"))
     with pytest.raises(UserError, match="would replace the run directory"):
-        export_run(sparse_run, sparse_run.parent, ExportOptions(overwrite=True))
+        export(ExportConfig(run_dir=sparse_run, out=sparse_run.parent, overwrite=True))
 
 
 def test_existing_out_is_refused_and_left_intact(sparse_run, tmp_path):
@@ -136,7 +135,7 @@ def test_existing_out_is_refused_and_left_intact(sparse_run, tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("old", encoding="utf-8")
     with pytest.raises(UserError, match="already exists; pass --overwrite"):
-        export_run(sparse_run, out)
+        export(ExportConfig(run_dir=sparse_run, out=out))
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
@@ -151,13 +150,13 @@ def test_failure_half_way_leaves_nothing_behind(sparse_run, tmp_path, monkeypatc
 
     monkeypatch.setattr(pipeline, "export_onnx", broken_export)
     with pytest.raises(ExportError, match="exporter exploded"):
-        export_run(sparse_run, out, ExportOptions(overwrite=True))
+        export(ExportConfig(run_dir=sparse_run, out=out, overwrite=True))
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no .partial sibling
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
 def test_exported_weights_made_dense_fail_the_layer_check(sparse_export, sparse_run, tmp_path):
-    from nxm_deploy.export.check import require_sparse_layers
+    from nxm_deploy.check.onnx import require_sparse_layers
 
     bad = tmp_path / "dense.onnx"
     name = densified(sparse_export, bad, [QUERY0])[QUERY0]
@@ -171,9 +170,9 @@ def test_exported_weights_made_dense_fail_the_layer_check(sparse_export, sparse_
 
 def test_options_are_validated():
     with pytest.raises(ExportError, match="unknown engine"):
-        ExportOptions(engine="tflite")
+        ExportConfig(run_dir="r", out="o", engine="tflite")
     with pytest.raises(ExportError, match="unknown precision"):
-        ExportOptions(precision="int8")
+        ExportConfig(run_dir="r", out="o", precision="int8")
 
 
 def test_default_profile_is_capped_by_the_position_limit():

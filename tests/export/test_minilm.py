@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from nxm_deploy.export.pipeline import ExportOptions, export_run
+from nxm_deploy.export import ExportConfig, export
 from nxm_deploy.models import load_model
 
 from .conftest import write_run_dir
@@ -19,7 +19,7 @@ def test_minilm_export(minilm_dir, tmp_path, glue_dir):
     run = write_run_dir(tmp_path / "run", model, minilm_dir, sparse=True)
 
     start = time.perf_counter()
-    result = export_run(run, tmp_path / "export", ExportOptions(data_dir=glue_dir))
+    result = export(ExportConfig(run_dir=run, out=tmp_path / "export", data_dir=glue_dir))
     seconds = time.perf_counter() - start
 
     m = result.manifest

@@ -17,9 +17,9 @@ FAST_PARITY = {"batches": (2,), "seq_lens": (16,)}
 
 
 def export_of(run: Path, out: Path, glue_dir: Path) -> Path:
-    from nxm_deploy.export.pipeline import ExportOptions, export_run
+    from nxm_deploy.export import ExportConfig, export
 
-    return export_run(run, out, ExportOptions(data_dir=glue_dir, **FAST_PARITY)).out
+    return export(ExportConfig(run_dir=run, out=out, data_dir=glue_dir, **FAST_PARITY)).out
 
 
 @pytest.fixture(scope="session")

@@ -20,11 +20,11 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def trt_export(tmp_path_factory, rte_run, glue_dir):
-    from nxm_deploy.export.pipeline import ExportOptions, export_run
+    from nxm_deploy.export import ExportConfig, export
 
     out = tmp_path_factory.mktemp("rt-trt") / "rte-trt"
-    return export_run(
-        rte_run, out, ExportOptions(engine="trt", data_dir=glue_dir, batches=(2,), seq_lens=(16,))
+    return export(
+        ExportConfig(run_dir=rte_run, out=out, engine="trt", data_dir=glue_dir, batches=(2,), seq_lens=(16,))
     ).out
 
 

@@ -1,6 +1,6 @@
 """The N:M check on an ONNX graph, along each consumer's reduction axis.
 
-    nxm-deploy check export/model.onnx --pattern 2:4
+    nxm-deploy check exports/rte-admm/model.onnx --pattern 2:4
 
 A weight is a stored tensor (an initializer or the ``value`` of a ``Constant`` node) that reaches
 the B input of a ``MatMul`` or ``Gemm``, directly or through ``Transpose``, ``Cast``, ``Identity``
@@ -19,10 +19,11 @@ Each weight is mapped back to the PyTorch ``nn.Linear`` it came from, in this or
 weights are given, an exact value match (against each layer's ``[out, in]`` weight and its
 transpose) comes first, since exporters rename and pre-transpose initializers.
 
-Default selection (no ``include``): weights inside the encoder blocks, that is, whose mapped layer
-name (or, unmapped, whose tensor name) has a numeric block-index segment such as
-``bert.encoder.layer.3.attention.self.query``, the same rule as for safetensors; pooler and
-classifier stay out. ``include``/``exclude`` globs match the tensor name or a mapped layer name.
+Selection is :class:`~nxm_deploy.models.LayerRule`, the same rule as for modules and safetensors:
+by default weights inside the encoder blocks, that is, whose mapped layer name (or, unmapped, whose
+tensor name) has a numeric block-index segment such as ``bert.encoder.layer.3.attention.self.query``;
+pooler and classifier stay out. ``include``/``exclude`` globs match the tensor name or a mapped
+layer name.
 Weights whose reduction axis does not divide by M are skipped (they cannot hold the pattern).
 Subgraphs (``If``/``Loop`` bodies) are not searched.
 """
@@ -30,7 +31,6 @@ Subgraphs (``If``/``Loop`` bodies) are not searched.
 from __future__ import annotations
 
 import ast
-import fnmatch
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -41,9 +41,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nxm_deploy import nm
+from nxm_deploy.check.report import CheckReport, TensorCheck, check_tensor
 from nxm_deploy.errors import ExportError, UserError
-from nxm_deploy.models import in_encoder_block
-from nxm_deploy.verify import CheckReport, TensorCheck, check_tensor
+from nxm_deploy.models import DEFAULT_RULE, LayerRule
 
 if TYPE_CHECKING:
     import onnx
@@ -268,18 +268,8 @@ def weights_from_model(
     return out
 
 
-def _matches(w: OnnxWeight, globs: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(n, g) for n in (w.name, *w.layers) for g in globs)
-
-
-def _selected(
-    weights: Sequence[OnnxWeight], include: Sequence[str], exclude: Sequence[str]
-) -> list[OnnxWeight]:
-    if include:
-        chosen = [w for w in weights if _matches(w, include)]
-    else:
-        chosen = [w for w in weights if in_encoder_block(w.layer or w.name)]
-    return [w for w in chosen if not _matches(w, exclude)]
+def _selected(weights: Sequence[OnnxWeight], rule: LayerRule) -> list[OnnxWeight]:
+    return [w for w in weights if rule.selects(w.layer or w.name, w.name, *w.layers)]
 
 
 def _as_torch(a: np.ndarray) -> torch.Tensor:
@@ -300,41 +290,43 @@ def _fits(w: OnnxWeight, p: nm.Pattern) -> bool:
 
 def check_onnx(
     path: str | Path,
-    pattern: str | nm.Pattern = "2:4",
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
+    pattern: str | nm.Pattern = nm.DEFAULT_PATTERN,
+    rule: LayerRule = DEFAULT_RULE,
     *,
     reference: Mapping[str, torch.Tensor | np.ndarray] | None = None,
 ) -> CheckReport:
     """Check the selected MatMul/Gemm weights of an ONNX file for ``pattern``.
 
-    Rows are :class:`~nxm_deploy.verify.TensorCheck`: ``name`` is the ONNX tensor name, ``layer``
+    Rows are :class:`~nxm_deploy.check.report.TensorCheck`: ``name`` is the ONNX tensor name, ``layer``
     the mapped PyTorch layer, ``axis`` the axis of the stored tensor along which groups run.
     ``reference`` (layer name to ``nn.Linear`` weight) lets weights be mapped by value.
     """
     p = nm.parse_pattern(pattern)
     path = Path(path)
     weights = weights_from_model(load_onnx(path), reference)
-    rows = [_row(w, p) for w in _selected(weights, include, exclude) if _fits(w, p)]
+    rows = [_row(w, p) for w in _selected(weights, rule) if _fits(w, p)]
     return CheckReport(str(path), p, rows)
 
 
 def require_sparse_layers(
     path: str | Path,
     layers: Sequence[str],
-    pattern: str | nm.Pattern,
+    pattern: str | nm.Pattern | None,
     reference: Mapping[str, torch.Tensor | np.ndarray],
 ) -> CheckReport:
     """Prove that every layer in ``layers`` (sparse in PyTorch) holds ``pattern`` in the ONNX graph.
 
     Raises one :class:`ExportError` naming every layer that was not found or breaks the pattern.
-    Returns the rows of the default selection (encoder weights) and of ``layers``, for the manifest.
+    Returns the rows of the default selection (encoder weights) and of ``layers``, for the manifest;
+    ``pattern`` None (a dense run) checks the default pattern, for the density figures.
     """
-    p = nm.parse_pattern(pattern)
+    p = nm.parse_pattern(pattern) if pattern is not None else nm.DEFAULT_PATTERN
     path = Path(path)
     weights = weights_from_model(load_onnx(path), reference)
     wanted = set(layers)
-    chosen = {id(w) for w in _selected(weights, (), ())} | {id(w) for w in weights if wanted & set(w.layers)}
+    chosen = {id(w) for w in _selected(weights, DEFAULT_RULE)} | {
+        id(w) for w in weights if wanted & set(w.layers)
+    }
     rows = {id(w): _row(w, p) for w in weights if id(w) in chosen and _fits(w, p)}
     problems = []
     for layer in layers:

@@ -1,12 +1,12 @@
 """Per-layer density of the two models, read from the files the bench runs, and the proof that the
-sparse one is sparse.
+sparse one is sparse (the ``sparsity`` section of report.json).
 
-    rows = weight_check(source, "2:4", "ort")   # CheckReport over the encoder weights
+    rows = weight_check(source, nm.Pattern(2, 4), "ort")   # CheckReport over the encoder weights
     require_sparse(sparse_source, rows)         # UserError when no weight holds the pattern
     section = sparsity_section(dense_rows, sparse_rows, sparse_source)
 
 What is checked is what the backend runs: for ``ort`` and ``trt``, the export's ONNX file
-(``export.check.check_onnx``: every weight that feeds a MatMul/Gemm inside the encoder blocks, groups
+(``check.onnx.check_onnx``: every weight that feeds a MatMul/Gemm inside the encoder blocks, groups
 of M along the consumer's reduction axis; the TensorRT engine is built from that ONNX); for ``torch``,
 the run directory's safetensors (2-D encoder weights, groups along the input axis).
 """
@@ -17,20 +17,18 @@ from typing import Any
 
 from nxm_deploy import nm
 from nxm_deploy.bench.sources import ModelSource
+from nxm_deploy.check.onnx import check_onnx
+from nxm_deploy.check.report import CheckReport, TensorCheck
+from nxm_deploy.check.weights import check_safetensors
 from nxm_deploy.errors import UserError
-from nxm_deploy.verify import CheckReport, TensorCheck
 
 __all__ = ["require_sparse", "sparsity_section", "weight_check"]
 
 
-def weight_check(source: ModelSource, pattern: str, backend: str) -> CheckReport:
+def weight_check(source: ModelSource, pattern: nm.Pattern, backend: str) -> CheckReport:
     """The N:M check of the encoder weights that ``backend`` runs (see the module docstring)."""
     if backend != "torch":
-        from nxm_deploy.export.check import check_onnx
-
         return check_onnx(source.onnx_path, pattern)
-    from nxm_deploy.verify import check_safetensors
-
     assert source.run_dir is not None
     return check_safetensors(source.run_dir, pattern)
 
@@ -60,7 +58,7 @@ def require_sparse(source: ModelSource, report: CheckReport) -> None:
 def sparsity_section(dense: CheckReport, sparse: CheckReport, source: ModelSource) -> dict[str, Any]:
     """The ``sparsity`` entry of report.json: one row per layer of the sparse model, with the dense
     model's density of the same layer, and a summary."""
-    p = nm.parse_pattern(sparse.pattern)
+    p = sparse.pattern
     dense_density = {_layer(r): r.density for r in dense.rows}
     claimed = set(source.layers)
     layers = [

@@ -1,53 +1,60 @@
-"""The PyTorch runner: a run directory's model in eager mode, on CPU (fp32, dense math) or CUDA (fp16;
-the sparse model's selected weights as 2:4 semi-structured sparse tensors)."""
+"""A run directory's model in PyTorch eager mode (``bench --backend torch``): on CPU fp32 and dense
+math; on CUDA fp16, the sparse model's selected weights as 2:4 semi-structured sparse tensors."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nxm_deploy.bench.backends import ANY_BATCH, TORCH_CPU_NOTE, Feed, Runner, RunnerFailed, first_line
-from nxm_deploy.bench.sources import ModelSource
+from nxm_deploy.errors import InferenceError
+from nxm_deploy.runtime.session import ANY_BATCH, Feed, Session, first_line
 
-__all__ = ["TorchRunner"]
+__all__ = ["TORCH_CPU_NOTE", "TorchSession", "torch_threads"]
+
+TORCH_CPU_NOTE = (
+    "PyTorch on CPU has no 2:4 sparse kernels: the sparse model runs the same dense GEMMs (its zeros "
+    "are multiplied like any other weight); expect a ratio near 1.0."
+)
 
 
-class TorchRunner(Runner):
-    """The run directory's model in PyTorch eager mode, under ``torch.inference_mode``.
+class TorchSession(Session):
+    """The model of ``run_dir`` under ``torch.inference_mode``.
 
-    CPU: float32, dense math for both models. CUDA: float16 for both; for the sparse model every
-    selected layer whose weight holds the pattern is swapped to a semi-structured sparse tensor
-    (layers the kernels cannot take, e.g. too small, stay dense and are listed).
+    CPU: float32, dense math for every model. CUDA: float16; each of ``sparse_layers`` whose weight
+    holds the pattern is swapped to a semi-structured sparse tensor (layers the kernels cannot take,
+    e.g. too small, stay dense and are listed in ``info``).
     """
 
     backend = "torch"
 
-    def __init__(self, source: ModelSource, tokenizer: Any) -> None:
+    def __init__(self, run_dir: Path, tokenizer: Any, sparse_layers: Sequence[str] = (),
+                 label: str | None = None) -> None:  # fmt: skip
         import torch
 
-        from nxm_deploy.export.onnx import input_names_for
-        from nxm_deploy.models import load_model
+        from nxm_deploy.models import input_names_for, load_model
 
-        assert source.run_dir is not None  # resolve_source guarantees it for --backend torch
-        self.role = source.role
-        self.torch = torch
+        self.torch, self.label = torch, label or str(run_dir)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        model, _ = load_model(source.run_dir)
+        model, _ = load_model(run_dir)
         model = model.eval()
         if self.device.type == "cuda":
             model = model.half().to(self.device)
         self.model = model
         self.input_names = tuple(input_names_for(model, tokenizer))
+        self.output = "logits"
         positions = getattr(model.config, "max_position_embeddings", None)
         if isinstance(positions, int) and positions > 0:
             self.limits = ((1, 1), (ANY_BATCH, positions))
+        self.sparse = bool(sparse_layers)
         self.converted: list[str] = []
         self.kept_dense: dict[str, str] = {}
         self.kernel_backend: str | None = None
-        if self.device.type == "cuda" and source.pattern:
-            self._to_semi_structured(source.layers)
+        if self.device.type == "cuda" and sparse_layers:
+            self._to_semi_structured(sparse_layers)
 
     def _to_semi_structured(self, layers: Sequence[str]) -> None:
         """Swap each selected weight for a 2:4 semi-structured sparse tensor (the pattern runs along
@@ -81,6 +88,7 @@ class TorchRunner(Runner):
             self.converted.append(name)
 
     def _tensors(self, feed: Feed) -> dict[str, Any]:
+        self.check_shape(*next(iter(feed.values())).shape)
         return {n: self.torch.from_numpy(a).to(self.device) for n, a in self._select(feed).items()}
 
     def _forward(self, tensors: Mapping[str, Any]) -> Any:
@@ -89,12 +97,11 @@ class TorchRunner(Runner):
                 return self.model(**tensors).logits
             except (RuntimeError, IndexError, ValueError) as exc:
                 shape = "x".join(map(str, next(iter(tensors.values())).shape))
-                raise RunnerFailed(
-                    f"--{self.role}: PyTorch failed on a {shape} input: {first_line(exc)}"
+                raise InferenceError(
+                    f"{self.label}: PyTorch failed on a {shape} input: {first_line(exc)}"
                 ) from exc
 
     def stage(self, feed: Feed) -> Callable[[], None]:
-        self.check_shape(*next(iter(feed.values())).shape)
         tensors = self._tensors(feed)
         model, mode = self.model, self.torch.inference_mode
         sync = self.torch.cuda.synchronize if self.device.type == "cuda" else None
@@ -108,8 +115,7 @@ class TorchRunner(Runner):
         self._forward(tensors)
         return call
 
-    def predict(self, feed: Feed) -> np.ndarray:
-        self.check_shape(*next(iter(feed.values())).shape)
+    def run(self, feed: Feed) -> np.ndarray:
         return self._forward(self._tensors(feed)).float().cpu().numpy()
 
     def info(self) -> dict[str, Any]:
@@ -117,7 +123,7 @@ class TorchRunner(Runner):
         cuda = self.device.type == "cuda"
         if not cuda:
             sparse, detail = False, TORCH_CPU_NOTE
-        elif self.role == "dense":
+        elif not self.sparse:
             sparse, detail = False, "dense fp16 GEMMs"
         elif self.converted:
             sparse = True
@@ -130,6 +136,7 @@ class TorchRunner(Runner):
             sparse = False
             detail = "no layer could be made a semi-structured sparse tensor; expect a ratio near 1.0"
         return {
+            "backend": self.backend,
             "runtime": "torch",
             "version": torch.__version__,
             "provider": "eager",
@@ -145,3 +152,17 @@ class TorchRunner(Runner):
 
 def _contiguous_input(_module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
     return (args[0].contiguous(), *args[1:])
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Set PyTorch's intra-op threads for the duration (nothing when None)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

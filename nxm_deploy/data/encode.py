@@ -1,4 +1,4 @@
-"""Tokenize task rows into model inputs (shared by training, export parity and benchmarks)."""
+"""Tokenize task rows for training: encoded datasets, fixed subsets, row fingerprints, fixed shapes."""
 
 from __future__ import annotations
 

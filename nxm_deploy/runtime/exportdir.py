@@ -1,12 +1,13 @@
-"""What serving needs to know about an export directory, read once from its ``export.json``.
+"""The export-directory reader of the runtime: the manifest, and what serving needs to know.
 
     export = ExportDir.read("exports/rte-admm")
     export.facts.labels        # ("entailment", "not_entailment"); () for a regression task
     export.facts.is_pair       # True: the task takes sentence pairs; None when the task is unknown
     export.model_file("ort")   # exports/rte-admm/model.onnx
 
-Label names come from the run's GLUE task (``source_run.task``), in the order the model was trained
-with (``nxm_deploy.data.tasks``); for a task this tool does not know, from the run's ``config.json``
+``export.json`` is read once, by :class:`~nxm_deploy.manifest.ExportManifest`. Label names come from
+the run's GLUE task (``source_run.task``), in the order the model was trained with
+(``nxm_deploy.data.tasks``); for a task this tool does not know, from the run's ``config.json``
 ``id2label`` (when the run directory is still there), else ``LABEL_0``, ``LABEL_1``, ... A model
 with one output is a regression model (STS-B).
 """
@@ -19,15 +20,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from nxm_deploy.errors import UserError
-from nxm_deploy.manifest import EXPORT_MANIFEST, RUN_MANIFEST, read_json
-from nxm_deploy.runtime.errors import ExportDirError
+from nxm_deploy.errors import ExportDirError, UserError
+from nxm_deploy.manifest import EXPORT_MANIFEST, ExportManifest
 
 __all__ = ["BACKENDS", "DEFAULT_MAX_SEQ_LEN", "ExportDir", "ServingFacts"]
 
 BACKENDS = ("ort", "trt")
+"""What an export directory can be run on: ONNX Runtime (model.onnx) or TensorRT (model.engine)."""
 DEFAULT_MAX_SEQ_LEN = 512
-_EXPORT_KIND = "nxm-deploy/export"  # nxm_deploy.export.pipeline.EXPORT_KIND, without importing it
 
 
 @dataclass(frozen=True)
@@ -70,31 +70,30 @@ class ExportDir:
     """A checked export directory: its manifest and the facts serving needs."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: ExportManifest
     facts: ServingFacts
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> ExportDir:
         """Read ``path``; one-line :class:`ExportDirError` when it is not an export directory."""
-        path = Path(path)
-        manifest = _read_manifest(path)
-        return cls(path, manifest, _facts(path, manifest))
+        manifest = ExportManifest.read(path)
+        return cls(manifest.path, manifest, _facts(manifest))
 
     @property
     def source_run(self) -> dict[str, Any]:
-        return dict(self.manifest.get("source_run") or {})
+        return self.manifest.section("source_run")
 
     @property
     def tensorrt(self) -> dict[str, Any]:
-        return dict(self.manifest.get("tensorrt") or {})
+        return self.manifest.tensorrt
 
     @property
     def onnx_path(self) -> Path:
-        return self.path / str((self.manifest.get("onnx") or {}).get("file") or "model.onnx")
+        return self.manifest.onnx_path
 
     @property
     def engine_path(self) -> Path:
-        return self.path / str(self.tensorrt.get("engine") or "model.engine")
+        return self.manifest.engine_path
 
     def model_file(self, backend: str) -> Path:
         """The model file ``backend`` runs; :class:`ExportDirError` when the export lacks it."""
@@ -106,7 +105,7 @@ class ExportDir:
                     f"{self.path} has no {self.onnx_path.name} (incomplete export); export the run again"
                 )
             return self.onnx_path
-        if not self.engine_path.is_file():
+        if not self.engine_path.is_file():  # build_engine.sh may have made it after the export
             why = self.tensorrt.get("reason") or "no engine was built"
             script = self.tensorrt.get("build_script") or "build_engine.sh"
             raise ExportDirError(
@@ -116,33 +115,8 @@ class ExportDir:
         return self.engine_path
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise ExportDirError(f"export directory {path} does not exist")
-    if not path.is_dir():
-        raise ExportDirError(f"{path} is not a directory; pass the directory that 'nxm-deploy export' wrote")
-    if not (path / EXPORT_MANIFEST).is_file():
-        if (path / RUN_MANIFEST).is_file():
-            raise ExportDirError(
-                f"{path} is a run directory ({RUN_MANIFEST}), not an export; export it first: "
-                f"nxm-deploy export {path} --out EXPORT_DIR"
-            )
-        raise ExportDirError(
-            f"{path} is not an export directory (no {EXPORT_MANIFEST}); pass a directory written by "
-            "'nxm-deploy export'"
-        )
-    try:
-        manifest = read_json(path / EXPORT_MANIFEST, "export manifest")
-    except UserError as exc:
-        raise ExportDirError(str(exc)) from exc
-    if manifest.get("kind") != _EXPORT_KIND:
-        raise ExportDirError(
-            f"{path / EXPORT_MANIFEST} is not an nxm-deploy export manifest (kind {manifest.get('kind')!r})"
-        )
-    return manifest
-
-
-def _facts(path: Path, manifest: dict[str, Any]) -> ServingFacts:
+def _facts(export: ExportManifest) -> ServingFacts:
+    path, manifest = export.path, export.body
     onnx = manifest.get("onnx") or {}
     inputs = tuple(str(e["name"]) for e in onnx.get("inputs") or [])
     outputs = list(onnx.get("outputs") or [])
@@ -153,8 +127,7 @@ def _facts(path: Path, manifest: dict[str, Any]) -> ServingFacts:
     run = manifest.get("source_run") or {}
     width = _static_width(outputs[0].get("shape"))
     task_name, labels, is_pair = _task_labels(path, run, width)
-    tok = manifest.get("tokenizer") or {}
-    max_seq_len = int(tok.get("max_seq_len") or run.get("max_seq_len") or DEFAULT_MAX_SEQ_LEN)
+    max_seq_len = export.max_seq_len or DEFAULT_MAX_SEQ_LEN
     return ServingFacts(task_name, labels, is_pair, max_seq_len, inputs, str(outputs[0]["name"]))
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from nxm_deploy import nm
-from nxm_deploy.manifest import write_json_atomic
+from nxm_deploy.io import write_json_atomic
 
 AXIS = 1  # nn.Linear weight [out, in]: groups run along the input (reduction) axis
 
@@ -30,7 +30,8 @@ STATE_META = "nxm_state.json"
 
 @dataclass
 class AdmmSchedule:
-    rho: float
+    """How rho grows after each Z/U update (the initial rho is ``start_admm``'s)."""
+
     rho_max: float
     rho_growth: float
 

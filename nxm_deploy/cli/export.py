@@ -1,0 +1,165 @@
+"""``nxm-deploy export RUN_DIR --out DIR``: the options of :class:`~nxm_deploy.export.config.ExportConfig`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from nxm_deploy.cli.group import cli
+from nxm_deploy.cli.options import data_dir_option, default
+from nxm_deploy.errors import EXIT_NEEDS_GPU
+from nxm_deploy.export.config import ENGINES, ExportConfig
+from nxm_deploy.export.trt import PRECISIONS
+
+
+def _shape_profile(shapes: Sequence[str | None]) -> Any:
+    """A TensorRT shape profile from --min/--opt/--max-shape (all three or none)."""
+    if not any(shapes):
+        return None
+    if not all(shapes):
+        raise click.UsageError("give --min-shape, --opt-shape and --max-shape together (or none of them)")
+    from nxm_deploy.export.trt import ShapeProfile
+
+    return ShapeProfile.parse(*shapes)
+
+
+def _echo_export(result: Any) -> None:
+    m = result.manifest
+    onnx, sparsity, par, trt_section = m["onnx"], m["sparsity"], m["parity"], m["tensorrt"]
+    click.echo(f"exported {m['source_run']['path']} -> {result.out}")
+    inputs = ", ".join(i["name"] for i in onnx["inputs"])
+    click.echo(f"  onnx: {onnx['file']}, opset {onnx['opset']}, inputs {inputs} [batch, sequence]")
+    if sparsity["pattern"]:
+        n = len(sparsity["sparse_layers"])
+        click.echo(f"  N:M: all {n} sparse layers hold {sparsity['pattern']} in the ONNX graph")
+    else:
+        click.echo("  N:M: dense run, exported dense")
+    tol = ", ".join(f"{k} atol {v['atol']:g} rtol {v['rtol']:g}" for k, v in par["tolerance"].items())
+    click.echo(
+        f"  parity vs PyTorch: max abs diff {par['max_abs_diff']:.2e} over {len(par['cases'])} cases ({tol}) "
+        f"on {par['inputs']['source']}"
+    )
+    if par["inputs"]["fallback_reason"]:
+        click.echo(f"warning: parity ran on built-in sentences: {par['inputs']['fallback_reason']}", err=True)
+    if trt_section["built"]:
+        click.echo(
+            f"  tensorrt: {trt_section['engine']} built, sparse kernels picked for "
+            f"{len(trt_section['sparse_layers'])} of {len(trt_section['eligible_layers'])} eligible layers"
+        )
+    elif not trt_section["requested"]:
+        click.echo(f"  tensorrt: not requested (--engine onnx); {trt_section['build_script']} written")
+    else:
+        click.echo(
+            f"  tensorrt: not built; {trt_section['build_script']} written: run it on a machine with "
+            "TensorRT and an NVIDIA GPU"
+        )
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=str))
+@click.option("--out", required=True, type=click.Path(path_type=str), help="Export directory to write.")
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default=default(ExportConfig, "engine"),
+    show_default=True,
+    help="onnx: model.onnx; trt: also a TensorRT engine built with sparse weights allowed.",
+)
+@click.option(
+    "--opset",
+    type=int,
+    default=default(ExportConfig, "opset"),
+    show_default=True,
+    help="ONNX opset, 17 or newer.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default=default(ExportConfig, "precision"),
+    show_default=True,
+    help="Precision of the TensorRT engine (the ONNX and its parity check are fp32).",
+)
+@click.option("--min-shape", metavar="BxS", help="TensorRT profile: smallest batch x sequence.")
+@click.option("--opt-shape", metavar="BxS", help="TensorRT profile: batch x sequence to tune for.")
+@click.option("--max-shape", metavar="BxS", help="TensorRT profile: largest batch x sequence.")
+@data_dir_option(" for the parity sentences (built-in ones when neither has the task)")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out, once the new one is complete.")
+@click.option(
+    "--triton-repo",
+    type=click.Path(path_type=str),
+    default=None,
+    help="Also write a Triton model repository entry DIR/NAME (ONNX Runtime, or the TensorRT plan when "
+    "built); see docs/serving.md.",
+)
+@click.option("--triton-name", default=None, help="Triton model name [the --out folder's name].")
+@click.option("--triton-max-batch", type=int, default=32, show_default=True, help="Triton max_batch_size.")
+@click.pass_context
+def export(
+    ctx: click.Context,
+    run_dir: str,
+    out: str,
+    engine: str,
+    opset: int,
+    precision: str,
+    min_shape: str | None,
+    opt_shape: str | None,
+    max_shape: str | None,
+    data_dir: str | None,
+    overwrite: bool,
+    triton_repo: str | None,
+    triton_name: str | None,
+    triton_max_batch: int,
+) -> None:
+    """Export RUN_DIR (written by train) to --out, with the N:M pattern proven at each step.
+
+    Checks the run's weights against the pattern its manifest claims, exports model.onnx (dynamic
+    batch and sequence), checks the pattern again on the ONNX graph along each MatMul/Gemm's
+    reduction axis, compares ONNX Runtime with PyTorch on dev sentences of the run's task, and
+    writes the tokenizer, build_engine.sh (a trtexec command) and export.json. The directory is
+    built beside --out and renamed into place only when complete. With --triton-repo DIR it also
+    writes DIR/NAME, a Triton Inference Server model (docs/serving.md).
+
+    The TensorRT shape profile defaults to 1x8, 8x128, 32x512 (sequence capped by the model's
+    position limit).
+
+    Exit codes: 0 done; 1 a mistake in the input (not a run directory, unreadable weights, weights
+    that break the claimed pattern, --out exists, ONNX/PyTorch parity failure); 2 usage error;
+    3 --engine trt where TensorRT or an NVIDIA GPU is missing: the export directory is complete
+    but has no engine (run its build_engine.sh on a machine with both).
+    """
+    from nxm_deploy.export.pipeline import export as run_export
+
+    config = ExportConfig(
+        run_dir=run_dir,
+        out=out,
+        engine=engine,
+        opset=opset,
+        precision=precision,
+        profile=_shape_profile((min_shape, opt_shape, max_shape)),
+        data_dir=data_dir,
+        overwrite=overwrite,
+    )
+    if triton_repo:  # refuse a bad name or an existing model before the export, not after it
+        from nxm_deploy.runtime.triton import (
+            TritonOptions,
+            check_triton_target,
+            model_name_for,
+            write_triton_repo,
+        )
+
+        triton = TritonOptions(triton_name or model_name_for(out), triton_max_batch, overwrite=overwrite)
+        check_triton_target(triton_repo, triton)
+    result = run_export(config, progress=lambda msg: click.echo(f"[export] {msg}", err=True))
+    _echo_export(result)
+    if triton_repo:
+        model = write_triton_repo(result.out, triton_repo, triton)
+        buckets = ", ".join(map(str, model.buckets))
+        click.echo(
+            f"  triton: {model.path} ({model.platform}, max batch {model.max_batch_size}, "
+            f"sequence buckets {buckets})"
+        )
+    if result.trt_unavailable:
+        click.echo(f"error: TensorRT engine not built: {result.trt_unavailable}", err=True)
+        ctx.exit(EXIT_NEEDS_GPU)

@@ -1,0 +1,90 @@
+"""``nxm-deploy train``: the options of :class:`~nxm_deploy.admm.config.TrainConfig`, with its defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from nxm_deploy.admm.config import ADMM_PENALTIES, TrainConfig
+from nxm_deploy.cli.group import cli, setup_logging
+from nxm_deploy.cli.options import data_dir_option, default, layer_glob_options, pattern_option
+
+
+def _method_choice() -> click.Choice:
+    from nxm_deploy.admm.registry import method_names
+
+    return click.Choice(method_names())
+
+
+def _opt(name: str, help_text: str | None = None, **kwargs: Any) -> Any:
+    """``--name`` with TrainConfig's type and default for the field ``name``."""
+    value = default(TrainConfig, name)
+    flag = "--" + name.replace("_", "-")
+    kind = kwargs.pop("type", None) or type(value)
+    return click.option(
+        flag, type=kind, default=value, show_default=value is not None, help=help_text, **kwargs
+    )
+
+
+@cli.command()
+@click.option("--model", default=None, help="Pretrained model: hub id or local directory.")
+@click.option(
+    "--task", required=True, help="GLUE task: CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI."
+)
+@data_dir_option()
+@click.option("--method", required=True, type=_method_choice(), help="Training recipe.")
+@pattern_option(default(TrainConfig, "pattern"))
+@click.option("--out", required=True, type=click.Path(), help="Run directory to write.")
+@_opt("epochs", "Total epochs, counted from the pretrained weights, for every method.")
+@_opt("lr", "Peak learning rate (each phase).")
+@_opt("batch_size", "Global batch size.")
+@_opt("max_seq_len")
+@_opt("max_train_samples", "Fixed random subset (seed 0) of the train set.", type=int)
+@_opt("max_eval_samples", "First N dev rows (default: all).", type=int)
+@_opt("seed")
+@_opt("warmup_ratio")
+@_opt("weight_decay")
+@click.option("--teacher", type=click.Path(), default=None, help="Dense run of the same task to distil from.")
+@_opt("kd_alpha", "Weight of the distillation loss.")
+@_opt("kd_temperature")
+@click.option(
+    "--init-from",
+    type=click.Path(),
+    default=None,
+    help="Start from a dense run (its epochs count towards --epochs).",
+)
+@click.option("--resume", is_flag=True, help="Continue from the newest complete checkpoint in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@layer_glob_options
+@_opt("rho", "ADMM: initial penalty weight.")
+@_opt("rho_max", "ADMM: largest penalty weight.")
+@_opt("rho_growth", "ADMM: rho factor per update.")
+@_opt("admm_interval", "ADMM: optimizer steps between Z/U updates.")
+@_opt(
+    "admm_penalty",
+    "ADMM: the penalty in the loss (the paper), or applied after each optimizer step like "
+    "AdamW's weight decay (W -= lr*rho*(W-Z+U); rho then needs ~10-300 at lr 1e-4).",
+    type=click.Choice(ADMM_PENALTIES),
+)
+@_opt("admm_epochs", "ADMM: epochs of the ADMM phase [2/3 of --epochs].", type=float)
+@_opt("dense_epochs", "ASP: epochs of the dense phase [1/2 of --epochs].", type=float)
+@_opt("save_steps", "Checkpoint every N optimizer steps.")
+@_opt("logging_steps")
+@click.option("--keep-checkpoints", is_flag=True, help="Keep checkpoints/ after a successful run.")
+@click.option("--no-progress", is_flag=True, help="No progress bars (logs only).")
+def train(**opts: Any) -> None:
+    """Fine-tune MODEL on TASK while inducing an N:M pattern (or dense, for the reference).
+
+    Methods: dense (plain fine-tuning), oneshot (magnitude-prune, then fine-tune with the mask),
+    asp (NVIDIA's recipe: dense, prune, masked), admm (NxMTransformer: ADMM, prune, masked).
+    """
+    from nxm_deploy.admm.run import train as run_train
+
+    setup_logging()
+    opts["include"] = tuple(opts["include"])
+    opts["exclude"] = tuple(opts["exclude"])
+    opts["progress"] = not opts.pop("no_progress")
+    result = run_train(TrainConfig(**opts))
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
+    click.echo(f"run written to {result.run_dir}: {metrics}")

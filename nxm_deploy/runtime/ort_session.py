@@ -1,0 +1,104 @@
+"""``model.onnx`` on ONNX Runtime's CPU execution provider (the ``ort`` backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nxm_deploy.errors import ExportDirError, InferenceError
+from nxm_deploy.runtime.session import Feed, Session, check_io, first_line
+
+__all__ = ["ORT_CPU_NOTE", "OrtSession"]
+
+ORT_CPU_NOTE = (
+    "ONNX Runtime on CPU has no sparse kernels: the sparse model runs the same dense GEMMs; "
+    "expect a ratio near 1.0."
+)
+
+
+def _ort_errors() -> tuple[type[BaseException], ...]:
+    """ONNX Runtime's own exception types (pybind classes that derive from Exception only)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    names = ("EPFail", "Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile")
+    names += ("NotImplemented", "RuntimeException")
+    return (*(getattr(state, n) for n in names if hasattr(state, n)), RuntimeError, ValueError)
+
+
+class OrtSession(Session):
+    """``model.onnx`` on ONNX Runtime's CPU execution provider, shared by every calling thread.
+
+    ``InferenceSession.run`` is thread-safe: callers share one session (one copy of the weights)
+    and its intra-op thread pool (``threads``; ONNX Runtime's default, one per physical core, when
+    None). Execution is sequential and spinning is off (``session.intra_op.allow_spinning=0``), so
+    idle pool threads do not steal the cores that other callers, or a second session timed
+    alternately with this one, run on.
+    """
+
+    backend = "ort"
+
+    def __init__(self, path: Path, threads: int | None = None, *, input_names: tuple[str, ...] | None = None,
+                 output: str | None = None, label: str | None = None) -> None:  # fmt: skip
+        import onnxruntime as ort
+
+        self.label, self.threads = label or str(path), threads
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
+        if threads:
+            options.intra_op_num_threads = threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except _ort_errors() as exc:
+            raise ExportDirError(f"{self.label}: ONNX Runtime cannot load {path}: {first_line(exc)}") from exc
+        self.input_names, self.output = check_io(
+            path,
+            [i.name for i in self.session.get_inputs()],
+            [o.name for o in self.session.get_outputs()],
+            input_names,
+            output,
+        )
+
+    def _run(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        try:
+            (logits,) = self.session.run([self.output], arrays)
+        except _ort_errors() as exc:  # an input ONNX Runtime refuses
+            shape = "x".join(map(str, next(iter(arrays.values())).shape))
+            raise InferenceError(
+                f"{self.label}: ONNX Runtime failed on a {shape} input: {first_line(exc)}"
+            ) from exc
+        return np.asarray(logits, dtype=np.float32)
+
+    def run(self, feed: Feed) -> np.ndarray:
+        return self._run(self._select(feed))
+
+    def stage(self, feed: Feed) -> Callable[[], None]:
+        arrays = self._select(feed)
+        run, out = self.session.run, [self.output]
+
+        def call() -> None:
+            run(out, arrays)
+
+        self._run(arrays)  # fail here, with a clear line, rather than inside a timing loop
+        return call
+
+    def info(self) -> dict[str, Any]:
+        import onnxruntime as ort
+
+        return {
+            "backend": self.backend,
+            "runtime": "onnxruntime",
+            "version": ort.__version__,
+            "provider": "CPUExecutionProvider",
+            "device": "cpu",
+            "precision": "fp32",
+            "threads": self.threads,
+            "sparse_kernels": False,
+            "sparse_detail": ORT_CPU_NOTE,
+        }
