@@ -30,6 +30,7 @@ test: $(VENV)/.installed-dev-demo
 lint: $(VENV)/.installed-dev-demo
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pylint nxm_deploy    # duplicate code only (pyproject.toml [tool.pylint]); about 2 minutes
 
 clean-venv:
 	rm -rf $(VENV)

@@ -16,6 +16,16 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nxm_deploy.admm.dist import barrier, rank
+from nxm_deploy.errors import UserError
+from nxm_deploy.io import read_json, write_json_atomic
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nxm_deploy.admm.config import TrainConfig
 
 MARKER = "COMPLETE"
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
@@ -69,3 +79,47 @@ def step_of(checkpoint: Path) -> int:
     if m is None:
         raise ValueError(f"not a checkpoint directory: {checkpoint}")
     return int(m.group(1))
+
+
+def prepare_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
+    """Refuse or replace an existing run directory (``--resume``/``--overwrite``) and save the
+    configuration a resume must match."""
+    saved = checkpoints_root(run_dir) / "config.json"
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if cfg.resume:
+            if not saved.is_file():
+                raise UserError(f"--resume: {run_dir} holds no checkpoints of an earlier run to resume")
+            old = read_json(saved, "run configuration")
+            diff = {k for k in set(old) | set(cfg.comparable()) if old.get(k) != cfg.comparable().get(k)}
+            if diff:
+                raise UserError(
+                    f"--resume: the options differ from the run in {run_dir} ({', '.join(sorted(diff))}); "
+                    "resume with the same options, or pass --overwrite to start again"
+                )
+            return
+        if not cfg.overwrite:
+            raise UserError(
+                f"{run_dir} already exists; pass --resume to continue it or --overwrite to replace it"
+            )
+        if rank() == 0:
+            shutil.rmtree(run_dir)
+    barrier()
+    if rank() == 0:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(saved, cfg.comparable())
+    barrier()
+
+
+def load_weights(model: nn.Module, directory: Path) -> None:
+    """Load a checkpoint's safetensors weights (not the N:M state) into ``model``."""
+    from safetensors.torch import load_file
+
+    state: dict[str, object] = {}
+    for f in sorted(directory.glob("*.safetensors")):
+        if f.name != "nxm_state.safetensors":
+            state.update(load_file(str(f)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if "position_ids" not in k]:
+        raise UserError(
+            f"checkpoint {directory} does not match the model (missing {missing[:3]}); start again"
+        )

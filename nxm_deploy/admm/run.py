@@ -28,8 +28,10 @@ from nxm_deploy.admm.checkpoints import (
     checkpoints_root,
     discard_after,
     is_complete,
+    load_weights,
     mark_complete,
     newest_complete,
+    prepare_run_dir,
     step_of,
 )
 from nxm_deploy.admm.config import TrainConfig
@@ -40,7 +42,7 @@ from nxm_deploy.admm.state import AdmmSchedule, SparsityState
 from nxm_deploy.admm.trainer import NxmTrainer
 from nxm_deploy.admm.trainlog import LOG_NAME, TrainLog
 from nxm_deploy.errors import SparsityError, UserError
-from nxm_deploy.io import read_json, write_json_atomic
+from nxm_deploy.io import write_json_atomic
 from nxm_deploy.manifest import RUN_KIND, RUN_MANIFEST, RunManifest, provenance
 from nxm_deploy.version import __version__
 
@@ -52,50 +54,6 @@ class RunResult:
     run_dir: Path
     metrics: dict[str, float]
     manifest: dict[str, Any]
-
-
-# ---- the run directory ---------------------------------------------------------------------
-
-
-def _prepare_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
-    saved = checkpoints_root(run_dir) / "config.json"
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if cfg.resume:
-            if not saved.is_file():
-                raise UserError(f"--resume: {run_dir} holds no checkpoints of an earlier run to resume")
-            old = read_json(saved, "run configuration")
-            diff = {k for k in set(old) | set(cfg.comparable()) if old.get(k) != cfg.comparable().get(k)}
-            if diff:
-                raise UserError(
-                    f"--resume: the options differ from the run in {run_dir} ({', '.join(sorted(diff))}); "
-                    "resume with the same options, or pass --overwrite to start again"
-                )
-            return
-        if not cfg.overwrite:
-            raise UserError(
-                f"{run_dir} already exists; pass --resume to continue it or --overwrite to replace it"
-            )
-        if rank() == 0:
-            shutil.rmtree(run_dir)
-    barrier()
-    if rank() == 0:
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(saved, cfg.comparable())
-    barrier()
-
-
-def _load_weights(model: nn.Module, directory: Path) -> None:
-    from safetensors.torch import load_file
-
-    state: dict[str, torch.Tensor] = {}
-    for f in sorted(directory.glob("*.safetensors")):
-        if f.name != "nxm_state.safetensors":
-            state.update(load_file(str(f)))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or [k for k in missing if "position_ids" not in k]:
-        raise UserError(
-            f"checkpoint {directory} does not match the model (missing {missing[:3]}); start again"
-        )
 
 
 # ---- phases ---------------------------------------------------------------------------------
@@ -192,7 +150,7 @@ def _run_phase(run: _Run, phase: Phase, i: int, n_phases: int) -> dict[str, Any]
     final = phase_dir / "final"
     head = {"phase": i, "kind": phase.kind, "epochs": phase.epochs}
     if cfg.resume and is_complete(final):
-        _load_weights(run.model, final)
+        load_weights(run.model, final)
         meta = sparsity.load(final)
         log.info("phase %d/%d (%s) already complete; skipped", i + 1, n_phases, phase.kind)
         return {**head, **meta.get("end", {})}
@@ -262,7 +220,7 @@ def train(cfg: TrainConfig) -> RunResult:
     layers = select_layers(model, pattern, cfg.include, cfg.exclude) if method.sparse else []
     teacher = load_teacher(cfg.teacher, task.name, task.num_labels) if cfg.teacher else None
     data = load_task_data(cfg, tokenizer)
-    _prepare_run_dir(cfg, run_dir)
+    prepare_run_dir(cfg, run_dir)
     sparsity = SparsityState(model, layers, pattern)
     trainlog = TrainLog(run_dir / LOG_NAME, enabled=rank() == 0)
     run = _Run(

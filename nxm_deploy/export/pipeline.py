@@ -152,9 +152,9 @@ def _tensorrt_section(
         fp16_onnx = trt.fp16_onnx_name(ONNX_NAME)
         trt.to_fp16_onnx(out / ONNX_NAME, out / fp16_onnx)
         require_sparse_layers(out / fp16_onnx, run.layers, run.pattern, reference)
-    script = trt.write_build_script(
-        out, ONNX_NAME, ENGINE_NAME, run.input_names, profile, config.precision, version, fp16_onnx
-    )
+    inputs = tuple(run.input_names)
+    spec = trt.EngineSpec(ONNX_NAME, ENGINE_NAME, inputs, profile, config.precision, fp16_onnx)
+    script = trt.write_build_script(out, spec, version)
     common = {
         "requested": config.engine == "trt",
         "precision": config.precision,

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from nxm_deploy.bench import BenchConfig, bench
 from nxm_deploy.cli import cli
-from nxm_deploy.export.trt import trt_unavailable_reason
+from nxm_deploy.runtime.availability import trt_unavailable_reason
 from nxm_deploy.runtime.torch_session import TORCH_CPU_NOTE
 
 from .conftest import FAST, TASK, Pair, fast_plan

@@ -119,7 +119,8 @@ def test_check_onnx_with_dense_weights_fails(sparse_export, tmp_path):
 
 
 def test_installed_command_engine_trt_without_tensorrt_exits_3(sparse_run, tmp_path, glue_dir):
-    from nxm_deploy.export.trt import EXIT_TRT_UNAVAILABLE, trt_unavailable_reason
+    from nxm_deploy.errors import EXIT_NEEDS_GPU
+    from nxm_deploy.runtime.availability import trt_unavailable_reason
 
     reason = trt_unavailable_reason()
     if reason is None:
@@ -131,7 +132,7 @@ def test_installed_command_engine_trt_without_tensorrt_exits_3(sparse_run, tmp_p
     cmd = [str(NXM_DEPLOY), "export", str(sparse_run), "--out", str(out), "--engine", "trt"]
     cmd += ["--precision", "fp16", "--data-dir", str(glue_dir)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert proc.returncode == EXIT_TRT_UNAVAILABLE == 3, proc.stdout + proc.stderr
+    assert proc.returncode == EXIT_NEEDS_GPU == 3, proc.stdout + proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [f"error: TensorRT engine not built: {reason}"]
     assert "Traceback" not in proc.stderr

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nxm_deploy.errors import ExportError, UserError
+from nxm_deploy.errors import EXIT_NEEDS_GPU, ExportError, TensorRTUnavailableError, UserError
 from nxm_deploy.export import trt
+from nxm_deploy.runtime.availability import trt_unavailable_reason
 
 INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 
@@ -204,17 +205,15 @@ def _flag_values(args: list[str]) -> dict[str, str]:
 
 
 def _write(tmp_path: Path, precision: str, version: str | None, **kw) -> list[str]:
-    path = trt.write_build_script(
-        tmp_path, "model.onnx", "model.engine", INPUTS, trt.DEFAULT_PROFILE, precision, version, **kw
-    )
+    spec = trt.EngineSpec("model.onnx", "model.engine", INPUTS, trt.DEFAULT_PROFILE, precision, **kw)
+    path = trt.write_build_script(tmp_path, spec, version)
     assert path == tmp_path / "build_engine.sh"
     return _script_args(path)
 
 
 def test_build_script_is_executable_bash_that_runs_from_its_directory(tmp_path):
-    path = trt.write_build_script(
-        tmp_path, "model.onnx", "model.engine", INPUTS, trt.DEFAULT_PROFILE, "fp32", "10.13.0"
-    )
+    spec = trt.EngineSpec("model.onnx", "model.engine", INPUTS, trt.DEFAULT_PROFILE, "fp32")
+    path = trt.write_build_script(tmp_path, spec, "10.13.0")
     text = path.read_text()
     assert text.startswith("#!/usr/bin/env bash\n")
     assert "set -euo pipefail" in text
@@ -260,17 +259,42 @@ def test_build_script_precision_flags_follow_tensorrt_version(
 def test_build_script_quotes_odd_input_names_and_named_fp16_file(tmp_path):
     args = _write(tmp_path, "fp16", "11.0", fp16_onnx="weights fp16.onnx")
     assert "--onnx=weights fp16.onnx" in args
-    path = trt.write_build_script(
-        tmp_path, "m.onnx", "m.engine", ["ids;rm"], trt.DEFAULT_PROFILE, "fp32", None
-    )
+    spec = trt.EngineSpec("m.onnx", "m.engine", ["ids;rm"], trt.DEFAULT_PROFILE, "fp32")
+    path = trt.write_build_script(tmp_path, spec, None)
     assert "--minShapes=ids;rm:1x8" in _script_args(path)
 
 
 def test_build_script_rejects_unknown_precision_and_no_inputs(tmp_path):
     with pytest.raises(ExportError, match="unknown precision 'int8'"):
-        trt.write_build_script(tmp_path, "m.onnx", "m.engine", INPUTS, trt.DEFAULT_PROFILE, "int8", None)
+        trt.write_build_script(
+            tmp_path, trt.EngineSpec("m.onnx", "m.engine", INPUTS, trt.DEFAULT_PROFILE, "int8"), None
+        )
     with pytest.raises(ExportError, match="no model inputs"):
-        trt.write_build_script(tmp_path, "m.onnx", "m.engine", [], trt.DEFAULT_PROFILE, "fp32", None)
+        trt.write_build_script(
+            tmp_path, trt.EngineSpec("m.onnx", "m.engine", [], trt.DEFAULT_PROFILE, "fp32"), None
+        )
+    assert not (tmp_path / "build_engine.sh").exists()
+
+
+@pytest.mark.parametrize(
+    ("precision", "inputs", "message"),
+    [
+        ("int8", INPUTS, "unknown precision 'int8': choose one of fp32, fp16"),
+        ("fp16", (), "no model inputs given for the TensorRT shape profile"),
+    ],
+)
+def test_engine_spec_refuses_unknown_precision_and_no_inputs_in_one_line(precision, inputs, message):
+    with pytest.raises(ExportError) as err:
+        trt.EngineSpec("m.onnx", "m.engine", inputs, trt.DEFAULT_PROFILE, precision)
+    assert str(err.value) == message and "\n" not in str(err.value)
+
+
+def test_engine_spec_is_frozen_and_keeps_inputs_as_a_tuple():
+    spec = trt.EngineSpec("m.onnx", "m.engine", INPUTS, trt.DEFAULT_PROFILE, "fp32")
+    assert spec.input_names == tuple(INPUTS) and spec.fp16_onnx is None
+    with pytest.raises(AttributeError):
+        spec.precision = "fp16"
+    assert trt.trtexec_command(spec, "10.13.0")[:2] == ["trtexec", "--onnx=m.onnx"]
 
 
 def test_fp16_onnx_name():
@@ -413,7 +437,7 @@ def test_is_sparse_tactic(tactic, sparse):
 
 
 def test_trt_unavailable_reason_is_one_sentence_here():
-    reason = trt.trt_unavailable_reason()
+    reason = trt_unavailable_reason()
     if reason is None:
         pytest.skip("TensorRT and a GPU are present on this machine")
     assert reason.endswith(".") and "\n" not in reason
@@ -421,12 +445,12 @@ def test_trt_unavailable_reason_is_one_sentence_here():
 
 
 def test_build_engine_without_tensorrt_exits_with_code_3(tmp_path):
-    reason = trt.trt_unavailable_reason()
+    reason = trt_unavailable_reason()
     if reason is None:
         pytest.skip("TensorRT and a GPU are present on this machine")
-    with pytest.raises(trt.TensorRTUnavailableError) as err:
+    with pytest.raises(TensorRTUnavailableError) as err:
         trt.build_engine(tmp_path / "m.onnx", tmp_path / "m.engine", INPUTS, trt.DEFAULT_PROFILE, "fp16")
-    assert err.value.exit_code == trt.EXIT_TRT_UNAVAILABLE == 3
+    assert err.value.exit_code == EXIT_NEEDS_GPU == 3
     assert isinstance(err.value, ExportError) and reason in str(err.value)
     assert not (tmp_path / "m.engine").exists()
 
@@ -531,7 +555,7 @@ def test_to_fp16_onnx_missing_source_is_user_error(tmp_path):
 
 @pytest.fixture
 def needs_trt():
-    reason = trt.trt_unavailable_reason()
+    reason = trt_unavailable_reason()
     if reason:
         pytest.skip(reason)
 

@@ -84,7 +84,7 @@ def test_bad_options(rte_export):
 
 
 def test_trt_backend_without_tensorrt_or_gpu(rte_export):
-    from nxm_deploy.export.trt import trt_unavailable_reason
+    from nxm_deploy.runtime.availability import trt_unavailable_reason
 
     reason = trt_unavailable_reason()
     if reason is None:

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from nxm_deploy.export.trt import trt_unavailable_reason
 from nxm_deploy.runtime import Predictor
+from nxm_deploy.runtime.availability import trt_unavailable_reason
 
 from .test_predictor import LONG, PAIRS
 
