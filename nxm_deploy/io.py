@@ -58,9 +58,9 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, mode: int | No
         raise
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str, mode: int | None = None) -> None:
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` through a temporary file and a rename."""
-    write_bytes_atomic(path, text.encode("utf-8"), mode)
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:

@@ -74,7 +74,6 @@ class RunFacts:
     base_model: str | None
     max_seq_len: int | None
     num_labels: int | None
-    body: dict[str, Any]
 
     @classmethod
     def from_json(cls, body: dict[str, Any], where: str | os.PathLike[str]) -> RunFacts:
@@ -93,15 +92,11 @@ class RunFacts:
             base_model=body.get("base_model"),
             max_seq_len=int(body["max_seq_len"]) if body.get("max_seq_len") else None,
             num_labels=int(body["num_labels"]) if body.get("num_labels") else None,
-            body=body,
         )
 
     @property
     def sparse(self) -> bool:
         return self.pattern is not None
-
-    def describe(self) -> str:
-        return f"{self.method} run of {self.task}" + (f" at {self.pattern}" if self.pattern else " (dense)")
 
 
 @dataclass(frozen=True)
