@@ -157,7 +157,9 @@ def train(profile: Profile, task: str, method: str, seed: int, glue: str, log_di
     cmd = [sys.executable, "-m", "nxm_deploy", "train", "--model", model_path(), "--task", task,
            "--data-dir", glue, "--method", cfg["method"], "--out", str(out), "--seed", str(seed),
            "--epochs", str(profile.epochs), "--lr", str(profile.lr), "--batch-size", str(profile.batch_size),
-           "--max-seq-len", str(profile.max_seq_len), "--no-progress", *cfg["train_args"]]  # fmt: skip
+           "--max-seq-len", str(profile.max_seq_len), "--no-progress"]  # fmt: skip
+    if cfg["method"] == "admm":  # train refuses ADMM options for other methods (they never used them)
+        cmd += cfg["train_args"]
     if cfg["max_train_samples"]:
         cmd += ["--max-train-samples", str(cfg["max_train_samples"])]
     if cfg["teacher"]:
@@ -165,7 +167,8 @@ def train(profile: Profile, task: str, method: str, seed: int, glue: str, log_di
         cmd += ["--teacher", str(teacher)]
     if (out / "nxm.json").is_file():
         return out
-    cmd += ["--resume"] if (out / "checkpoints" / "config.json").is_file() else ["--overwrite"]
+    staged = out.with_name(f".{out.name}.staging")  # where train builds a run until it is complete
+    cmd += ["--resume"] if (staged / "checkpoints" / "config.json").is_file() else ["--overwrite"]
     log = log_dir / f"{profile.name}-{task}-{method}-seed{seed}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as f:

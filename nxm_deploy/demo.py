@@ -16,7 +16,6 @@ set; the dev set is always whole).
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -26,6 +25,7 @@ from typing import Any
 from nxm_deploy.errors import UserError
 from nxm_deploy.io import read_json, write_json_atomic
 from nxm_deploy.manifest import EXPORT_MANIFEST, REPORT_MANIFEST, RUN_MANIFEST, provenance
+from nxm_deploy.outputs import check_out_path, record_owned, require_replaceable, staged_dir
 
 log = logging.getLogger("nxm_deploy.demo")
 
@@ -78,28 +78,58 @@ def _step(name: str, done: bool, fn: Callable[[], object], steps: dict[str, floa
     log.info("%s: done in %.0f s", name, steps[name])
 
 
+def check_demo(cfg: DemoConfig, fresh: bool) -> str:
+    """Every option and path of the demo, checked before any work; returns the model to train."""
+    from nxm_deploy.data import get_task, load_split, resolve_data_dir
+    from nxm_deploy.models import minilm_path
+
+    out = check_out_path(cfg.out)
+    if cfg.threads is not None and cfg.threads < 1:
+        raise UserError(f"--threads must be a positive integer, got {cfg.threads}")
+    manifest_path = out / DEMO_MANIFEST
+    if fresh:
+        require_replaceable(out, "--fresh")
+    elif manifest_path.is_file():
+        old = read_json(manifest_path, "demo manifest").get("config")
+        if old != _comparable(cfg):
+            raise UserError(f"{out} holds a demo made with other settings; pass --fresh to start again")
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} exists and is not a demo directory; choose another --out")
+    task = get_task(cfg.task)
+    if resolve_data_dir(cfg.data_dir) is not None:  # local files: read them now (the hub: when used)
+        for split in task.splits:
+            load_split(task, split, cfg.data_dir)
+    return cfg.model or str(minilm_path())
+
+
 def run_demo(cfg: DemoConfig, fresh: bool = False) -> DemoResult:
-    """Train dense and ADMM, export, check, benchmark; returns the bench report."""
+    """Train dense and ADMM, export, check, benchmark; returns the bench report.
+
+    ``fresh`` builds the whole demo in a hidden sibling of ``cfg.out`` and swaps it in at the end
+    (only when ``cfg.out`` holds nothing but an earlier demo's files); otherwise finished steps in
+    ``cfg.out`` are reused.
+    """
+    model = check_demo(cfg, fresh)
+    out = Path(cfg.out)
+    if fresh:
+        with staged_dir(out, overwrite=True) as work:
+            steps = _run_steps(cfg, work, model)
+        return DemoResult(out, read_json(out / "report" / REPORT_MANIFEST, "bench report"), steps)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = _run_steps(cfg, out, model)
+    return DemoResult(out, read_json(out / "report" / REPORT_MANIFEST, "bench report"), steps)
+
+
+def _run_steps(cfg: DemoConfig, out: Path, model: str) -> dict[str, float]:
+    """The five steps in ``out``, each skipped when its output is complete there."""
     from nxm_deploy.admm import TrainConfig, train
     from nxm_deploy.bench import BenchConfig, bench
     from nxm_deploy.check import check
     from nxm_deploy.export import ExportConfig, export
-    from nxm_deploy.models import minilm_path
 
-    out = Path(cfg.out)
     manifest_path = out / DEMO_MANIFEST
-    if fresh and out.exists():
-        shutil.rmtree(out)
-    if manifest_path.is_file():
-        old = read_json(manifest_path, "demo manifest").get("config")
-        if old != _comparable(cfg):
-            raise UserError(f"{out} holds a demo made with other settings; pass --fresh to start again")
-    elif out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} exists and is not a demo directory; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(manifest_path, {**provenance(), "config": _comparable(cfg), "complete": False})
-
-    model = cfg.model or str(minilm_path())
+    record_owned(out, also=("runs/", "exports/", "report/"))  # an interrupted demo is still the tool's
     runs, exports, report = out / "runs", out / "exports", out / "report"
     common: dict[str, Any] = dict(task=cfg.task, data_dir=cfg.data_dir, max_train_samples=cfg.train_samples,
                                   max_seq_len=cfg.max_seq_len, lr=cfg.lr, batch_size=cfg.batch_size,
@@ -125,7 +155,7 @@ def run_demo(cfg: DemoConfig, fresh: bool = False) -> DemoResult:
                                     out=report, data_dir=cfg.data_dir, batch_sizes=cfg.batch_sizes,
                                     seq_lens=cfg.seq_lens, threads=cfg.threads, overwrite=True)),
           steps)  # fmt: skip
-    result = read_json(report / REPORT_MANIFEST, "bench report")
     write_json_atomic(manifest_path, {**provenance(), "config": _comparable(cfg), "complete": True,
-                                      "steps_s": steps, "report": str(report / REPORT_MANIFEST)})  # fmt: skip
-    return DemoResult(out, result, steps)
+                                      "steps_s": steps, "report": f"report/{REPORT_MANIFEST}"})  # fmt: skip
+    record_owned(out)
+    return steps

@@ -1,8 +1,7 @@
-"""Files that are never half-written: atomic writes, JSON reading with one-line errors, and output
-directories built aside and renamed into place.
+"""Files that are never half-written: atomic writes, and JSON reading with one-line errors.
 
 Files are written to a temporary name beside the target and renamed into place, so a crash never
-leaves a half-written file; ``staged_dir`` does the same for a whole directory.
+leaves a half-written file; ``outputs.staged_dir`` does the same for a whole directory.
 """
 
 from __future__ import annotations
@@ -11,9 +10,7 @@ import contextlib
 import datetime as _dt
 import json
 import os
-import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +19,13 @@ from nxm_deploy.errors import UserError
 __all__ = [
     "now_iso",
     "read_json",
-    "staged_dir",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
 ]
 
 
-def _umask() -> int:
+def umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -50,7 +46,7 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, mode: int | No
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -89,31 +85,3 @@ def read_json(path: str | os.PathLike[str], what: str = "manifest") -> dict[str,
     if not isinstance(data, dict):
         raise UserError(f"{what} {path} must hold a JSON object")
     return data
-
-
-@contextlib.contextmanager
-def staged_dir(final: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
-    """Build an output directory in a temporary sibling, then rename it into place.
-
-    An existing ``final`` is refused unless ``overwrite``; it is replaced only once the new one is
-    complete, so a failed or interrupted build leaves the old directory (or nothing) behind.
-    """
-    final = Path(final)
-    if final.exists() and not overwrite:
-        raise UserError(f"{final} already exists; pass --overwrite to replace it")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the result is an ordinary directory
-    try:
-        yield tmp
-        if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

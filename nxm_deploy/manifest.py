@@ -24,6 +24,7 @@ from typing import Any
 from nxm_deploy import nm
 from nxm_deploy.errors import ExportDirError, PatternError, UserError
 from nxm_deploy.io import now_iso, read_json
+from nxm_deploy.outputs import contained
 from nxm_deploy.version import __version__
 
 __all__ = [
@@ -201,11 +202,11 @@ class ExportManifest:
 
     @property
     def onnx_path(self) -> Path:
-        return self.path / str(self.section("onnx").get("file") or "model.onnx")
+        return contained(self.path, self.section("onnx").get("file") or "model.onnx", "onnx.file")
 
     @property
     def engine_path(self) -> Path:
-        return self.path / str(self.tensorrt.get("engine") or "model.engine")
+        return contained(self.path, self.tensorrt.get("engine") or "model.engine", "tensorrt.engine")
 
     @property
     def max_seq_len(self) -> int | None:

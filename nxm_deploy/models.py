@@ -26,12 +26,18 @@ from torch import nn
 from nxm_deploy import nm
 from nxm_deploy.errors import ModelError, PatternError
 
+try:
+    from safetensors import SafetensorError as _SafetensorError
+except ImportError:  # older safetensors: the class lives in the Rust module only
+    from safetensors._safetensors_rust import SafetensorError as _SafetensorError
+
 __all__ = [
     "DEFAULT_RULE",
     "LayerRule",
     "TensorRTShapeWarning",
     "input_names_for",
     "linear_layers",
+    "load_config",
     "load_model",
     "load_tokenizer",
     "minilm_path",
@@ -132,14 +138,30 @@ def load_model(
     if id2label is not None:
         kwargs["id2label"] = id2label
         kwargs["label2id"] = {v: k for k, v in id2label.items()}
+    if Path(name).is_dir():
+        _require_safetensors(Path(name))
+        kwargs["use_safetensors"] = True  # never unpickle weights a user hands us
     try:
         with _quiet_transformers():
             model = AutoModelForSequenceClassification.from_pretrained(
                 name, ignore_mismatched_sizes=ignore_mismatched_sizes, **kwargs
             )
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, _SafetensorError) as exc:
         raise _load_error("model", name, exc) from exc
     return model, load_tokenizer(name)
+
+
+def _require_safetensors(directory: Path) -> None:
+    """A local model must carry safetensors weights: pickled ones (``*.bin``, ``*.pt``) are refused."""
+    if any(directory.glob("*.safetensors")) or not (directory / "config.json").is_file():
+        return  # no config: transformers' own error says what is missing
+    pickles = sorted(p.name for p in directory.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".ckpt"})
+    if pickles:
+        raise ModelError(
+            f"model directory {directory} holds only pickled weights ({', '.join(pickles[:3])}); "
+            "nxm-deploy loads safetensors only: convert them where you trust the file "
+            "(model.save_pretrained(dir, safe_serialization=True))"
+        )
 
 
 def load_tokenizer(name_or_path: str | os.PathLike[str]) -> Any:
@@ -269,11 +291,24 @@ def input_names_for(model: nn.Module, tokenizer: Any) -> list[str]:
     return names
 
 
-def position_limit(model: nn.Module, tokenizer: Any = None) -> int:
-    """The longest sequence the model takes: its position embeddings, else its tokenizer's limit
-    (a huge sentinel when unset is ignored), else 512."""
+def load_config(name_or_path: str | os.PathLike[str]) -> Any:
+    """The model's ``config.json`` alone (no weights): what can be checked before loading."""
+    from transformers import AutoConfig
+
+    name = _resolve(name_or_path)
+    try:
+        with _quiet_transformers():
+            return AutoConfig.from_pretrained(name)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _load_error("model", name, exc) from exc
+
+
+def position_limit(model: nn.Module | Any, tokenizer: Any = None) -> int:
+    """The longest sequence the model (or its config) takes: its position embeddings, else its
+    tokenizer's limit (a huge sentinel when unset is ignored), else 512."""
+    config = getattr(model, "config", model)
     limits = [
-        getattr(model.config, "max_position_embeddings", None),
+        getattr(config, "max_position_embeddings", None),
         getattr(tokenizer, "model_max_length", None),
     ]
     usable = [int(v) for v in limits if isinstance(v, int) and 0 < v < 1_000_000]

@@ -17,8 +17,9 @@ from safetensors.torch import save_file
 
 from nxm_deploy import nm
 from nxm_deploy.cli import cli
-from nxm_deploy.io import staged_dir, write_json_atomic
+from nxm_deploy.io import write_json_atomic
 from nxm_deploy.models import select_layers
+from nxm_deploy.outputs import staged_dir
 
 
 def run_cli(*args: object) -> Result:
@@ -160,7 +161,7 @@ def test_staged_dir_is_atomic_and_readable(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), staged_dir(out, overwrite=True) as tmp:
         (tmp / "half").write_text("x")
         raise RuntimeError("interrupted")
-    assert sorted(p.name for p in out.iterdir()) == ["a.json"]  # the old one is intact
+    assert sorted(p.name for p in out.iterdir()) == [".nxm-files.json", "a.json"]  # the old one is intact
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no partial directory left behind
     torch.manual_seed(0)
 

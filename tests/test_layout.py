@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "lazy": 0,
     "nm": 1,
     "io": 2,
+    "outputs": 2,
     "models": 2,
     "data": 2,
     "manifest": 2,

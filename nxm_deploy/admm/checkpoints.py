@@ -1,6 +1,7 @@
 """Where a run keeps its checkpoints and how a resumed run finds the newest complete one.
 
-Layout under ``RUN_DIR/checkpoints/``::
+A run is built in ``PARENT/.NAME.staging/`` and renamed to ``RUN_DIR`` when complete; ``--resume``
+continues the run staged there. Layout under ``.NAME.staging/checkpoints/``::
 
     config.json                      the exact configuration of the run (resume refuses another)
     phase-0-admm/checkpoint-40/      Trainer checkpoint + nxm_state.* (Z, U, masks, rho) + COMPLETE
@@ -13,14 +14,29 @@ marker, written after Trainer's files and after Z, U and the masks.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import pickle
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from safetensors import SafetensorError
+
 from nxm_deploy.admm.dist import barrier, rank
+from nxm_deploy.admm.trainlog import LOG_NAME
 from nxm_deploy.errors import UserError
 from nxm_deploy.io import read_json, write_json_atomic
+from nxm_deploy.manifest import RUN_MANIFEST
+from nxm_deploy.outputs import (
+    check_out_path,
+    record_owned,
+    remove_owned,
+    require_replaceable,
+    swap_into_place,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -81,33 +97,87 @@ def step_of(checkpoint: Path) -> int:
     return int(m.group(1))
 
 
-def prepare_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
-    """Refuse or replace an existing run directory (``--resume``/``--overwrite``) and save the
-    configuration a resume must match."""
-    saved = checkpoints_root(run_dir) / "config.json"
+def staging_dir(run_dir: Path) -> Path:
+    """Where a run is built: ``PARENT/.NAME.staging``, renamed to ``--out`` once it is complete."""
+    return run_dir.with_name(f".{run_dir.name}.staging")
+
+
+def plan_run_dir(cfg: TrainConfig, run_dir: Path) -> Path:
+    """Check ``--out``, ``--resume`` and ``--overwrite`` before any work, changing nothing; return
+    the staging directory the run is built (or resumed) in.
+
+    A run is built in the hidden sibling :func:`staging_dir` and renamed to ``--out`` only when it is
+    complete, so an existing ``--out`` survives until then. ``--resume`` continues the run staged
+    there; ``--overwrite`` replaces ``--out`` (and a staged run) only when they hold nothing but
+    what nxm-deploy wrote.
+    """
+    run_dir = check_out_path(run_dir)
+    stage = staging_dir(run_dir)
+    saved = checkpoints_root(stage) / "config.json"
+    if cfg.resume:
+        if not saved.is_file():
+            done = (run_dir / RUN_MANIFEST).is_file()
+            raise UserError(
+                f"--resume: {run_dir} is a complete run, nothing to resume; pass --overwrite to train again"
+                if done
+                else f"--resume: no interrupted run of {run_dir} to resume (it would be staged in {stage})"
+            )
+        old = read_json(saved, "run configuration")
+        diff = {k for k in set(old) | set(cfg.comparable()) if old.get(k) != cfg.comparable().get(k)}
+        if diff:
+            raise UserError(
+                f"--resume: the options differ from the run staged in {stage} ({', '.join(sorted(diff))}); "
+                "resume with the same options, or pass --overwrite to start again"
+            )
+        return stage
     if run_dir.exists() and any(run_dir.iterdir()):
-        if cfg.resume:
-            if not saved.is_file():
-                raise UserError(f"--resume: {run_dir} holds no checkpoints of an earlier run to resume")
-            old = read_json(saved, "run configuration")
-            diff = {k for k in set(old) | set(cfg.comparable()) if old.get(k) != cfg.comparable().get(k)}
-            if diff:
-                raise UserError(
-                    f"--resume: the options differ from the run in {run_dir} ({', '.join(sorted(diff))}); "
-                    "resume with the same options, or pass --overwrite to start again"
-                )
-            return
+        if not cfg.overwrite:
+            raise UserError(f"{run_dir} already exists; pass --overwrite to replace it")
+        require_replaceable(run_dir)
+    if stage.exists():
         if not cfg.overwrite:
             raise UserError(
-                f"{run_dir} already exists; pass --resume to continue it or --overwrite to replace it"
+                f"an interrupted run of {run_dir} is staged in {stage}; pass --resume to continue it "
+                "or --overwrite to start again"
             )
-        if rank() == 0:
-            shutil.rmtree(run_dir)
-    barrier()
-    if rank() == 0:
+        require_replaceable(stage)
+    return stage
+
+
+def prepare_run_dir(cfg: TrainConfig, stage: Path) -> None:
+    """Start the staging directory (after :func:`plan_run_dir`): remove a stale staged run when
+    starting again, save the configuration a resume must match, and list what the run may write."""
+    if rank() == 0 and not cfg.resume:
+        remove_owned(stage)
+        saved = checkpoints_root(stage) / "config.json"
         saved.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(saved, cfg.comparable())
+        record_owned(stage, also=("checkpoints/", LOG_NAME))
     barrier()
+
+
+def publish_run_dir(stage: Path, run_dir: Path, keep_checkpoints: bool) -> None:
+    """Move the complete run from ``stage`` to ``run_dir`` (replacing an old one only now)."""
+    if not keep_checkpoints:
+        shutil.rmtree(checkpoints_root(stage), ignore_errors=True)
+    record_owned(stage)
+    swap_into_place(stage, run_dir)
+
+
+@contextlib.contextmanager
+def loading(checkpoint: Path | None) -> Iterator[None]:
+    """Turn a checkpoint that cannot be read safely (truncated, not safetensors, or a pickle that
+    ``torch.load(weights_only=True)`` refuses) into one line naming it."""
+    try:
+        yield
+    except (pickle.UnpicklingError, EOFError, SafetensorError, json.JSONDecodeError, RuntimeError) as exc:
+        if checkpoint is None or (isinstance(exc, RuntimeError) and "PytorchStreamReader" not in str(exc)):
+            raise
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"--resume: checkpoint {checkpoint} cannot be loaded safely ({reason}); delete that folder "
+            "to resume from the one before it, or pass --overwrite to start again"
+        ) from exc
 
 
 def load_weights(model: nn.Module, directory: Path) -> None:

@@ -12,6 +12,11 @@ from typing import Any
 from nxm_deploy.errors import UserError
 
 ADMM_PENALTIES = ("loss", "decoupled")
+# options that only one method reads (the others refuse them rather than ignore them)
+METHOD_OPTIONS = {
+    "admm": ("rho", "rho_max", "rho_growth", "admm_interval", "admm_penalty", "admm_epochs"),
+    "asp": ("dense_epochs",),
+}
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,27 @@ class TrainConfig:
             raise UserError("pass --model (a hub id or a local directory) or --init-from RUN_DIR")
         if self.model is not None and self.init_from is not None:
             raise UserError("pass --model or --init-from, not both: --init-from's run names its model")
+        if self.resume and self.overwrite:
+            raise UserError("pass --resume or --overwrite, not both")
+        self._refuse_ignored()
+
+    def _refuse_ignored(self) -> None:
+        """Options that only some methods read are refused elsewhere: they would be silently ignored."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        readers = {name: method for method, names in METHOD_OPTIONS.items() for name in names}
+        for name, method in readers.items():
+            if self.method != method and getattr(self, name) != defaults[name]:
+                changed = [f"--{n.replace('_', '-')}" for n in METHOD_OPTIONS[method]
+                           if getattr(self, n) != defaults[n]]  # fmt: skip
+                raise UserError(
+                    f"{', '.join(changed)} only apply to --method {method}, not {self.method}; drop them"
+                )
+        changed = [f"--{n.replace('_', '-')}" for n in ("kd_alpha", "kd_temperature")
+                   if getattr(self, n) != defaults[n]]  # fmt: skip
+        if changed and self.teacher is None:
+            raise UserError(
+                f"{', '.join(changed)} set the distillation from --teacher: pass --teacher or drop them"
+            )
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

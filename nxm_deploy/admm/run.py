@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +28,12 @@ from nxm_deploy.admm.checkpoints import (
     discard_after,
     is_complete,
     load_weights,
+    loading,
     mark_complete,
     newest_complete,
+    plan_run_dir,
     prepare_run_dir,
+    publish_run_dir,
     step_of,
 )
 from nxm_deploy.admm.config import TrainConfig
@@ -41,6 +43,7 @@ from nxm_deploy.admm.registry import Budget, Phase, get_method
 from nxm_deploy.admm.state import AdmmSchedule, SparsityState
 from nxm_deploy.admm.trainer import NxmTrainer
 from nxm_deploy.admm.trainlog import LOG_NAME, TrainLog
+from nxm_deploy.admm.validate import check_before_loading
 from nxm_deploy.errors import SparsityError, UserError
 from nxm_deploy.io import write_json_atomic
 from nxm_deploy.manifest import RUN_KIND, RUN_MANIFEST, RunManifest, provenance
@@ -150,8 +153,9 @@ def _run_phase(run: _Run, phase: Phase, i: int, n_phases: int) -> dict[str, Any]
     final = phase_dir / "final"
     head = {"phase": i, "kind": phase.kind, "epochs": phase.epochs}
     if cfg.resume and is_complete(final):
-        load_weights(run.model, final)
-        meta = sparsity.load(final)
+        with loading(final):
+            load_weights(run.model, final)
+            meta = sparsity.load(final)
         log.info("phase %d/%d (%s) already complete; skipped", i + 1, n_phases, phase.kind)
         return {**head, **meta.get("end", {})}
     ckpt = newest_complete(phase_dir) if cfg.resume else None
@@ -159,12 +163,13 @@ def _run_phase(run: _Run, phase: Phase, i: int, n_phases: int) -> dict[str, Any]
         discard_after(phase_dir, ckpt)
     barrier()
     if ckpt is not None:
-        sparsity.load(ckpt)
+        with loading(ckpt):
+            sparsity.load(ckpt)
         trainlog.truncate_after(i, step_of(ckpt))
         log.info("phase %d/%d (%s): resuming from %s", i + 1, n_phases, phase.kind, ckpt)
     else:
         if cfg.resume:
-            trainlog.truncate_after(i, 0)
+            trainlog.truncate_after(i, -1)  # a kill after phase_start, before the first checkpoint
         _start_phase(phase, sparsity, cfg)
         trainlog.write({"phase": i, "phase_kind": phase.kind, "step": 0, "event": "phase_start",
                         "epochs": phase.epochs, "masked": sparsity.masked})  # fmt: skip
@@ -180,7 +185,8 @@ def _run_phase(run: _Run, phase: Phase, i: int, n_phases: int) -> dict[str, Any]
         decoupled = cfg.admm_penalty == "decoupled"
         callbacks.append(AdmmCallback(sparsity, schedule, cfg.admm_interval, trainlog, i, decoupled))
     trainer = run.trainer(phase, i, callbacks)
-    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    with loading(ckpt):
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     metrics = _evaluate(trainer, run.data)
     end: dict[str, Any] = {"metrics": metrics, "steps": trainer.state.global_step}
     if sparsity.admm_active and sparsity.last is not None:
@@ -213,6 +219,8 @@ def train(cfg: TrainConfig) -> RunResult:
     run_dir = Path(cfg.out)
     if cfg.teacher is not None and not method.sparse:
         raise UserError("--teacher distils into a sparse method; the dense method takes no teacher")
+    stage = plan_run_dir(cfg, run_dir)  # before any work: --out, --resume, --overwrite
+    check_before_loading(cfg, task)  # paths, lengths, teacher, data files
     set_seed(cfg.seed)  # the fresh classifier head is drawn from this seed
     model, tokenizer, init = load_student(cfg, task)
     init_epochs = init.epochs_total if init else 0.0
@@ -220,9 +228,9 @@ def train(cfg: TrainConfig) -> RunResult:
     layers = select_layers(model, pattern, cfg.include, cfg.exclude) if method.sparse else []
     teacher = load_teacher(cfg.teacher, task.name, task.num_labels) if cfg.teacher else None
     data = load_task_data(cfg, tokenizer)
-    prepare_run_dir(cfg, run_dir)
+    prepare_run_dir(cfg, stage)
     sparsity = SparsityState(model, layers, pattern)
-    trainlog = TrainLog(run_dir / LOG_NAME, enabled=rank() == 0)
+    trainlog = TrainLog(stage / LOG_NAME, enabled=rank() == 0)
     run = _Run(
         cfg,
         method.sparse,
@@ -233,7 +241,7 @@ def train(cfg: TrainConfig) -> RunResult:
         data,
         sparsity,
         trainlog,
-        checkpoints_root(run_dir),
+        checkpoints_root(stage),
     )
     log.info(
         "%s on %s: %s; %d train rows, %d selected layers, %s",
@@ -258,11 +266,10 @@ def train(cfg: TrainConfig) -> RunResult:
     manifest = _manifest(cfg, method.name, task, pattern if method.sparse else None, layers, phases,
                          phase_results, metrics, data.info, init, time.time() - t0)  # fmt: skip
     if rank() == 0:
-        model.save_pretrained(run_dir)
-        tokenizer.save_pretrained(run_dir)
-        write_json_atomic(run_dir / RUN_MANIFEST, manifest)
-        if not cfg.keep_checkpoints:
-            shutil.rmtree(run.root, ignore_errors=True)
+        model.save_pretrained(stage)
+        tokenizer.save_pretrained(stage)
+        write_json_atomic(stage / RUN_MANIFEST, manifest)
+        publish_run_dir(stage, run_dir, cfg.keep_checkpoints)
     barrier()
     return RunResult(run_dir, metrics, manifest)
 

@@ -34,7 +34,9 @@ class TrainLog:
         return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line]
 
     def truncate_after(self, phase: int, step: int) -> None:
-        """Keep records of earlier phases and of ``phase`` up to ``step``; drop the rest."""
+        """Keep records of earlier phases and of ``phase`` up to ``step``; drop the rest, and the
+        phase's end records (Trainer's summary, ``phase_end``), which a resumed phase writes again.
+        ``step`` -1 drops the whole phase (it starts again, ``phase_start`` included)."""
         if not self.enabled or not self.path.is_file():
             return
         keep = []
@@ -46,6 +48,7 @@ class TrainLog:
             except json.JSONDecodeError:
                 continue  # a line cut short by a kill
             p, s = int(rec.get("phase", -1)), int(rec.get("step", 0))
-            if p < phase or (p == phase and s <= step and rec.get("event") != "phase_end"):
+            ends = rec.get("event") == "phase_end" or "train_runtime" in rec
+            if p < phase or (p == phase and s <= step and not ends):
                 keep.append(line)
         write_text_atomic(self.path, "".join(f"{line}\n" for line in keep))

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from nxm_deploy.bench.plots import write_plots
-from nxm_deploy.io import staged_dir, write_json_atomic, write_text_atomic
+from nxm_deploy.io import write_json_atomic, write_text_atomic
 from nxm_deploy.manifest import REPORT_MANIFEST
+from nxm_deploy.outputs import staged_dir
 
 __all__ = ["REPORT_MD", "render_markdown", "write_report_dir"]
 

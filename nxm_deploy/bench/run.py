@@ -31,6 +31,7 @@ from nxm_deploy.bench.report import write_report_dir
 from nxm_deploy.data.encode import fixed_shape_batch
 from nxm_deploy.errors import UserError
 from nxm_deploy.manifest import REPORT_KIND, provenance
+from nxm_deploy.outputs import prepare_out
 from nxm_deploy.runtime.encoding import Encoded, TextEncoder
 from nxm_deploy.runtime.session import Session, require_tensorrt
 from nxm_deploy.runtime.torch_session import torch_threads
@@ -54,9 +55,7 @@ def _refuse_out(cfg: BenchConfig) -> Path:
         p = Path(given).resolve()
         if out.resolve() == p or out.resolve() in p.parents:
             raise UserError(f"--out {out} would replace {given}; choose another path")
-    if out.exists() and not cfg.overwrite:
-        raise UserError(f"{out} already exists; pass --overwrite to replace it")
-    return out
+    return prepare_out(out, cfg.overwrite)  # a safe path, and only the tool's files replaced
 
 
 def _tokenizer_dir(source: sources.ModelSource, backend: str) -> Path:

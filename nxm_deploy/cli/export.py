@@ -72,7 +72,7 @@ def _echo_export(result: Any) -> None:
     type=int,
     default=default(ExportConfig, "opset"),
     show_default=True,
-    help="ONNX opset, 17 or newer.",
+    help="ONNX opset, 17 to 25.",
 )
 @click.option(
     "--precision",

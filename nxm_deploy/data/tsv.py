@@ -108,6 +108,9 @@ def _parse(task: GlueTask, split: str, path: Path, reader: Iterator[list[str]]) 
         if col_b is not None:
             texts_b.append(row[col_b])
         labels.append(_label(task, row[col_label], path, line))
+    if not labels:
+        raise DataError(f"{path}: no rows{' after the header' if fmt.columns is None else ''}; "
+                        f"a {task.name} {split} file needs at least one")  # fmt: skip
     return TaskSplit(
         task=task,
         name=split,

@@ -12,13 +12,11 @@ from pathlib import Path
 
 from nxm_deploy.errors import ExportError
 from nxm_deploy.export import parity, trt
-from nxm_deploy.export.onnx import DEFAULT_OPSET
+from nxm_deploy.export.onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
 __all__ = ["ENGINES", "ExportConfig"]
 
 ENGINES = ("onnx", "trt")
-
-
 @dataclass(frozen=True)
 class ExportConfig:
     """What to export where, and how. ``profile=None`` derives the TensorRT shape range from the
@@ -43,3 +41,9 @@ class ExportConfig:
             raise ExportError(
                 f"unknown precision {self.precision!r}: choose one of {', '.join(trt.PRECISIONS)}"
             )
+        if not MIN_OPSET <= self.opset <= MAX_OPSET:
+            raise ExportError(f"--opset {self.opset} is not supported: choose {MIN_OPSET} to {MAX_OPSET}")
+        given = ["--min/--opt/--max-shape"] * (self.profile is not None)
+        given += [f"--precision {self.precision}"] * (self.precision != "fp32")
+        if self.engine != "trt" and given:
+            raise ExportError(f"{' and '.join(given)} set the TensorRT engine; add --engine trt or drop them")

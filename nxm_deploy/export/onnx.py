@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BATCH_AXIS",
     "DEFAULT_OPSET",
+    "MAX_OPSET",
     "MIN_OPSET",
     "ONNX_NAME",
     "SEQUENCE_AXIS",
@@ -46,6 +47,7 @@ __all__ = [
 ONNX_NAME = "model.onnx"
 DEFAULT_OPSET = 18
 MIN_OPSET = 17  # LayerNormalization
+MAX_OPSET = 25  # the newest that torch 2.13's exporter writes and ONNX Runtime 1.32 reads for BERT
 BATCH_AXIS = "batch"
 SEQUENCE_AXIS = "sequence"
 _SAMPLE_BATCH = 2  # torch.export specialises dimensions of size 0 and 1, so sample with 2 and more

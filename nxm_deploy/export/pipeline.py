@@ -4,7 +4,7 @@
     result.trt_unavailable   # None, or why TensorRT could not build the engine here
 
 Steps, each a small function of its own, all inside a temporary sibling of ``--out``
-(``io.staged_dir``: an existing ``--out`` is refused unless ``overwrite``, and the new
+(``outputs.staged_dir``: an existing ``--out`` is refused unless ``overwrite``, and the new
 directory is renamed into place only when complete):
 
 1. ``SourceRun.from_dir``: read ``nxm.json`` (once), check the run's weights
@@ -32,8 +32,9 @@ from nxm_deploy.errors import ExportError, SparsityError, UserError
 from nxm_deploy.export import parity, trt
 from nxm_deploy.export.config import ExportConfig
 from nxm_deploy.export.onnx import ONNX_NAME, describe_io, export_onnx, io_problems
-from nxm_deploy.io import staged_dir, write_json_atomic
+from nxm_deploy.io import write_json_atomic
 from nxm_deploy.manifest import EXPORT_KIND, EXPORT_MANIFEST, RunManifest, provenance
+from nxm_deploy.outputs import prepare_out, staged_dir
 from nxm_deploy.runtime.availability import trt_unavailable_reason, trt_version
 
 if TYPE_CHECKING:
@@ -111,10 +112,11 @@ class SourceRun:
         return {name: layer.weight for name, layer in linear_layers(self.model).items()}
 
 
-def _refuse_out_over_run(out: Path, run_dir: Path) -> None:
+def _refuse_out_over_run(out: Path, run_dir: Path, overwrite: bool) -> None:
     out_r, run_r = out.resolve(), run_dir.resolve()
     if out_r == run_r or out_r in run_r.parents:
         raise UserError(f"--out {out} would replace the run directory {run_dir}; choose another path")
+    prepare_out(out, overwrite)  # a safe path, and only the tool's files replaced
 
 
 def default_profile(position_limit: int) -> trt.ShapeProfile:
@@ -206,7 +208,7 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
     """
     say = progress or (lambda _msg: None)
     run_dir, out = Path(config.run_dir), Path(config.out)
-    _refuse_out_over_run(out, run_dir)
+    _refuse_out_over_run(out, run_dir, config.overwrite)
     with staged_dir(out, overwrite=config.overwrite) as tmp:  # refuses an existing --out first
         say(f"checking the N:M pattern of {run_dir}")
         run = SourceRun.from_dir(run_dir)

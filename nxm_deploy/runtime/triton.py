@@ -44,7 +44,8 @@ from typing import Any
 import numpy as np
 
 from nxm_deploy.errors import ExportDirError, PredictInputError
-from nxm_deploy.io import now_iso, read_json, staged_dir, write_json_atomic, write_text_atomic
+from nxm_deploy.io import now_iso, read_json, write_json_atomic, write_text_atomic
+from nxm_deploy.outputs import contained, prepare_out, staged_dir
 from nxm_deploy.runtime.encoding import Batch, TextEncoder, split_inputs
 from nxm_deploy.runtime.exportdir import ExportDir, ServingFacts
 from nxm_deploy.runtime.predictor import Item, Prediction, predictions_from_logits
@@ -239,6 +240,8 @@ def check_triton_target(repo: str | os.PathLike[str], options: TritonOptions) ->
     target = repo / (options.name or "")
     if options.name and target.exists() and not options.overwrite:
         raise ExportDirError(f"Triton model {target} already exists; pass --overwrite to replace it")
+    if options.name:
+        prepare_out(target, options.overwrite, "--triton-repo")  # a safe place; only our files replaced
     return target
 
 
@@ -274,7 +277,8 @@ def write_triton_repo(
         shutil.copy2(source, tmp / VERSION / _MODEL_FILES[platform])
         if platform == ONNX_PLATFORM:  # external weights keep their names beside model.onnx
             for extra in export.manifest.section("onnx").get("external_data") or []:
-                shutil.copy2(export.path / extra, tmp / VERSION / extra)
+                name_in = contained(export.path, extra, "onnx.external_data")
+                shutil.copy2(name_in, contained(tmp / VERSION, extra, "onnx.external_data"))
         else:
             write_json_atomic(tmp / VERSION / PLAN_INFO, _plan_info(export))
         delay = options.max_queue_delay_us
@@ -284,7 +288,7 @@ def write_triton_repo(
             write_text_atomic(tmp / LABELS_FILE, "".join(f"{label}\n" for label in facts.labels))
         tokenizer_files = list(export.manifest.section("tokenizer").get("files") or [])
         for f in tokenizer_files:
-            shutil.copy2(export.path / f, tmp / f)
+            shutil.copy2(contained(export.path, f, "tokenizer.files"), contained(tmp, f, "tokenizer.files"))
         write_json_atomic(
             tmp / SERVING_FILE,
             {

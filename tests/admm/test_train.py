@@ -14,10 +14,12 @@ from click.testing import CliRunner, Result
 from safetensors.torch import load_file
 
 from nxm_deploy import nm
+from nxm_deploy.admm.checkpoints import staging_dir
 from nxm_deploy.cli import cli
 
 TOP_LEVEL_ALLOWED = {"config.json", "model.safetensors", "nxm.json", "train_log.jsonl", "tokenizer.json",
-                     "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"}  # fmt: skip
+                     "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                     ".nxm-files.json"}  # fmt: skip
 
 
 def run_cli(*args: str) -> Result:
@@ -55,6 +57,8 @@ def test_run_dir_is_checked_and_complete(runs: dict[str, Path], method: str) -> 
     assert manifest["hyperparameters"]["lr"] == 1e-3 and manifest["wall_time_s"] > 0
     # top level: save_pretrained output, tokenizer, manifest and log only; no pickle, no checkpoints
     assert {p.name for p in run.iterdir()} <= TOP_LEVEL_ALLOWED
+    owned = json.loads((run / ".nxm-files.json").read_text())["paths"]  # what --overwrite may delete
+    assert set(owned) == {p.name for p in run.iterdir()}
     result = run_cli("check", str(run))
     assert result.exit_code == 0, result.output
     if method == "dense":
@@ -212,7 +216,7 @@ def test_nonfinite_loss_stops_and_names_the_last_good_checkpoint(tiny_bert_dir: 
     match = re.search(r"Last good checkpoint: (\S+);", result.output)
     assert match, result.output
     good = Path(match.group(1))
-    assert good.parent == out / "checkpoints" / "phase-0-admm" and (good / "COMPLETE").is_file()
+    assert good.parent == staging_dir(out) / "checkpoints" / "phase-0-admm" and (good / "COMPLETE").is_file()
     assert not (out / "nxm.json").exists() and not (out / "model.safetensors").exists()
 
 

@@ -45,10 +45,16 @@ def test_export_dense_run_refuse_existing_out_then_overwrite(dense_run, tmp_path
     assert one_error_line(again) == f"error: {out} already exists; pass --overwrite to replace it"
     assert (out / "export.json").read_bytes() == before
 
-    (out / "marker").write_text("from the old export", encoding="utf-8")
+    (out / "notes.txt").write_text("the user's own file", encoding="utf-8")
+    refused = run_cli("export", dense_run, "--out", out, "--data-dir", glue_dir, "--overwrite")
+    assert refused.exit_code == 1  # --overwrite deletes only what nxm-deploy wrote
+    assert "holds files nxm-deploy did not write (notes.txt)" in one_error_line(refused)
+    assert (out / "notes.txt").is_file() and (out / "export.json").read_bytes() == before
+    (out / "notes.txt").unlink()
+    (out / "tokenizer.json").unlink()  # a file the tool wrote may be missing: still the tool's directory
     forced = run_cli("export", dense_run, "--out", out, "--data-dir", glue_dir, "--overwrite", "--opset", 19)
     assert forced.exit_code == 0, forced.output
-    assert not (out / "marker").exists()
+    assert (out / "tokenizer.json").is_file()
     assert json.loads((out / "export.json").read_text(encoding="utf-8"))["onnx"]["opset"] == 19
 
 
@@ -73,11 +79,13 @@ def test_export_shape_options(tmp_path, sparse_run):
         "--max-shape", "8x128",
     )  # fmt: skip
     assert bad.exit_code == 1 and "invalid shape '1by8'" in one_error_line(bad)
-    too_long = run_cli(
-        "export", sparse_run, "--out", tmp_path / "o", "--min-shape", "1x8", "--opt-shape", "8x64",
-        "--max-shape", "8x512",
-    )  # fmt: skip
+    shapes = ("--min-shape", "1x8", "--opt-shape", "8x64", "--max-shape", "8x512")
+    too_long = run_cli("export", sparse_run, "--out", tmp_path / "o", "--engine", "trt", *shapes)
     assert too_long.exit_code == 1 and "exceeds the model's position limit 128" in one_error_line(too_long)
+    ignored = run_cli("export", sparse_run, "--out", tmp_path / "o", *shapes)  # they set the engine only
+    assert ignored.exit_code == 1
+    assert "--min/--opt/--max-shape set the TensorRT engine; add --engine trt" in one_error_line(ignored)
+    assert not (tmp_path / "o").exists()
 
 
 def test_export_help_documents_exit_codes():

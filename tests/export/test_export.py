@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from nxm_deploy.check.onnx import check_onnx
 from nxm_deploy.errors import ExportError, SparsityError, UserError
 from nxm_deploy.export import ExportConfig, export, pipeline
+from nxm_deploy.outputs import record_owned
 
 from .conftest import QUERY0, densified
 
@@ -30,7 +31,7 @@ def test_export_dir_is_self_contained(sparse_export):
     assert {"model.onnx", "export.json", "build_engine.sh", "tokenizer.json"} <= names
     assert not any(n.endswith(".data") for n in names)  # small model: weights inside model.onnx
     m = manifest_of(sparse_export)
-    assert set(m["files"]) == names
+    assert set(m["files"]) == names - {".nxm-files.json"}  # the list of what --overwrite may delete
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(sparse_export)
@@ -137,12 +138,16 @@ def test_existing_out_is_refused_and_left_intact(sparse_run, tmp_path):
     with pytest.raises(UserError, match="already exists; pass --overwrite"):
         export(ExportConfig(run_dir=sparse_run, out=out))
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    with pytest.raises(UserError, match=r"holds files nxm-deploy did not write \(keep.txt\)"):
+        export(ExportConfig(run_dir=sparse_run, out=out, overwrite=True))
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
 def test_failure_half_way_leaves_nothing_behind(sparse_run, tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("old", encoding="utf-8")
+    record_owned(out)  # an earlier output of the tool, which --overwrite may replace
 
     def broken_export(model, path, *args, **kwargs):
         path.write_bytes(b"half an onnx file")
@@ -152,7 +157,7 @@ def test_failure_half_way_leaves_nothing_behind(sparse_run, tmp_path, monkeypatc
     with pytest.raises(ExportError, match="exporter exploded"):
         export(ExportConfig(run_dir=sparse_run, out=out, overwrite=True))
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no .partial sibling
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [".nxm-files.json", "keep.txt"]
 
 
 def test_exported_weights_made_dense_fail_the_layer_check(sparse_export, sparse_run, tmp_path):

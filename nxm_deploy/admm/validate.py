@@ -1,0 +1,78 @@
+"""What ``train`` checks before it loads a model: the model's and runs' paths, the sequence length
+against the model's position limit and its special tokens, and the teacher (a dense run of the same
+task that tokenizes text as the student does). Each problem is one line; nothing has been loaded
+or written yet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nxm_deploy.admm.config import TrainConfig
+from nxm_deploy.errors import UserError
+from nxm_deploy.manifest import RunManifest
+
+
+def check_before_loading(cfg: TrainConfig, task: Any) -> None:
+    """Raise a :class:`UserError` for any input of ``cfg`` that would fail later, before any work."""
+    from nxm_deploy.models import load_config, load_tokenizer, position_limit
+
+    source = cfg.model
+    if cfg.init_from is not None:
+        init = RunManifest.read(cfg.init_from, "--init-from run")
+        if init.facts.pattern is not None:
+            raise UserError(
+                f"--init-from run {cfg.init_from} is sparse ({init.facts.pattern}); pass a dense run"
+            )
+        source = cfg.init_from
+    config = load_config(source)  # type: ignore[arg-type]
+    tokenizer = load_tokenizer(source)  # type: ignore[arg-type]
+    limit = position_limit(config, tokenizer)
+    if cfg.max_seq_len > limit:
+        raise UserError(
+            f"--max-seq-len {cfg.max_seq_len} is above the model's position limit {limit}; "
+            f"pass {limit} or less"
+        )
+    pair = task.is_pair
+    shortest = tokenizer.num_special_tokens_to_add(pair=pair) + (2 if pair else 1)
+    if cfg.max_seq_len < shortest:
+        raise UserError(
+            f"--max-seq-len {cfg.max_seq_len} cannot hold the special tokens and any text of "
+            f"{'a sentence pair' if pair else 'a sentence'}; pass at least {shortest}"
+        )
+    if cfg.teacher is not None:
+        _check_teacher(cfg.teacher, tokenizer)
+    _check_data(cfg, task)
+
+
+def _check_data(cfg: TrainConfig, task: Any) -> None:
+    """Local task files: present, readable, with rows (the hub is asked only when training starts)."""
+    from nxm_deploy.data import load_split, resolve_data_dir
+
+    if resolve_data_dir(cfg.data_dir) is not None:
+        for split in task.splits:
+            load_split(task, split, cfg.data_dir)
+
+
+def _check_teacher(teacher_dir: str, student_tokenizer: Any) -> None:
+    """The teacher must be dense and read the same token ids as the student."""
+    from nxm_deploy.models import load_tokenizer
+
+    facts = RunManifest.read(teacher_dir, "--teacher run").facts
+    if facts.pattern is not None:
+        raise UserError(
+            f"--teacher {teacher_dir} is a sparse run ({facts.pattern}); distil from a dense run of the task"
+        )
+    theirs = load_tokenizer(teacher_dir)
+    same_vocab = theirs.get_vocab() == student_tokenizer.get_vocab()
+    same_special = _special(theirs) == _special(student_tokenizer)
+    if not (same_vocab and same_special):
+        what = "vocabulary" if not same_vocab else "special tokens"
+        raise UserError(
+            f"--teacher {teacher_dir} tokenizes differently from the student (its {what} differ), so its "
+            "logits would be computed on other token ids; distil from a run of the same base model"
+        )
+
+
+def _special(tokenizer: Any) -> dict[str, Any]:
+    names = ("cls", "sep", "pad", "unk", "mask", "bos", "eos")
+    return {name: getattr(tokenizer, f"{name}_token_id", None) for name in names}
