@@ -102,7 +102,7 @@ def staging_dir(run_dir: Path) -> Path:
     return run_dir.with_name(f".{run_dir.name}.staging")
 
 
-def plan_run_dir(cfg: TrainConfig, run_dir: Path) -> Path:
+def plan_run_dir(cfg: TrainConfig, out: str | Path) -> Path:
     """Check ``--out``, ``--resume`` and ``--overwrite`` before any work, changing nothing; return
     the staging directory the run is built (or resumed) in.
 
@@ -111,7 +111,7 @@ def plan_run_dir(cfg: TrainConfig, run_dir: Path) -> Path:
     there; ``--overwrite`` replaces ``--out`` (and a staged run) only when they hold nothing but
     what nxm-deploy wrote.
     """
-    run_dir = check_out_path(run_dir)
+    run_dir = check_out_path(out)
     stage = staging_dir(run_dir)
     saved = checkpoints_root(stage) / "config.json"
     if cfg.resume:

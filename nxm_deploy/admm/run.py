@@ -219,7 +219,7 @@ def train(cfg: TrainConfig) -> RunResult:
     run_dir = Path(cfg.out)
     if cfg.teacher is not None and not method.sparse:
         raise UserError("--teacher distils into a sparse method; the dense method takes no teacher")
-    stage = plan_run_dir(cfg, run_dir)  # before any work: --out, --resume, --overwrite
+    stage = plan_run_dir(cfg, cfg.out)  # before any work: --out, --resume, --overwrite
     check_before_loading(cfg, task)  # paths, lengths, teacher, data files
     set_seed(cfg.seed)  # the fresh classifier head is drawn from this seed
     model, tokenizer, init = load_student(cfg, task)

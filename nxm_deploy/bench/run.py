@@ -31,7 +31,7 @@ from nxm_deploy.bench.report import write_report_dir
 from nxm_deploy.data.encode import fixed_shape_batch
 from nxm_deploy.errors import UserError
 from nxm_deploy.manifest import REPORT_KIND, provenance
-from nxm_deploy.outputs import prepare_out
+from nxm_deploy.outputs import check_out_path, prepare_out
 from nxm_deploy.runtime.encoding import Encoded, TextEncoder
 from nxm_deploy.runtime.session import Session, require_tensorrt
 from nxm_deploy.runtime.torch_session import torch_threads
@@ -50,7 +50,7 @@ class BenchResult:
 
 
 def _refuse_out(cfg: BenchConfig) -> Path:
-    out = Path(cfg.out)
+    out = check_out_path(cfg.out)  # "" is not "."
     for given in (cfg.dense, cfg.sparse):
         p = Path(given).resolve()
         if out.resolve() == p or out.resolve() in p.parents:

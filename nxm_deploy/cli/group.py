@@ -79,9 +79,22 @@ def setup_logging() -> None:
     """``[nxm-deploy] ...`` progress lines on stderr; transformers' own logs and bars quiet."""
     import logging
 
+    class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+        """Writes to whatever ``sys.stderr`` is now (a test's capture, a redirected stream)."""
+
+        @property  # type: ignore[override]
+        def stream(self) -> Any:
+            import sys
+
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, _value: Any) -> None:
+            pass
+
     logger = logging.getLogger("nxm_deploy")
     if not logger.handlers:
-        handler = logging.StreamHandler()
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("[nxm-deploy] %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

@@ -34,7 +34,7 @@ from nxm_deploy.export.config import ExportConfig
 from nxm_deploy.export.onnx import ONNX_NAME, describe_io, export_onnx, io_problems
 from nxm_deploy.io import write_json_atomic
 from nxm_deploy.manifest import EXPORT_KIND, EXPORT_MANIFEST, RunManifest, provenance
-from nxm_deploy.outputs import prepare_out, staged_dir
+from nxm_deploy.outputs import check_out_path, prepare_out, staged_dir
 from nxm_deploy.runtime.availability import trt_unavailable_reason, trt_version
 
 if TYPE_CHECKING:
@@ -207,8 +207,11 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
     export still completes; ``result.trt_unavailable`` says why the engine was not built.
     """
     say = progress or (lambda _msg: None)
-    run_dir, out = Path(config.run_dir), Path(config.out)
+    from nxm_deploy.data import resolve_data_dir
+
+    run_dir, out = Path(config.run_dir), check_out_path(config.out)  # "" is not "."
     _refuse_out_over_run(out, run_dir, config.overwrite)
+    resolve_data_dir(config.data_dir)  # a --data-dir that does not exist is a typo, not "use built-ins"
     with staged_dir(out, overwrite=config.overwrite) as tmp:  # refuses an existing --out first
         say(f"checking the N:M pattern of {run_dir}")
         run = SourceRun.from_dir(run_dir)
