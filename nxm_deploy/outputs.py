@@ -18,10 +18,13 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from safetensors import SafetensorError
 
 from nxm_deploy.errors import UserError
 from nxm_deploy.io import umask, write_json_atomic
@@ -198,13 +201,21 @@ def _remove_orphans(final: Path) -> None:
             shutil.rmtree(orphan, ignore_errors=True)
 
 
-def user_os_error(exc: OSError, final: Path) -> UserError | None:
-    """A :class:`UserError` for a full disk, a quota or a read-only place; None for anything else."""
-    if exc.errno not in _USER_OS_ERRORS:
+def os_error_reason(exc: BaseException) -> str | None:
+    """"No space left on device" and the like for a full disk, a quota or a read-only place (an
+    ``OSError``, or a writer's error that carries one, as safetensors' does); None otherwise."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code is None and (m := re.search(r"os error (\d+)", str(exc))):
+        code = int(m.group(1))
+    return os.strerror(code) if code in _USER_OS_ERRORS else None
+
+
+def user_os_error(exc: BaseException, final: Path) -> UserError | None:
+    """One line for :func:`os_error_reason`'s errors while building ``final``; None for others."""
+    reason = os_error_reason(exc)
+    if reason is None:
         return None
-    return UserError(
-        f"cannot write {final}: {exc.strerror}; nothing was written (free space or fix permissions)"
-    )
+    return UserError(f"cannot write {final}: {reason}; nothing was written (free space or fix permissions)")
 
 
 def prepare_out(final: str | os.PathLike[str], overwrite: bool, flag: str = "--out") -> Path:
@@ -242,7 +253,7 @@ def staged_dir(final: str | os.PathLike[str], overwrite: bool = False) -> Iterat
         shutil.rmtree(tmp, ignore_errors=True)
         exc.args = tuple(str(a).replace(str(tmp), str(final)) for a in exc.args)
         raise
-    except OSError as exc:
+    except (OSError, SafetensorError) as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise (user_os_error(exc, final) or exc) from exc
     except BaseException:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from nxm_deploy import nm
@@ -34,6 +35,7 @@ from nxm_deploy.admm.checkpoints import (
     plan_run_dir,
     prepare_run_dir,
     publish_run_dir,
+    staging_dir,
     step_of,
 )
 from nxm_deploy.admm.config import TrainConfig
@@ -47,6 +49,7 @@ from nxm_deploy.admm.validate import check_before_loading
 from nxm_deploy.errors import SparsityError, UserError
 from nxm_deploy.io import write_json_atomic
 from nxm_deploy.manifest import RUN_KIND, RUN_MANIFEST, RunManifest, provenance
+from nxm_deploy.outputs import os_error_reason
 from nxm_deploy.version import __version__
 
 log = logging.getLogger("nxm_deploy.train")
@@ -205,7 +208,23 @@ def _run_phase(run: _Run, phase: Phase, i: int, n_phases: int) -> dict[str, Any]
 
 
 def train(cfg: TrainConfig) -> RunResult:
-    """Run every phase of ``cfg.method`` and write the run directory; returns its metrics."""
+    """Run every phase of ``cfg.method`` and write the run directory; returns its metrics.
+
+    A full disk, a quota or a read-only place is one line saying where the run is staged; it
+    continues with ``--resume`` once there is room."""
+    try:
+        return _train(cfg)
+    except (OSError, SafetensorError) as exc:
+        reason = os_error_reason(exc)
+        if reason is None:
+            raise
+        raise UserError(
+            f"cannot write {staging_dir(Path(cfg.out))}: {reason}; free space (or fix permissions) "
+            "and continue with --resume"
+        ) from exc
+
+
+def _train(cfg: TrainConfig) -> RunResult:
     from transformers import set_seed
 
     from nxm_deploy.data import get_task
