@@ -9,9 +9,10 @@ and fix the masks. Groups run along axis 1 of each ``nn.Linear`` weight ``[out, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -88,10 +89,13 @@ class SparsityState:
         self._target.clear()
 
     def penalty(self) -> torch.Tensor:
-        """``rho/2 * sum ||W - Z + U||^2`` over the selected layers (differentiable in W)."""
+        """``rho/2 * sum ||W - Z + U||^2`` over the selected layers (differentiable in W), in fp32
+        whatever autocast (``--mixed-precision``) the loss around it runs under."""
         names = list(self.weights)
-        return _Penalty.apply(self.rho, len(names), *(self.weights[n] for n in names),
-                              *(self._target[n] for n in names))  # fmt: skip
+        device_type = self.weights[names[0]].device.type
+        with torch.autocast(device_type, enabled=False):
+            return _Penalty.apply(self.rho, len(names), *(self.weights[n] for n in names),
+                                  *(self._target[n] for n in names))  # fmt: skip
 
     @torch.no_grad()
     def decoupled_step(self, lr: float) -> None:
@@ -145,6 +149,29 @@ class SparsityState:
             out[2] += float(u.sum())
             out[3] += float(u.abs().sum())
         return out
+
+    @torch.no_grad()
+    def place(self) -> None:
+        """Move Z, U and the masks to the device of their weight (after Trainer, accelerate or DDP
+        placed the model)."""
+        for store in (self.z, self.u, self.masks):
+            for n in list(store):
+                store[n] = store[n].to(self.weights[n].device)
+        self._refresh_targets()
+
+    @contextlib.contextmanager
+    def projected(self) -> Iterator[None]:
+        """The weights projected to the pattern (by magnitude) inside the block, restored after it."""
+        saved = {n: w.detach().clone() for n, w in self.weights.items()}
+        try:
+            with torch.no_grad():
+                for w in self.weights.values():
+                    w.copy_(nm.project(w, self.pattern, AXIS))
+            yield
+        finally:
+            with torch.no_grad():
+                for n, w in self.weights.items():
+                    w.copy_(saved[n])
 
     def _refresh_targets(self) -> None:
         self._target = {n: (self.z[n] - self.u[n]).to(self.weights[n].dtype) for n in self.z}
