@@ -34,6 +34,24 @@ def check_precision(mixed_precision: str, cuda: bool | None = None) -> None:
         )
 
 
+def check_hardware(cfg: TrainConfig, processes: int) -> None:
+    """Everything about the hardware options that can fail, checked before any work starts."""
+    check_precision(cfg.mixed_precision)
+    per_device_batch(cfg, processes)
+    if cfg.report_to == "tensorboard":
+        _summary_writer()
+
+
+def _summary_writer() -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError(
+            "--report-to tensorboard needs the tensorboard package: pip install 'nxm-deploy[tensorboard]'"
+        ) from None
+    return SummaryWriter
+
+
 def per_device_batch(cfg: TrainConfig, processes: int) -> int:
     """``--batch-size`` split over ``processes`` and ``--grad-accum`` micro-batches."""
     share = processes * cfg.grad_accum
@@ -69,15 +87,10 @@ def training_kwargs(cfg: TrainConfig, processes: int) -> dict[str, Any]:
 def tensorboard_callback(run_dir: Path, phase_dirname: str) -> Any:
     """Trainer's TensorBoard logger writing to ``RUN_DIR/tensorboard/<phase>`` (one line when the
     ``tensorboard`` extra is not installed)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise UserError(
-            "--report-to tensorboard needs the tensorboard package: pip install 'nxm-deploy[tensorboard]'"
-        ) from None
     from transformers.integrations import TensorBoardCallback
 
-    return TensorBoardCallback(SummaryWriter(log_dir=str(run_dir / TENSORBOARD_DIR / phase_dirname)))
+    writer = _summary_writer()
+    return TensorBoardCallback(writer(log_dir=str(run_dir / TENSORBOARD_DIR / phase_dirname)))
 
 
 def metrics_function(task: Any) -> Any:

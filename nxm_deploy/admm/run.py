@@ -43,7 +43,7 @@ from nxm_deploy.admm.checkpoints import (
 )
 from nxm_deploy.admm.config import TrainConfig
 from nxm_deploy.admm.dist import barrier, init_distributed, rank, world_size
-from nxm_deploy.admm.hardware import check_precision, metrics_function, tensorboard_callback, training_kwargs
+from nxm_deploy.admm.hardware import check_hardware, metrics_function, tensorboard_callback, training_kwargs
 from nxm_deploy.admm.inputs import TaskData, load_student, load_task_data, load_teacher
 from nxm_deploy.admm.registry import Budget, Phase, get_method
 from nxm_deploy.admm.state import AdmmSchedule, SparsityState
@@ -216,7 +216,7 @@ def train(cfg: TrainConfig) -> RunResult:
 
     t0 = time.time()
     init_distributed()
-    check_precision(cfg.mixed_precision)
+    check_hardware(cfg, world_size())
     method = get_method(cfg.method)
     pattern = nm.parse_pattern(cfg.pattern)
     task = get_task(cfg.task)
