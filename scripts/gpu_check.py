@@ -66,11 +66,11 @@ class Part:
 
 PARTS = (
     Part(
-        "a", "kernels", 130, "per-GEMM and whole-encoder 2:4 vs dense, PyTorch semi-structured kernels (fp16)"
+        "a", "kernels", 120, "per-GEMM and whole-encoder 2:4 vs dense, PyTorch semi-structured kernels (fp16)"
     ),
-    Part("b", "train", 170, "train dense + ADMM (MiniLM, CUDA, bf16), check, export, parity on CUDA"),
+    Part("b", "train", 150, "train dense + ADMM (MiniLM, CUDA, bf16), check, export, parity on CUDA"),
     Part("c", "bench-torch", 60, "bench --backend torch on CUDA: whole-model latency ratio and accuracy"),
-    Part("d", "ort-gpu", 60, "ONNX Runtime CUDA and TensorRT providers: parity, latency, accuracy"),
+    Part("d", "ort-gpu", 90, "ONNX Runtime CUDA and TensorRT providers: parity, latency, accuracy"),
     Part("e", "tensorrt", 60, "TensorRT engine with sparse weights; the layers that picked sparse kernels"),
 )
 
@@ -459,7 +459,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--atol", type=float, default=3e-2, help="fp16 parity: absolute tolerance (default 3e-2)")
     p.add_argument("--rtol", type=float, default=3e-2, help="fp16 parity: relative tolerance (default 3e-2)")
-    p.add_argument("--budget-s", type=float, default=None, help="part (a)'s budget in seconds (default 130)")
+    p.add_argument("--budget-s", type=float, default=None, help="part (a)'s budget in seconds (default 120)")
     p.add_argument("--no-trt", action="store_true", help="skip the TensorRT part (e)")
     p.add_argument("--model", default=None, help="parts (b)-(e): model directory [the demo extra's MiniLM]")
     p.add_argument("--data-dir", default=None, help="GLUE root with SST-2/ [$GLUE_DIR, else built-in rows]")
