@@ -15,8 +15,8 @@ from nxm_deploy.errors import UserError
 __all__ = ["BACKENDS", "MIN_SEQ_LEN", "ORT_PROVIDERS", "BenchConfig", "parse_sizes"]
 
 BACKENDS = ("ort", "trt", "torch")
+"""ort: ONNX Runtime (--ort-provider); trt: the exports' TensorRT engines; torch: the runs in PyTorch."""
 ORT_PROVIDERS = ("cpu", "cuda", "tensorrt")  # as nxm_deploy.runtime.ort_providers (not imported: --help)
-"""ort: ONNX Runtime CPU; trt: the exports' TensorRT engines; torch: the runs in PyTorch."""
 MIN_SEQ_LEN = 8  # room for the special tokens of a sentence pair and some text
 
 

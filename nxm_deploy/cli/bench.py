@@ -48,7 +48,7 @@ def echo_report(r: dict[str, Any]) -> None:
     type=click.Choice(BACKENDS),
     default=default(BenchConfig, "backend"),
     show_default=True,
-    help="ort: ONNX Runtime CPU; trt: the exports' TensorRT engines; torch: the runs in PyTorch "
+    help="ort: ONNX Runtime (--ort-provider); trt: the exports' TensorRT engines; torch: the runs in PyTorch "
     "(--dense/--sparse may then be run directories).",
 )
 @click.option(

@@ -166,7 +166,7 @@ def scaled_optimizer(params: list[torch.nn.Parameter]) -> Any:
 
 
 def test_a_step_the_loss_scaler_skips_is_skipped_by_admm(tmp_path: Path) -> None:
-    model = make_tiny_model("bert")
+    model = make_tiny_model("bert").to("cuda" if CUDA else "cpu")  # where the scaler runs
     pattern = nm.Pattern(2, 4)
     sparsity = SparsityState(model, select_layers(model, pattern), pattern)
     sparsity.start_admm(rho=10.0)
