@@ -116,6 +116,9 @@ def part_train(work: Path, opts: Any, deadline: Deadline) -> dict[str, Any]:
         manifest = json.loads((work / role / "nxm.json").read_text())
         out[f"{role}_metrics"] = manifest["metrics"]
         out[f"{role}_mixed_precision"] = manifest["hyperparameters"]["mixed_precision"]
+        out[f"{role}_device"] = manifest.get("device")
+        if manifest.get("device") != "cuda":
+            raise RuntimeError(f"the {role} run trained on {manifest.get('device')}, not on the GPU")
     log = [json.loads(x) for x in (work / "admm" / "train_log.jsonl").read_text().splitlines() if x]
     out["admm_updates"] = sum(r.get("event") == "admm_update" for r in log)
     out["check"] = cli(deadline, "check", str(work / "admm")).stdout.strip().splitlines()[-1:]

@@ -110,5 +110,12 @@ def step_was_skipped(optimizer: Any) -> bool:
     return bool(getattr(optimizer, "step_was_skipped", False))
 
 
+def device_facts() -> dict[str, Any]:
+    """Where this process trains, for ``nxm.json``: ``device`` (cuda or cpu) and the GPU's name."""
+    if not torch.cuda.is_available():
+        return {"device": "cpu", "gpu": None}
+    return {"device": "cuda", "gpu": torch.cuda.get_device_name(torch.cuda.current_device())}
+
+
 def model_device(model: torch.nn.Module) -> torch.device:
     return next(iter(model.parameters())).device

@@ -43,7 +43,13 @@ from nxm_deploy.admm.checkpoints import (
 )
 from nxm_deploy.admm.config import TrainConfig
 from nxm_deploy.admm.dist import barrier, init_distributed, rank, world_size
-from nxm_deploy.admm.hardware import check_hardware, metrics_function, tensorboard_callback, training_kwargs
+from nxm_deploy.admm.hardware import (
+    check_hardware,
+    device_facts,
+    metrics_function,
+    tensorboard_callback,
+    training_kwargs,
+)
 from nxm_deploy.admm.inputs import TaskData, load_student, load_task_data, load_teacher
 from nxm_deploy.admm.registry import Budget, Phase, get_method
 from nxm_deploy.admm.state import AdmmSchedule, SparsityState
@@ -318,6 +324,7 @@ def _manifest(
         "hyperparameters": cfg.to_json(),
         "data": data_info,
         "world_size": world_size(),
+        **device_facts(),
         "wall_time_s": round(wall, 1),
         "torch_version": torch.__version__,
         "transformers_version": _version("transformers"),

@@ -51,6 +51,7 @@ def test_admm_on_cuda(tiny_bert_dir: Path, glue_dir: Path, tmp_path: Path, preci
                         "--grad-accum", "2", "--eval-steps", "4"))  # fmt: skip
     manifest = checked(out)
     assert manifest["hyperparameters"]["mixed_precision"] == precision
+    assert manifest["device"] == "cuda" and manifest["gpu"]
     log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if r.get("event") == "admm_update"]  # Z/U updated on the GPU
     assert any("eval_nm_accuracy" in r for r in log)

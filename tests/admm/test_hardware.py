@@ -55,6 +55,8 @@ def test_bf16_grad_accum_eval_steps_and_workers(tiny_bert_dir: Path, glue_dir: P
     assert {k: hyper[k] for k in ("mixed_precision", "grad_accum", "eval_steps", "report_to")} == {
         "mixed_precision": "bf16", "grad_accum": 2, "eval_steps": 4, "report_to": "none"}  # fmt: skip
     assert hyper["dataloader_workers"] == 1
+    manifest = json.loads((out / "nxm.json").read_text())
+    assert manifest["device"] == ("cuda" if CUDA else "cpu")
     log = records(out)
     # 48 rows / global batch 8 = 6 optimizer steps per epoch whatever the accumulation: ADMM phase
     # (2/3 of 2 epochs) = 8 optimizer steps, Z/U every 2 of them
