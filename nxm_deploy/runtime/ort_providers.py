@@ -13,7 +13,9 @@ leaves to it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from nxm_deploy.errors import BackendUnavailableError, ExportDirError, UserError
@@ -27,7 +29,12 @@ _NAMES = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
 }
-TRT_OPTIONS = {"trt_sparsity_enable": True, "trt_fp16_enable": True}
+TRT_OPTIONS = {"trt_sparsity_enable": True, "trt_fp16_enable": True, "trt_engine_cache_enable": True}
+# One TensorRT profile for every token input ``[batch, sequence]`` (a shape outside it makes ONNX
+# Runtime build a wider engine, slowly but correctly), so that bench's and Predictor's shapes do not
+# each trigger an engine build; built engines are cached (keyed by the model) across sessions.
+TRT_PROFILE = {"min": (1, 1), "opt": (8, 128), "max": (64, 512)}
+TRT_CACHE = Path(tempfile.gettempdir()) / "nxm-deploy-trt-cache"
 SWAP = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
 
 
@@ -61,10 +68,21 @@ def check_packages(packages: Iterable[str]) -> None:
         )
 
 
-def ort_providers(short: str, available: Iterable[str] | None = None,
-                  packages: Iterable[str] | None = None) -> list[Any]:  # fmt: skip
+def tensorrt_options(inputs: Sequence[str] = ()) -> dict[str, Any]:
+    """TensorRT provider options: sparse weights and fp16 on, the engine cache, and one shape profile
+    over ``inputs`` (the model's token inputs)."""
+    options: dict[str, Any] = {**TRT_OPTIONS, "trt_engine_cache_path": str(TRT_CACHE)}
+    if inputs:
+        for key, (batch, seq) in TRT_PROFILE.items():
+            options[f"trt_profile_{key}_shapes"] = ",".join(f"{n}:{batch}x{seq}" for n in inputs)
+    return options
+
+
+def ort_providers(short: str, available: Iterable[str] | None = None, packages: Iterable[str] | None = None,
+                  inputs: Sequence[str] = ()) -> list[Any]:  # fmt: skip
     """The ``providers`` argument of ``InferenceSession`` for ``short``, after checking that this
-    ONNX Runtime has it (``available``: ``onnxruntime.get_available_providers()`` by default)."""
+    ONNX Runtime has it (``available``: ``onnxruntime.get_available_providers()`` by default);
+    ``inputs``: the model's input names, for TensorRT's shape profile."""
     name = provider_name(short)
     if short == "cpu":
         return [name]
@@ -80,7 +98,7 @@ def ort_providers(short: str, available: Iterable[str] | None = None,
             f"it needs the onnxruntime-gpu package in place of onnxruntime ({SWAP}) and an NVIDIA GPU"
         )
     if short == "tensorrt":
-        return [(name, dict(TRT_OPTIONS)), _NAMES["cuda"], _NAMES["cpu"]]
+        return [(name, tensorrt_options(inputs)), _NAMES["cuda"], _NAMES["cpu"]]
     return [name, _NAMES["cpu"]]
 
 

@@ -35,6 +35,19 @@ def _ort_errors() -> tuple[type[BaseException], ...]:
     return (*(getattr(state, n) for n in names if hasattr(state, n)), RuntimeError, ValueError)
 
 
+def _input_names(path: Path) -> tuple[str, ...]:
+    """The graph inputs of ``model.onnx`` (its protobuf only; external weights are not read)."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except (OSError, DecodeError):
+        return ()  # ONNX Runtime says what is wrong with the file, in OrtSession's one line
+    initializers = {t.name for t in graph.initializer}
+    return tuple(i.name for i in graph.input if i.name not in initializers)
+
+
 class OrtSession(Session):
     """``model.onnx`` on one ONNX Runtime execution provider, shared by every calling thread.
 
@@ -53,7 +66,8 @@ class OrtSession(Session):
                  label: str | None = None, provider: str = "cpu") -> None:  # fmt: skip
         import onnxruntime as ort
 
-        providers = ort_providers(provider)  # one line when this ONNX Runtime lacks it
+        inputs = _input_names(path) if provider == "tensorrt" else ()  # for TensorRT's shape profile
+        providers = ort_providers(provider, inputs=inputs)  # one line when this ONNX Runtime lacks it
         self.label, self.threads, self.provider = label or str(path), threads, provider
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

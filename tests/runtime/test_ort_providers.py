@@ -24,9 +24,16 @@ cpu_only = pytest.mark.skipif(HAS_CUDA_EP, reason="checks the refusal where onnx
 def test_cpu_provider_and_the_tensorrt_options() -> None:
     assert ort_providers("cpu") == ["CPUExecutionProvider"]
     gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    trt = ort_providers("tensorrt", available=gpu, packages=["onnxruntime-gpu"])
-    assert trt[0] == ("TensorrtExecutionProvider", {"trt_sparsity_enable": True, "trt_fp16_enable": True})
-    assert trt[1:] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    trt = ort_providers("tensorrt", available=gpu, packages=["onnxruntime-gpu"], inputs=["ids", "mask"])
+    name, options = trt[0]
+    assert name == "TensorrtExecutionProvider" and trt[1:] == [
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+    assert options["trt_sparsity_enable"] is True and options["trt_fp16_enable"] is True
+    assert options["trt_profile_min_shapes"] == "ids:1x1,mask:1x1"
+    assert options["trt_profile_max_shapes"] == "ids:64x512,mask:64x512"
+    assert options["trt_engine_cache_enable"] is True and options["trt_engine_cache_path"]
     assert ort_providers("cuda", available=gpu, packages=["onnxruntime-gpu"]) == gpu[1:]
 
 
