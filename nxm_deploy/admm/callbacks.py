@@ -74,7 +74,6 @@ class AdmmCallback(TrainerCallback):
         self.log = log
         self.phase = phase
         self.decoupled = decoupled
-        self.pending = False  # an update fell on a step the fp16 loss scaler skipped
 
     def on_optimizer_step(self, args: TrainingArguments, state: TrainerState,
                           control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
@@ -85,12 +84,13 @@ class AdmmCallback(TrainerCallback):
     def on_step_end(self, args: TrainingArguments, state: TrainerState,
                     control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
         due = state.global_step % self.interval == 0
+        s = self.sparsity
         if step_was_skipped(kwargs.get("optimizer")):
-            self.pending = self.pending or due
+            s.pending = s.pending or due  # saved with Z and U, so a resumed run does it too
             return
-        if not (due or self.pending):
+        if not (due or s.pending):
             return
-        self.pending = False
+        s.pending = False
         r = self.sparsity.admm_update(self.schedule)
         record = {
             "phase": self.phase,

@@ -66,6 +66,7 @@ class SparsityState:
         self.rho = 0.0
         self.updates = 0
         self.last: Residuals | None = None
+        self.pending = False  # a Z/U update fell on a step fp16's loss scaler skipped: do it next step
 
     # ---- ADMM --------------------------------------------------------------------------------
 
@@ -78,6 +79,7 @@ class SparsityState:
         """Z <- project(W), U <- 0."""
         self.rho = rho
         self.updates = 0
+        self.pending = False
         for n, w in self.weights.items():
             self.z[n] = nm.project(w.detach().float(), self.pattern, AXIS)
             self.u[n] = torch.zeros_like(self.z[n])
@@ -224,6 +226,7 @@ class SparsityState:
             "layers": self.layers,
             "rho": self.rho,
             "updates": self.updates,
+            "pending_update": self.pending,
             "admm_active": self.admm_active,
             "masked": self.masked,
             "last_residuals": asdict(self.last) if self.last else None,
@@ -243,6 +246,7 @@ class SparsityState:
         self.masks = {n: tensors[f"mask/{n}"].to(dev[n]) for n in self.layers if f"mask/{n}" in tensors}
         self.rho = float(meta["rho"])
         self.updates = int(meta["updates"])
+        self.pending = bool(meta.get("pending_update", False))
         last = meta.get("last_residuals")
         self.last = Residuals(**last) if last else None
         self._refresh_targets()
