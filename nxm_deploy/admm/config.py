@@ -17,6 +17,8 @@ METHOD_OPTIONS = {
     "admm": ("rho", "rho_max", "rho_growth", "admm_interval", "admm_penalty", "admm_epochs"),
     "asp": ("dense_epochs",),
 }
+MIXED_PRECISIONS = ("no", "fp16", "bf16")
+REPORT_TO = ("none", "tensorboard")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,15 @@ class TrainConfig:
     exclude: tuple[str, ...] = ()
     save_steps: int = 200
     logging_steps: int = 20
+    # Hardware. "bf16"/"fp16": Trainer's autocast (weights, Z, U and the ADMM penalty stay fp32);
+    # fp16 needs a GPU (its loss scaler skips a step that overflowed; so do the ADMM update, the
+    # decoupled step and the masking). grad_accum: micro-batches per optimizer step; --batch-size
+    # stays the global batch. eval_steps: dev metric every N optimizer steps (0: at phase ends only).
+    mixed_precision: str = "no"
+    grad_accum: int = 1
+    eval_steps: int = field(default=0, compare=False)
+    report_to: str = field(default="none", compare=False)
+    dataloader_workers: int = field(default=0, compare=False)
     keep_checkpoints: bool = field(default=False, compare=False)
     resume: bool = field(default=False, compare=False)
     overwrite: bool = field(default=False, compare=False)
@@ -82,6 +93,7 @@ class TrainConfig:
             "save_steps": self.save_steps,
             "logging_steps": self.logging_steps,
             "eval_batch_size": self.eval_batch_size,
+            "grad_accum": self.grad_accum,
         }
         for name, value in positive.items():
             if not value > 0:
@@ -94,6 +106,14 @@ class TrainConfig:
             raise UserError(
                 f"--admm-penalty must be one of {', '.join(ADMM_PENALTIES)}, got {self.admm_penalty!r}"
             )
+        for name, choices in (("mixed_precision", MIXED_PRECISIONS), ("report_to", REPORT_TO)):
+            value = getattr(self, name)
+            if value not in choices:
+                flag = "--" + name.replace("_", "-")
+                raise UserError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
+        for name in ("eval_steps", "dataloader_workers"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
         if not 0 <= self.kd_alpha <= 1:
             raise UserError(f"--kd-alpha must be within [0, 1], got {self.kd_alpha}")
         if not 0 <= self.warmup_ratio < 1:

@@ -12,6 +12,7 @@ learning-rate schedule. The run directory holds, at its top level, only ``save_p
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -23,7 +24,13 @@ from safetensors import SafetensorError
 from torch import nn
 
 from nxm_deploy import nm
-from nxm_deploy.admm.callbacks import AdmmCallback, LogCallback, MaskCallback, StateCheckpointCallback
+from nxm_deploy.admm.callbacks import (
+    AdmmCallback,
+    LogCallback,
+    MaskCallback,
+    PlaceCallback,
+    StateCheckpointCallback,
+)
 from nxm_deploy.admm.checkpoints import (
     checkpoints_root,
     discard_after,
@@ -40,6 +47,13 @@ from nxm_deploy.admm.checkpoints import (
 )
 from nxm_deploy.admm.config import TrainConfig
 from nxm_deploy.admm.dist import barrier, init_distributed, rank, world_size
+from nxm_deploy.admm.hardware import (
+    check_hardware,
+    device_facts,
+    metrics_function,
+    tensorboard_callback,
+    training_kwargs,
+)
 from nxm_deploy.admm.inputs import TaskData, load_student, load_task_data, load_teacher
 from nxm_deploy.admm.registry import Budget, Phase, get_method
 from nxm_deploy.admm.state import AdmmSchedule, SparsityState
@@ -68,14 +82,10 @@ class RunResult:
 def _training_args(cfg: TrainConfig, phase: Phase, phase_dir: Path) -> Any:
     from transformers import TrainingArguments
 
-    world = world_size()
-    if cfg.batch_size % world:
-        raise UserError(f"--batch-size {cfg.batch_size} does not divide over {world} processes")
     return TrainingArguments(
         output_dir=str(phase_dir),
         num_train_epochs=phase.epochs,
         learning_rate=cfg.lr,
-        per_device_train_batch_size=cfg.batch_size // world,
         per_device_eval_batch_size=cfg.eval_batch_size,
         warmup_steps=cfg.warmup_ratio,
         weight_decay=cfg.weight_decay,
@@ -84,14 +94,12 @@ def _training_args(cfg: TrainConfig, phase: Phase, phase_dir: Path) -> Any:
         save_strategy="steps",
         save_steps=cfg.save_steps,
         save_total_limit=3,
-        eval_strategy="no",
         report_to="none",
         seed=cfg.seed,
         data_seed=cfg.seed,
         disable_tqdm=not cfg.progress,
-        use_cpu=not torch.cuda.is_available(),
-        dataloader_pin_memory=torch.cuda.is_available(),
         ddp_find_unused_parameters=False,
+        **training_kwargs(cfg, world_size()),  # precision, batch split, eval, workers, device
     )
 
 
@@ -133,10 +141,15 @@ class _Run:
 
     def trainer(self, phase: Phase, index: int, callbacks: list[Any]) -> NxmTrainer:
         phase_dir = self.root / phase.dirname(index)
+        if self.cfg.report_to == "tensorboard" and rank() == 0:
+            callbacks = [*callbacks, tensorboard_callback(self.root.parent, phase.dirname(index))]
+        dev = self.data.dev
         return NxmTrainer(
             model=self.model,
             args=_training_args(self.cfg, phase, phase_dir),
             train_dataset=self.data.train,
+            eval_dataset=next(iter(dev.values())) if len(dev) == 1 else dev,
+            compute_metrics=metrics_function(self.task),
             processing_class=self.tokenizer,
             callbacks=callbacks,
             sparsity=self.sparsity if self.sparse else None,
@@ -146,6 +159,7 @@ class _Run:
             kd_temperature=self.cfg.kd_temperature,
             phase_dir=phase_dir,
             penalty_in_loss=self.cfg.admm_penalty == "loss",
+            watch_projected=self.sparse and self.cfg.eval_steps > 0,
         )
 
 
@@ -166,18 +180,18 @@ def _run_phase(run: _Run, phase: Phase, i: int, n_phases: int) -> dict[str, Any]
         discard_after(phase_dir, ckpt)
     barrier()
     if ckpt is not None:
-        with loading(ckpt):
-            sparsity.load(ckpt)
+        begin = functools.partial(sparsity.load, ckpt)  # where the weights live: see PlaceCallback
         trainlog.truncate_after(i, step_of(ckpt))
         log.info("phase %d/%d (%s): resuming from %s", i + 1, n_phases, phase.kind, ckpt)
     else:
         if cfg.resume:
             trainlog.truncate_after(i, -1)  # a kill after phase_start, before the first checkpoint
-        _start_phase(phase, sparsity, cfg)
+        begin = functools.partial(_start_phase, phase, sparsity, cfg)
         trainlog.write({"phase": i, "phase_kind": phase.kind, "step": 0, "event": "phase_start",
-                        "epochs": phase.epochs, "masked": sparsity.masked})  # fmt: skip
+                        "epochs": phase.epochs, "masked": phase.kind == "masked"})  # fmt: skip
         log.info("phase %d/%d: %s for %g epochs", i + 1, n_phases, phase.kind, phase.epochs)
     callbacks: list[Any] = [
+        PlaceCallback(sparsity, begin, run.teacher),
         LogCallback(trainlog, i, phase.kind),
         StateCheckpointCallback(sparsity, {"phase": i, "phase_kind": phase.kind}),
     ]
@@ -232,6 +246,7 @@ def _train(cfg: TrainConfig) -> RunResult:
 
     t0 = time.time()
     init_distributed()
+    check_hardware(cfg, world_size())
     method = get_method(cfg.method)
     pattern = nm.parse_pattern(cfg.pattern)
     task = get_task(cfg.task)
@@ -334,6 +349,7 @@ def _manifest(
         "hyperparameters": cfg.to_json(),
         "data": data_info,
         "world_size": world_size(),
+        **device_facts(),
         "wall_time_s": round(wall, 1),
         "torch_version": torch.__version__,
         "transformers_version": _version("transformers"),

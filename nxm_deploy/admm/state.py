@@ -9,9 +9,10 @@ and fix the masks. Groups run along axis 1 of each ``nn.Linear`` weight ``[out, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ class SparsityState:
         self.rho = 0.0
         self.updates = 0
         self.last: Residuals | None = None
+        self.pending = False  # a Z/U update fell on a step fp16's loss scaler skipped: do it next step
 
     # ---- ADMM --------------------------------------------------------------------------------
 
@@ -77,6 +79,7 @@ class SparsityState:
         """Z <- project(W), U <- 0."""
         self.rho = rho
         self.updates = 0
+        self.pending = False
         for n, w in self.weights.items():
             self.z[n] = nm.project(w.detach().float(), self.pattern, AXIS)
             self.u[n] = torch.zeros_like(self.z[n])
@@ -88,10 +91,13 @@ class SparsityState:
         self._target.clear()
 
     def penalty(self) -> torch.Tensor:
-        """``rho/2 * sum ||W - Z + U||^2`` over the selected layers (differentiable in W)."""
+        """``rho/2 * sum ||W - Z + U||^2`` over the selected layers (differentiable in W), in fp32
+        whatever autocast (``--mixed-precision``) the loss around it runs under."""
         names = list(self.weights)
-        return _Penalty.apply(self.rho, len(names), *(self.weights[n] for n in names),
-                              *(self._target[n] for n in names))  # fmt: skip
+        device_type = self.weights[names[0]].device.type
+        with torch.autocast(device_type, enabled=False):
+            return _Penalty.apply(self.rho, len(names), *(self.weights[n] for n in names),
+                                  *(self._target[n] for n in names))  # fmt: skip
 
     @torch.no_grad()
     def decoupled_step(self, lr: float) -> None:
@@ -146,6 +152,29 @@ class SparsityState:
             out[3] += float(u.abs().sum())
         return out
 
+    @torch.no_grad()
+    def place(self) -> None:
+        """Move Z, U and the masks to the device of their weight (after Trainer, accelerate or DDP
+        placed the model)."""
+        for store in (self.z, self.u, self.masks):
+            for n in list(store):
+                store[n] = store[n].to(self.weights[n].device)
+        self._refresh_targets()
+
+    @contextlib.contextmanager
+    def projected(self) -> Iterator[None]:
+        """The weights projected to the pattern (by magnitude) inside the block, restored after it."""
+        saved = {n: w.detach().clone() for n, w in self.weights.items()}
+        try:
+            with torch.no_grad():
+                for w in self.weights.values():
+                    w.copy_(nm.project(w, self.pattern, AXIS))
+            yield
+        finally:
+            with torch.no_grad():
+                for n, w in self.weights.items():
+                    w.copy_(saved[n])
+
     def _refresh_targets(self) -> None:
         self._target = {n: (self.z[n] - self.u[n]).to(self.weights[n].dtype) for n in self.z}
 
@@ -197,6 +226,7 @@ class SparsityState:
             "layers": self.layers,
             "rho": self.rho,
             "updates": self.updates,
+            "pending_update": self.pending,
             "admm_active": self.admm_active,
             "masked": self.masked,
             "last_residuals": asdict(self.last) if self.last else None,
@@ -216,6 +246,7 @@ class SparsityState:
         self.masks = {n: tensors[f"mask/{n}"].to(dev[n]) for n in self.layers if f"mask/{n}" in tensors}
         self.rho = float(meta["rho"])
         self.updates = int(meta["updates"])
+        self.pending = bool(meta.get("pending_update", False))
         last = meta.get("last_residuals")
         self.last = Residuals(**last) if last else None
         self._refresh_targets()

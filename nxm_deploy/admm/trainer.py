@@ -4,7 +4,13 @@ penalty computed in ``compute_loss``.
 The loss returned is a per-batch mean (``loss_is_scaled_for_ga = False``) and is never rescaled by
 the number of processes: under DDP the gradients are averaged over ranks, so the task term becomes
 the mean over the global batch and the penalty (identical on every rank) keeps its weight. One and
-two processes therefore produce the same gradient for the same global batch.
+two processes therefore produce the same gradient for the same global batch. Under
+``--grad-accum N`` Trainer divides each micro-batch's loss by N, so the accumulated gradient is that
+of the mean over the global batch, with the penalty's weight unchanged.
+
+With ``--eval-steps``, ``evaluate`` logs the dev metric (``eval_<metric>``) and, for a sparse method
+before its masks are fixed, the metric of the weights projected to N:M (``eval_nm_<metric>``), for
+watching only: the weights are restored and nothing is selected by it.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ class NxmTrainer(Trainer):
         kd_temperature: float = 2.0,
         phase_dir: Path | None = None,
         penalty_in_loss: bool = True,
+        watch_projected: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -48,7 +55,26 @@ class NxmTrainer(Trainer):
         self.kd_temperature = kd_temperature
         self.phase_dir = phase_dir
         self.penalty_in_loss = penalty_in_loss  # False: the ADMM callback applies it, decoupled
+        self.watch_projected = watch_projected
         self._parts: dict[str, float] = {}
+
+    def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,
+                 metric_key_prefix: str = "eval") -> dict[str, float]:  # fmt: skip
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        target = self.eval_dataset if eval_dataset is None else eval_dataset
+        s = self.sparsity
+        leaf = not isinstance(target, dict)  # Trainer calls evaluate again per named dev split
+        if (
+            self.watch_projected
+            and leaf
+            and s is not None
+            and not s.masked
+            and metric_key_prefix.startswith("eval")
+        ):
+            with s.projected():
+                prefix = "eval_nm" + metric_key_prefix[len("eval") :]
+                metrics.update(super().evaluate(eval_dataset, ignore_keys, prefix))
+        return metrics
 
     def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.regression:

@@ -12,10 +12,11 @@ from pathlib import Path
 from nxm_deploy.bench import latency
 from nxm_deploy.errors import UserError
 
-__all__ = ["BACKENDS", "MIN_SEQ_LEN", "BenchConfig", "parse_sizes"]
+__all__ = ["BACKENDS", "MIN_SEQ_LEN", "ORT_PROVIDERS", "BenchConfig", "parse_sizes"]
 
 BACKENDS = ("ort", "trt", "torch")
-"""ort: ONNX Runtime CPU; trt: the exports' TensorRT engines; torch: the runs in PyTorch."""
+"""ort: ONNX Runtime (--ort-provider); trt: the exports' TensorRT engines; torch: the runs in PyTorch."""
+ORT_PROVIDERS = ("cpu", "cuda", "tensorrt")  # as nxm_deploy.runtime.ort_providers (not imported: --help)
 MIN_SEQ_LEN = 8  # room for the special tokens of a sentence pair and some text
 
 
@@ -49,6 +50,7 @@ class BenchConfig:
     plan: latency.TimingPlan = field(default_factory=latency.TimingPlan)
     eval_batch_size: int = 32
     overwrite: bool = False
+    ort_provider: str = "cpu"  # --backend ort: ONNX Runtime's cpu, cuda or tensorrt provider
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -57,6 +59,14 @@ class BenchConfig:
         object.__setattr__(self, "seq_lens", parse_sizes(self.seq_lens, "--seq-lens"))
         if self.seq_lens[0] < MIN_SEQ_LEN:
             raise UserError(f"--seq-lens must be at least {MIN_SEQ_LEN} (room for special tokens and text)")
+        if self.ort_provider not in ORT_PROVIDERS:
+            raise UserError(
+                f"--ort-provider must be one of {', '.join(ORT_PROVIDERS)}, got {self.ort_provider!r}"
+            )
+        if self.ort_provider != "cpu" and self.backend != "ort":
+            raise UserError(
+                f"--ort-provider {self.ort_provider} applies to --backend ort, not {self.backend}"
+            )
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads must be a positive integer, got {self.threads}")
         if self.eval_batch_size < 1:

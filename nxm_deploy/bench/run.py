@@ -33,6 +33,7 @@ from nxm_deploy.errors import UserError
 from nxm_deploy.manifest import REPORT_KIND, provenance
 from nxm_deploy.outputs import check_out_path, prepare_out
 from nxm_deploy.runtime.encoding import Encoded, TextEncoder
+from nxm_deploy.runtime.ort_providers import ort_providers
 from nxm_deploy.runtime.session import Session, require_tensorrt
 from nxm_deploy.runtime.torch_session import torch_threads
 
@@ -180,6 +181,8 @@ def bench(cfg: BenchConfig) -> BenchResult:
     out = _refuse_out(cfg)
     if cfg.backend == "trt":
         require_tensorrt("--backend trt")
+    if cfg.backend == "ort":
+        ort_providers(cfg.ort_provider)  # one line, before any work, when this ONNX Runtime lacks it
     models = {role: sources.resolve_source(getattr(cfg, role), role, cfg.backend) for role in _ROLES}
     sources.check_roles(models["dense"], models["sparse"], task.name)
     dev = load_split(task, "dev", cfg.data_dir)
@@ -199,7 +202,8 @@ def bench(cfg: BenchConfig) -> BenchResult:
     with torch_threads(cfg.threads):
         log.info("opening both models on %s", cfg.backend)
         sessions = {
-            role: sources.open_source(models[role], cfg.backend, tokenizer, cfg.threads) for role in _ROLES
+            role: sources.open_source(models[role], cfg.backend, tokenizer, cfg.threads, cfg.ort_provider)
+            for role in _ROLES
         }
         backend = _backend_section(cfg, sessions)
         acc = _accuracy(cfg, sessions, models, tokenizer, dev)

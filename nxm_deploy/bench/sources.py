@@ -152,10 +152,11 @@ def _from_export(path: Path, role: str, backend: str) -> ModelSource:
     return source
 
 
-def open_source(source: ModelSource, backend: str, tokenizer: Any, threads: int | None) -> Session:
+def open_source(source: ModelSource, backend: str, tokenizer: Any, threads: int | None,
+                ort_provider: str = "cpu") -> Session:  # fmt: skip
     """The session of ``backend`` (``ort``, ``torch``, ``trt``) for one model."""
     if backend == "ort":
-        return OrtSession(source.onnx_path, threads, label=source.label)
+        return OrtSession(source.onnx_path, threads, label=source.label, provider=ort_provider)
     if backend == "torch":
         from nxm_deploy.runtime.torch_session import TorchSession
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from nxm_deploy.bench.config import BACKENDS, BenchConfig
+from nxm_deploy.bench.config import BACKENDS, ORT_PROVIDERS, BenchConfig
 from nxm_deploy.bench.latency import TimingPlan
 from nxm_deploy.cli.group import cli, setup_logging
 from nxm_deploy.cli.options import data_dir_option, default
@@ -48,8 +48,15 @@ def echo_report(r: dict[str, Any]) -> None:
     type=click.Choice(BACKENDS),
     default=default(BenchConfig, "backend"),
     show_default=True,
-    help="ort: ONNX Runtime CPU; trt: the exports' TensorRT engines; torch: the runs in PyTorch "
+    help="ort: ONNX Runtime (--ort-provider); trt: the exports' TensorRT engines; torch: the runs in PyTorch "
     "(--dense/--sparse may then be run directories).",
+)
+@click.option(
+    "--ort-provider",
+    type=click.Choice(ORT_PROVIDERS),
+    default=default(BenchConfig, "ort_provider"),
+    show_default=True,
+    help="--backend ort: ONNX Runtime's provider; cuda and tensorrt need onnxruntime-gpu (README).",
 )
 @click.option(
     "--batch-sizes", default=_sizes("batch_sizes"), show_default=True, help="Comma-separated batch sizes."
@@ -88,7 +95,7 @@ def bench(**opts: Any) -> None:
 
     Exit codes: 0 done; 1 a mistake in the input (mismatched tasks or tokenizers, a dense model
     given as --sparse, missing data); 2 usage error; 3 --backend trt where TensorRT or an NVIDIA
-    GPU is missing.
+    GPU is missing, or an --ort-provider that this ONNX Runtime lacks.
     """
     from nxm_deploy.bench.run import bench as run_bench
 

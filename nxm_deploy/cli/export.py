@@ -95,6 +95,13 @@ def _echo_export(result: Any) -> None:
 )
 @click.option("--triton-name", default=None, help="Triton model name [the --out folder's name].")
 @click.option("--triton-max-batch", type=int, default=32, show_default=True, help="Triton max_batch_size.")
+@click.option(
+    "--triton-ort-provider",
+    type=click.Choice(("cpu", "cuda", "tensorrt")),
+    default=None,
+    help="Serve model.onnx on ONNX Runtime's provider: cpu (KIND_CPU), cuda or tensorrt (KIND_GPU) "
+    "[Triton decides].",
+)
 @click.pass_context
 def export(
     ctx: click.Context,
@@ -111,6 +118,7 @@ def export(
     triton_repo: str | None,
     triton_name: str | None,
     triton_max_batch: int,
+    triton_ort_provider: str | None,
 ) -> None:
     """Export RUN_DIR (written by train) to --out, with the N:M pattern proven at each step.
 
@@ -149,7 +157,8 @@ def export(
             write_triton_repo,
         )
 
-        triton = TritonOptions(triton_name or model_name_for(out), triton_max_batch, overwrite=overwrite)
+        name = triton_name or model_name_for(out)
+        triton = TritonOptions(name, triton_max_batch, overwrite=overwrite, ort_provider=triton_ort_provider)
         check_triton_target(triton_repo, triton)
     result = run_export(config, progress=lambda msg: click.echo(f"[export] {msg}", err=True))
     _echo_export(result)

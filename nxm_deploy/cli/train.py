@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from nxm_deploy.admm.config import ADMM_PENALTIES, TrainConfig
+from nxm_deploy.admm.config import ADMM_PENALTIES, MIXED_PRECISIONS, REPORT_TO, TrainConfig
 from nxm_deploy.cli.group import cli, setup_logging
 from nxm_deploy.cli.options import data_dir_option, default, layer_glob_options, pattern_option
 
@@ -71,6 +71,15 @@ def _opt(name: str, help_text: str | None = None, **kwargs: Any) -> Any:
 @_opt("dense_epochs", "ASP: epochs of the dense phase [1/2 of --epochs].", type=float)
 @_opt("save_steps", "Checkpoint every N optimizer steps.")
 @_opt("logging_steps")
+@_opt(
+    "mixed_precision",
+    "Autocast precision (weights, Z, U and the ADMM penalty stay fp32); fp16 needs a GPU.",
+    type=click.Choice(MIXED_PRECISIONS),
+)
+@_opt("grad_accum", "Micro-batches per optimizer step (--batch-size stays the global batch).")
+@_opt("eval_steps", "Dev metric in train_log.jsonl every N optimizer steps (0: at phase ends).")
+@_opt("report_to", "Metrics logger besides train_log.jsonl.", type=click.Choice(REPORT_TO))
+@_opt("dataloader_workers", "Data-loader worker processes (0: load in the training process).")
 @click.option("--keep-checkpoints", is_flag=True, help="Keep checkpoints/ after a successful run.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (logs only).")
 def train(**opts: Any) -> None:

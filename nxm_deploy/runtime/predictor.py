@@ -59,8 +59,11 @@ class Prediction:
         }
 
 
-def open_session(backend: str, export: ExportDir, threads: int | None = None) -> Session:
-    """The session for ``backend`` (``"ort"`` or ``"trt"``) over ``export``'s model file."""
+def open_session(
+    backend: str, export: ExportDir, threads: int | None = None, ort_provider: str = "cpu"
+) -> Session:
+    """The session for ``backend`` (``"ort"`` or ``"trt"``) over ``export``'s model file;
+    ``ort_provider``: ONNX Runtime's ``cpu``, ``cuda`` or ``tensorrt`` provider (``ort`` only)."""
     facts = export.facts
     if backend == "trt":
         require_tensorrt()  # before looking for the engine: the environment is the first problem
@@ -69,7 +72,8 @@ def open_session(backend: str, export: ExportDir, threads: int | None = None) ->
         return TrtSession(export.model_file("trt"), input_names=facts.input_names, output=facts.output_name,
                           evidence=export.tensorrt)  # fmt: skip
     path = export.model_file(backend)  # refuses an unknown backend
-    return OrtSession(path, threads, input_names=facts.input_names, output=facts.output_name)
+    return OrtSession(path, threads, input_names=facts.input_names, output=facts.output_name,
+                      provider=ort_provider)  # fmt: skip
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -129,11 +133,14 @@ class Predictor:
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
         threads: int | None = None,
+        ort_provider: str = "cpu",
     ) -> Predictor:
         """Open ``export_dir`` (written by ``nxm-deploy export``) on ``backend``.
 
         ``backend``: ``"ort"`` runs ``model.onnx`` on ONNX Runtime (CPU; ``threads`` sets its intra-op
-        threads); ``"trt"`` runs ``model.engine`` through TensorRT on the GPU, and raises
+        threads; ``ort_provider`` ``"cuda"`` or ``"tensorrt"`` runs it on the GPU through
+        ``onnxruntime-gpu``, with a one-line :class:`BackendUnavailableError` where that provider is
+        missing); ``"trt"`` runs ``model.engine`` through TensorRT on the GPU, and raises
         :class:`BackendUnavailableError` where TensorRT or an NVIDIA GPU is missing.
         ``max_batch``: the most rows per model call (capped by a TensorRT engine's profile).
         Raises :class:`ExportDirError` for a path that is not a complete export directory.
@@ -143,7 +150,11 @@ class Predictor:
         if not isinstance(max_batch, int) or max_batch < 1:
             raise PredictInputError(f"max_batch must be a positive integer, got {max_batch!r}")
         export = ExportDir.read(export_dir)
-        session = open_session(backend, export, threads)
+        if ort_provider != "cpu" and backend != "ort":
+            raise PredictInputError(
+                f"ort_provider={ort_provider!r} applies to backend 'ort', not {backend!r}"
+            )
+        session = open_session(backend, export, threads, ort_provider)
         max_seq, min_seq = export.facts.max_seq_len, 1
         if session.limits is not None:  # a TensorRT profile bounds batch and sequence
             (_, min_seq), (max_b, max_s) = session.limits

@@ -48,6 +48,7 @@ from nxm_deploy.io import now_iso, read_json, write_json_atomic, write_text_atom
 from nxm_deploy.outputs import contained, prepare_out, staged_dir
 from nxm_deploy.runtime.encoding import Batch, TextEncoder, split_inputs
 from nxm_deploy.runtime.exportdir import ExportDir, ServingFacts
+from nxm_deploy.runtime.ort_providers import triton_instance_group, triton_provider_check
 from nxm_deploy.runtime.predictor import Item, Prediction, predictions_from_logits
 
 __all__ = [
@@ -105,7 +106,8 @@ class TritonOptions:
     ``max_batch_size``: rows per request and per merged batch (a TensorRT plan caps it at its
     profile's largest batch). ``platform``: ``auto`` (the TensorRT plan when the export has an engine,
     else ONNX Runtime), ``onnxruntime_onnx`` or ``tensorrt_plan``. ``buckets``: sequence lengths
-    (default ``sequence_buckets``). ``overwrite``: replace an existing ``<repo>/<name>``."""
+    (default ``sequence_buckets``). ``overwrite``: replace an existing ``<repo>/<name>``.
+    ``ort_provider``: model.onnx on ONNX Runtime's cpu, cuda or tensorrt provider (None: Triton decides)."""
 
     name: str | None = None
     max_batch_size: int = 32
@@ -113,12 +115,14 @@ class TritonOptions:
     platform: str = "auto"
     buckets: tuple[int, ...] | None = None
     overwrite: bool = False
+    ort_provider: str | None = None
 
     def __post_init__(self) -> None:
         if self.platform not in ("auto", *_MODEL_FILES):
             raise ExportDirError(
                 f"unknown Triton platform {self.platform!r}: auto, {', '.join(_MODEL_FILES)}"
             )
+        triton_provider_check(self.ort_provider, plan=self.platform == TRT_PLATFORM)
         if self.max_batch_size < 1:
             raise ExportDirError(f"Triton max batch size must be at least 1, got {self.max_batch_size}")
         if self.max_queue_delay_us < 0:
@@ -157,6 +161,7 @@ def config_pbtxt(
     max_queue_delay_us: int = DEFAULT_MAX_QUEUE_DELAY_US,
     padding: dict[str, int] | None = None,
     pad_side: str = "right",
+    ort_provider: str | None = None,
 ) -> str:
     """The text of ``config.pbtxt`` (Triton's ``ModelConfig`` in protobuf text format); ``padding``:
     the pad value of each input (the tokenizer's pad id for ``input_ids``, else 0)."""
@@ -200,6 +205,8 @@ def config_pbtxt(
             "# A TensorRT plan runs on the GPU (and TensorRT version) it was built for: see 1/PLAN_INFO.json"
         )
         lines.append("instance_group [\n  {\n    kind: KIND_GPU\n    count: 1\n  }\n]")
+    elif ort_provider is not None:
+        lines += triton_instance_group(ort_provider)
     return "\n".join(lines) + "\n"
 
 
@@ -254,7 +261,7 @@ def write_triton_repo(
     options = options or TritonOptions()
     export = ExportDir.read(export_dir)
     facts = export.facts
-    platform = _choose_platform(export, options.platform)
+    platform = _choose_platform(export, options.platform if options.ort_provider is None else ONNX_PLATFORM)
     source = export.model_file("trt" if platform == TRT_PLATFORM else "ort")
     max_batch, max_seq, min_seq = options.max_batch_size, facts.max_seq_len, 1
     profile = export.tensorrt.get("profile") or {}
@@ -281,8 +288,8 @@ def write_triton_repo(
                 shutil.copy2(name_in, contained(tmp / VERSION, extra, "onnx.external_data"))
         else:
             write_json_atomic(tmp / VERSION / PLAN_INFO, _plan_info(export))
-        delay = options.max_queue_delay_us
-        text = config_pbtxt(name, platform, export, max_batch, buckets, delay, padding, pad_side)
+        delay, ort = options.max_queue_delay_us, options.ort_provider
+        text = config_pbtxt(name, platform, export, max_batch, buckets, delay, padding, pad_side, ort)
         write_text_atomic(tmp / "config.pbtxt", text)
         if not facts.is_regression:
             write_text_atomic(tmp / LABELS_FILE, "".join(f"{label}\n" for label in facts.labels))
@@ -296,6 +303,7 @@ def write_triton_repo(
                 "created": now_iso(),
                 "name": name,
                 "platform": platform,
+                "ort_provider": options.ort_provider,
                 "model_file": f"{VERSION}/{_MODEL_FILES[platform]}",
                 "max_batch_size": max_batch,
                 "sequence_buckets": list(buckets),

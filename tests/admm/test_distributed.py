@@ -58,3 +58,23 @@ def test_two_process_train_writes_one_run_with_identical_zu(tiny_bert_dir: Path,
     check = subprocess.run([sys.executable, "-m", "nxm_deploy", "check", str(out)], capture_output=True,
                            text=True)  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_accelerate_launch_runs_the_same_train_command(tiny_bert_dir: Path, glue_dir: Path,
+                                                       tmp_path: Path) -> None:  # fmt: skip
+    """README's `accelerate launch ... -m nxm_deploy train` (one CPU process here; on GPUs
+    --multi_gpu --num_processes N starts the same processes torchrun does)."""
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
+    out = tmp_path / "accelerate"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([accelerate, "launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
+                           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "nxm_deploy", "train",
+                           "--model", str(tiny_bert_dir), "--task", "rte", "--data-dir", str(glue_dir),
+                           "--method", "admm", "--out", str(out), "--epochs", "1",
+                           "--max-train-samples", "32", "--max-eval-samples", "16",
+                           "--batch-size", "8", "--grad-accum", "2", "--max-seq-len", "32",
+                           "--admm-interval", "2", "--no-progress"],
+                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((out / "nxm.json").read_text())
+    assert manifest["pattern"] == "2:4" and manifest["hyperparameters"]["grad_accum"] == 2
