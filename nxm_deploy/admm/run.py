@@ -36,7 +36,7 @@ from nxm_deploy.admm.checkpoints import (
 )
 from nxm_deploy.admm.config import TrainConfig
 from nxm_deploy.admm.dist import barrier, init_distributed, rank, world_size
-from nxm_deploy.admm.inputs import TaskData, load_student, load_task_data, load_teacher
+from nxm_deploy.admm.inputs import TaskData, load_rows, load_student, load_task_data, load_teacher
 from nxm_deploy.admm.registry import Budget, Phase, get_method
 from nxm_deploy.admm.state import AdmmSchedule, SparsityState
 from nxm_deploy.admm.trainer import NxmTrainer
@@ -202,24 +202,24 @@ def train(cfg: TrainConfig) -> RunResult:
     """Run every phase of ``cfg.method`` and write the run directory; returns its metrics."""
     from transformers import set_seed
 
-    from nxm_deploy.data import get_task
     from nxm_deploy.models import select_layers
 
     t0 = time.time()
     init_distributed()
     method = get_method(cfg.method)
     pattern = nm.parse_pattern(cfg.pattern)
-    task = get_task(cfg.task)
+    rows = load_rows(cfg)  # own data is read (and refused) before the model loads
+    task = rows.task
     run_dir = Path(cfg.out)
     if cfg.teacher is not None and not method.sparse:
         raise UserError("--teacher distils into a sparse method; the dense method takes no teacher")
     set_seed(cfg.seed)  # the fresh classifier head is drawn from this seed
-    model, tokenizer, init = load_student(cfg, task)
+    model, tokenizer, init = load_student(cfg, rows)
     init_epochs = init.epochs_total if init else 0.0
     phases = method.plan(Budget(cfg.epochs, init_epochs, cfg.admm_epochs, cfg.dense_epochs))
     layers = select_layers(model, pattern, cfg.include, cfg.exclude) if method.sparse else []
-    teacher = load_teacher(cfg.teacher, task.name, task.num_labels) if cfg.teacher else None
-    data = load_task_data(cfg, tokenizer)
+    teacher = load_teacher(cfg.teacher, rows) if cfg.teacher else None
+    data = load_task_data(cfg, tokenizer, rows)
     prepare_run_dir(cfg, run_dir)
     sparsity = SparsityState(model, layers, pattern)
     trainlog = TrainLog(run_dir / LOG_NAME, enabled=rank() == 0)
@@ -257,6 +257,7 @@ def train(cfg: TrainConfig) -> RunResult:
             )
     manifest = _manifest(cfg, method.name, task, pattern if method.sparse else None, layers, phases,
                          phase_results, metrics, data.info, init, time.time() - t0)  # fmt: skip
+    manifest["dataset"] = rows.dataset  # own data: source, columns, label map, sha256; None for GLUE
     if rank() == 0:
         model.save_pretrained(run_dir)
         tokenizer.save_pretrained(run_dir)
