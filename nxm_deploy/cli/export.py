@@ -116,21 +116,21 @@ def export(
 ) -> None:
     """Export RUN_DIR (written by train) to --out, with the N:M pattern proven at each step.
 
-        Checks the run's weights against the pattern its manifest claims, exports model.onnx (dynamic
-        batch and sequence), checks the pattern again on the ONNX graph along each MatMul/Gemm's
-        reduction axis, compares ONNX Runtime with PyTorch on dev sentences of the run's task (a run on
-    its own data: the validation rows it recorded, or those of --data), and
-        writes the tokenizer, build_engine.sh (a trtexec command) and export.json. The directory is
-        built beside --out and renamed into place only when complete. With --triton-repo DIR it also
-        writes DIR/NAME, a Triton Inference Server model (docs/serving.md).
+    Checks the run's weights against the pattern its manifest claims, exports model.onnx (dynamic
+    batch and sequence), checks the pattern again on the ONNX graph along each MatMul/Gemm's
+    reduction axis, compares ONNX Runtime with PyTorch on dev sentences of the run's task (a run
+    on its own data: the validation rows it recorded, or those of --data), and writes the
+    tokenizer, build_engine.sh (a trtexec command) and export.json. The directory is built beside
+    --out and renamed into place only when complete. With --triton-repo DIR it also writes
+    DIR/NAME, a Triton Inference Server model (docs/serving.md).
 
-        The TensorRT shape profile defaults to 1x8, 8x128, 32x512 (sequence capped by the model's
-        position limit).
+    The TensorRT shape profile defaults to 1x8, 8x128, 32x512 (sequence capped by the model's
+    position limit).
 
-        Exit codes: 0 done; 1 a mistake in the input (not a run directory, unreadable weights, weights
-        that break the claimed pattern, --out exists, ONNX/PyTorch parity failure); 2 usage error;
-        3 --engine trt where TensorRT or an NVIDIA GPU is missing: the export directory is complete
-        but has no engine (run its build_engine.sh on a machine with both).
+    Exit codes: 0 done; 1 a mistake in the input (not a run directory, unreadable weights, weights
+    that break the claimed pattern, --out exists, ONNX/PyTorch parity failure); 2 usage error;
+    3 --engine trt where TensorRT or an NVIDIA GPU is missing: the export directory is complete
+    but has no engine (run its build_engine.sh on a machine with both).
     """
     from nxm_deploy.export.pipeline import export as run_export
 
