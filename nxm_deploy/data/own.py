@@ -196,11 +196,14 @@ def _name(kind: str, value: Any) -> str:
     return str(value)
 
 
-def _problem(opts: DataOptions, table: Table, column: str, raw: list[tuple[str, Any]], kind: str) -> str:
+def _require_numbers(table: Table, column: str, raw: list[tuple[str, Any]]) -> None:
+    i = next((k for k, (kind, _) in enumerate(raw) if kind != "number"), None)
+    if i is not None:
+        raise DataError(f"{table.where(i, column)}: regression label {raw[i][1]!r} is not a number")
+
+
+def _problem(opts: DataOptions, raw: list[tuple[str, Any]], kind: str) -> str:
     if opts.problem == "regression":
-        if kind != "number":
-            i = next(k for k, (kd, _) in enumerate(raw) if kd != "number")
-            raise DataError(f"{table.where(i, column)}: regression label {raw[i][1]!r} is not a number")
         return "regression"
     if opts.problem == "classification":
         return "classification"
@@ -225,12 +228,16 @@ def load_own(opts: DataOptions) -> OwnData:
     train_t, val_t, source = _tables(opts)
     text, pair, label = _columns(opts, train_t)
     raw = _raw_labels(train_t, label)
+    if opts.problem == "regression":
+        _require_numbers(train_t, label, raw)
     kind = _check_one_kind(train_t, label, raw, None)
-    problem = _problem(opts, train_t, label, raw, kind)
+    problem = _problem(opts, raw, kind)
     rows = (_texts(train_t, text), _texts(train_t, pair) if pair else None, raw)
     if val_t is not None:
         _columns(opts, val_t)
         val_raw = _raw_labels(val_t, label)
+        if problem == "regression":
+            _require_numbers(val_t, label, val_raw)
         _check_one_kind(val_t, label, val_raw, kind)
         val_rows = (_texts(val_t, text), _texts(val_t, pair) if pair else None, val_raw)
         val_where, val_rowno = val_t, list(range(len(val_raw)))
