@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "nm": 1,
     "io": 2,
     "models": 2,
+    "families": 2,
     "data": 2,
     "manifest": 2,
     "runtime": 3,
