@@ -179,3 +179,23 @@ def error_of_options(**kwargs: object) -> str:
     with pytest.raises(DataError) as info:
         DataOptions("d.csv", **kwargs)  # type: ignore[arg-type]
     return str(info.value)
+
+
+def test_hub_data_set_class_label_names(tmp_path: Path) -> None:
+    """``hub:NAME`` goes through ``datasets.load_dataset``; here NAME is a local folder of Parquet
+    files written by ``datasets`` (its ClassLabel names travel in the file), so no network is needed."""
+    import datasets
+
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["neg", "pos"])})  # fmt: skip
+    for split, n in (("train", 20), ("validation", 6)):
+        rows = {"text": [f"{split} {i}" for i in range(n)], "label": [i % 2 for i in range(n)]}
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(str(tmp_path / f"{split}.parquet"))
+    own = load_own(DataOptions(f"hub:{tmp_path}"))
+    assert own.task.labels == ("neg", "pos") and len(own.train) == 20 and len(own.dev) == 6
+    assert own.record["source"] == f"hub:{tmp_path}" and own.dev.source.endswith("/validation")
+
+
+def test_hub_offline_is_one_line() -> None:
+    msg = error_of(DataOptions("hub:surely-not-a-local-dataset-name"))
+    assert msg.startswith("cannot load hub data set surely-not-a-local-dataset-name") and "--data" in msg
