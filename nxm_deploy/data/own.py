@@ -223,79 +223,87 @@ def _split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     return sorted(order[k:]), sorted(order[:k])
 
 
+@dataclass(frozen=True)
+class _Part:
+    """Rows of one table (or a subset of them): texts, (kind, value) labels, and each row's index
+    in ``table`` so that an error names the row of the file."""
+
+    table: Table
+    index: list[int]
+    texts_a: list[str]
+    texts_b: list[str] | None
+    raw: list[tuple[str, Any]]
+
+    @classmethod
+    def read(cls, table: Table, text: str, pair: str | None, label: str, want: str | None,
+             regression: bool) -> tuple[_Part, str]:  # fmt: skip
+        """The rows of ``table`` and their labels' one kind (which must be ``want`` when given)."""
+        raw = _raw_labels(table, label)
+        if regression:
+            _require_numbers(table, label, raw)
+        kind = _check_one_kind(table, label, raw, want)
+        texts_b = _texts(table, pair) if pair else None
+        return cls(table, list(range(len(raw))), _texts(table, text), texts_b, raw), kind
+
+    def take(self, idx: list[int]) -> _Part:
+        b = None if self.texts_b is None else [self.texts_b[i] for i in idx]
+        return _Part(self.table, [self.index[i] for i in idx], [self.texts_a[i] for i in idx], b,
+                     [self.raw[i] for i in idx])  # fmt: skip
+
+    def split(self, task: GlueTask, name: str, label: str) -> TaskSplit:
+        """A TaskSplit: class ids of ``task.labels`` (refusing a class it lacks), or scores."""
+        if task.is_regression:
+            return TaskSplit(task, name, self.texts_a, self.texts_b,
+                             [float32_score(v) for _, v in self.raw], self.table.source)  # fmt: skip
+        ids = task.label2id
+        y = []
+        for i, kv in enumerate(self.raw):
+            if _name(*kv) not in ids:
+                raise DataError(
+                    f"{self.table.where(self.index[i], label)}: class {_name(*kv)!r} never occurs in the "
+                    f"training rows ({', '.join(task.labels)})"
+                )
+            y.append(ids[_name(*kv)])
+        return TaskSplit(task, name, self.texts_a, self.texts_b, y, self.table.source)
+
+
+def _task(opts: DataOptions, name: str, columns: tuple[str, ...], labels: tuple[str, ...]) -> GlueTask:
+    """The task object of own data: its columns, label names and metric."""
+    regression = not labels
+    metric = METRIC_NAMES[opts.metric or ("pearson" if regression else "accuracy")]
+    if regression and metric not in ("pearson", "spearmanr"):
+        raise DataError(f"--metric {opts.metric} is for classification; regression takes pearson or spearman")
+    if not regression and metric in ("pearson", "spearmanr"):
+        raise DataError(f"--metric {opts.metric} is for regression; classification takes accuracy, f1, ...")
+    metrics = (metric,) if metric == "accuracy" or regression else (metric, "accuracy")
+    return GlueTask(name=name, hub_config="", text_columns=columns, labels=labels, metrics=metrics,
+                    main_metric=metric, tsv=_NO_TSV, hub_splits=MappingProxyType({}),
+                    positive_id=_positive_id(opts, labels, metric, name))  # fmt: skip
+
+
 def load_own(opts: DataOptions) -> OwnData:
     """Read, check and split the rows ``opts`` names; see the module docstring."""
     train_t, val_t, source = _tables(opts)
     text, pair, label = _columns(opts, train_t)
-    raw = _raw_labels(train_t, label)
-    if opts.problem == "regression":
-        _require_numbers(train_t, label, raw)
-    kind = _check_one_kind(train_t, label, raw, None)
-    problem = _problem(opts, raw, kind)
-    rows = (_texts(train_t, text), _texts(train_t, pair) if pair else None, raw)
+    whole, kind = _Part.read(train_t, text, pair, label, None, opts.problem == "regression")
+    problem = _problem(opts, whole.raw, kind)
     if val_t is not None:
         _columns(opts, val_t)
-        val_raw = _raw_labels(val_t, label)
-        if problem == "regression":
-            _require_numbers(val_t, label, val_raw)
-        _check_one_kind(val_t, label, val_raw, kind)
-        val_rows = (_texts(val_t, text), _texts(val_t, pair) if pair else None, val_raw)
-        val_where, val_rowno = val_t, list(range(len(val_raw)))
-        split_record: dict[str, Any] = {"file": val_t.source, "rows": len(val_raw)}
-        train_idx = list(range(len(raw)))
+        train, val = whole, _Part.read(val_t, text, pair, label, kind, problem == "regression")[0]
+        split_record: dict[str, Any] = {"file": val_t.source, "rows": len(val.raw)}
     else:
         fraction = opts.validation_fraction or DEFAULT_VALIDATION_FRACTION
-        train_idx, val_idx = _split(len(raw), fraction, opts.split_seed)
-        val_rows = (
-            [rows[0][i] for i in val_idx],
-            [rows[1][i] for i in val_idx] if rows[1] is not None else None,
-            [raw[i] for i in val_idx],
-        )
-        val_where, val_rowno = train_t, val_idx
+        train_idx, val_idx = _split(len(whole.raw), fraction, opts.split_seed)
+        train, val = whole.take(train_idx), whole.take(val_idx)
         split_record = {"fraction": fraction, "seed": opts.split_seed, "rows": len(val_idx)}
     labels: tuple[str, ...] = ()
     if problem == "classification":
         key = (lambda s: float(s)) if kind == "number" else (lambda s: s)
-        labels = tuple(sorted({_name(*raw[i]) for i in train_idx}, key=key))
-    ids = {name: i for i, name in enumerate(labels)}
-
-    def to_y(i: int, kv: tuple[str, Any], where: Table = train_t, rowno: list[int] | None = None) -> int:
-        name = _name(*kv)
-        if name not in ids:
-            at = where.where(rowno[i] if rowno else i, label)
-            raise DataError(f"{at}: class {name!r} never occurs in the training rows ({', '.join(labels)})")
-        return ids[name]
-
-    metric = METRIC_NAMES[opts.metric or ("pearson" if problem == "regression" else "accuracy")]
-    positive = _positive_id(opts, labels, metric, train_t.source)
-    if problem == "regression" and metric not in ("pearson", "spearmanr"):
-        raise DataError(f"--metric {opts.metric} is for classification; regression takes pearson or spearman")
-    if problem == "classification" and metric in ("pearson", "spearmanr"):
-        raise DataError(f"--metric {opts.metric} is for regression; classification takes accuracy, f1, ...")
-    metrics = (metric,) if metric == "accuracy" or problem == "regression" else (metric, "accuracy")
+        labels = tuple(sorted({_name(*kv) for kv in train.raw}, key=key))
     name = opts.source if opts.source.startswith("hub:") else f"data:{Path(source).name}"
-    task = GlueTask(
-        name=name,
-        hub_config="",
-        text_columns=(text, pair) if pair else (text,),
-        labels=labels,
-        metrics=metrics,
-        main_metric=metric,
-        tsv=_NO_TSV,
-        hub_splits=MappingProxyType({}),
-        positive_id=positive,
-    )
-    if problem == "classification":
-        val_y: list = [to_y(i, kv, val_where, val_rowno) for i, kv in enumerate(val_rows[2])]
-        all_y: list = [to_y(i, kv) for i, kv in enumerate(raw)]
-    else:
-        val_y = [float32_score(v) for _, v in val_rows[2]]
-        all_y = [float32_score(v) for _, v in raw]
-    full = TaskSplit(task, "train", rows[0], rows[1], all_y, train_t.source)
-    train = TaskSplit(task, "train", [rows[0][i] for i in train_idx],
-                      None if rows[1] is None else [rows[1][i] for i in train_idx],
-                      [all_y[i] for i in train_idx], train_t.source)  # fmt: skip
-    dev = TaskSplit(task, "dev", val_rows[0], val_rows[1], val_y, val_where.source)
+    task = _task(opts, name, (text, pair) if pair else (text,), labels)
+    dev = val.split(task, "dev", label)
+    full = whole.split(task, "train", label)  # every row, for the fingerprint
     record = {
         "name": name,
         "source": source,
@@ -303,14 +311,14 @@ def load_own(opts: DataOptions) -> OwnData:
         "options": opts.to_json(),
         "columns": {"text": text, "text_pair": pair, "label": label},
         "problem": problem,
-        "metric": metric,
+        "metric": task.main_metric,
         "labels": list(labels),
-        "label2id": {n: i for i, n in enumerate(labels)},
+        "label2id": task.label2id,
         "positive_label": opts.positive_label,
         "rows_sha256": full.fingerprint(),
         "validation": {**split_record, "sha256": dev.fingerprint()},
     }
-    return OwnData(task, train, dev, record)
+    return OwnData(task, train.split(task, "train", label), dev, record)
 
 
 def _positive_id(opts: DataOptions, labels: tuple[str, ...], metric: str, source: str) -> int:
