@@ -120,6 +120,15 @@ def test_bench_refuses_data_with_another_label_map(files: dict, tiny_bert_dir: P
                                       *other_opts, "--method", "oneshot", "--teacher", teacher,
                                       "--out", str(tmp_path / "kd")])  # fmt: skip
     assert result.exit_code == 1 and "does not match --data" in result.output and "labels" in result.output
+    result = CliRunner().invoke(cli, ["train", "--init-from", teacher, "--data", str(other), *other_opts,
+                                      "--method", "asp", "--out", str(tmp_path / "init")])  # fmt: skip
+    assert result.exit_code == 1 and f"--init-from run {teacher} does not match --data" in result.output
+    # bench with --data given explicitly (the same file and options as the runs)
+    result = run_cli("bench", "--dense", tmp_path / "dense", "--sparse", tmp_path / "sparse",
+                     "--backend", "torch", "--out", tmp_path / "r2", "--data", data, *opts,
+                     "--batch-sizes", "1", "--seq-lens", "16", "--warmup", "1", "--repeats", "3",
+                     "--min-time", "0", "--max-time", "0.1")  # fmt: skip
+    assert result.exit_code == 0, result.output
 
 
 def test_cli_refuses_task_with_data_and_bad_data_in_one_line(tiny_bert_dir: Path, tmp_path: Path) -> None:
