@@ -81,9 +81,10 @@ def data_options(fn: F) -> F:
                                        "when no validation file is given or found]")),
         ("--validation-file", dict(type=click.Path(path_type=str), default=None,
                                    help="Validation rows (same columns as --data).")),
-        ("--label-column", dict(default=default(DataOptions, "label_column"), show_default=True)),
-        ("--text-pair-column", dict(default=None, help="Second text of a pair task [none].")),
-        ("--text-column", dict(default=None, help="[text, else sentence]")),
+        ("--label-column", dict(default=default(DataOptions, "label_column"), show_default=True,
+                                help="Column of the label.")),
+        ("--text-pair-column", dict(default=None, help="Column of the second text of a pair [none].")),
+        ("--text-column", dict(default=None, help="Column of the text [text, else sentence].")),
         ("--data", dict(default=None, metavar="PATH|hub:NAME[:CONFIG]",
                         help="Your own data instead of --task: a CSV, TSV, JSON, JSON Lines or Parquet "
                         "file, a folder with train.* (and validation.*), or a hub data set.")),
