@@ -74,8 +74,9 @@ FAMILIES: tuple[Family, ...] = (
         "query_proj, key_proj, value_proj, attention output, FFN in and out",
         dense=("*.pos_key_proj", "*.pos_query_proj"),
         why="the position projections (share_att_key=False) act on the constant relative-position "
-        "embeddings: the exporter folds them into constants, so no MatMul weight of the ONNX graph "
-        "is theirs and a 2:4 pattern there could neither be proven nor run sparse",
+        "embeddings, not on the tokens: the exported graph computes them from constants and no "
+        "MatMul weight in it maps to them, so a 2:4 pattern there could neither be proven nor run "
+        "sparse (export refused such runs)",
     ),
     Family(
         "ModernBERT", ("modernbert",), "byte-level BPE", _NO_TOKEN_TYPES,
