@@ -47,7 +47,7 @@ RUN_KIND = "nxm-deploy/run"
 EXPORT_KIND = "nxm-deploy/export"
 REPORT_KIND = "nxm-deploy/report"
 RUN_FACT_KEYS = ("kind", "tool_version", "base_model", "task", "method", "pattern", "layers",
-                 "num_labels", "max_seq_len")  # fmt: skip
+                 "num_labels", "max_seq_len", "labels", "is_regression", "dataset")  # fmt: skip
 """The keys of ``nxm.json`` that ``export.json`` copies into ``source_run``."""
 
 

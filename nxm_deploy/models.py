@@ -25,6 +25,7 @@ from torch import nn
 
 from nxm_deploy import nm
 from nxm_deploy.errors import ModelError, PatternError
+from nxm_deploy.families import family_of
 
 try:
     from safetensors import SafetensorError as _SafetensorError
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_RULE",
     "LayerRule",
     "TensorRTShapeWarning",
+    "UnregisteredFamilyWarning",
     "input_names_for",
     "linear_layers",
     "load_config",
@@ -51,6 +53,10 @@ _BLOCK_INDEX = re.compile(r"(^|\.)\d+\.")
 
 class TensorRTShapeWarning(UserWarning):
     """Selected layers whose GEMM shape TensorRT will not run on sparse tensor cores."""
+
+
+class UnregisteredFamilyWarning(UserWarning):
+    """A model of a family ``nxm_deploy.families`` does not list: the generic rule picked its layers."""
 
 
 def minilm_path() -> Path:
@@ -240,16 +246,30 @@ def select_layers(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
 ) -> list[str]:
-    """Names of the ``nn.Linear`` layers to sparsify, in module order (see :class:`LayerRule`).
+    """Names of the ``nn.Linear`` layers to sparsify, in module order (see :class:`LayerRule`);
+    without ``include``, a registered family's ``dense`` globs are left out too
+    (:mod:`nxm_deploy.families`), and a model of an unregistered family gets the generic rule and one
+    :class:`UnregisteredFamilyWarning` naming the layers it selected.
 
     Raises :class:`ModelError` when nothing is selected and :class:`PatternError` when a selected
     layer's input size does not divide by M. Warns once (:class:`TensorRTShapeWarning`) about layers
     TensorRT will not run sparse.
     """
     p = nm.parse_pattern(pattern)
-    rule = LayerRule(tuple(include), tuple(exclude))
+    family = family_of(model)
+    family_dense = family.dense if family is not None and not include else ()
+    rule = LayerRule(tuple(include), (*exclude, *family_dense))
     layers = linear_layers(model)
     names = rule.filter(layers)
+    if family is None and names and not include:
+        kind = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
+        warnings.warn(
+            UnregisteredFamilyWarning(
+                f"model type {kind!r} is not a registered family; the generic rule (every linear in a "
+                f"numbered encoder block) selected {len(names)} layers: {', '.join(names)}"
+            ),
+            stacklevel=2,
+        )
     if not names:
         raise ModelError(
             "no layers selected for sparsification"
@@ -280,9 +300,13 @@ def input_names_for(model: nn.Module, tokenizer: Any) -> list[str]:
     """The tokenizer's output names that ``model.forward`` accepts, in ``forward``'s order.
 
     A BERT tokenizer gives ``token_type_ids``; a DistilBERT model does not take it, so it is left out.
+    A registered family's ``onnx_inputs`` bound them too (RoBERTa: no ``token_type_ids``).
     """
     params = list(inspect.signature(model.forward).parameters)
     wanted = set(getattr(tokenizer, "model_input_names", None) or ["input_ids", "attention_mask"])
+    family = family_of(model)
+    if family is not None:
+        wanted &= set(family.onnx_inputs)
     names = [p for p in params if p in wanted]
     if "input_ids" not in names:
         raise ModelError(

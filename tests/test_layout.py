@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "io": 2,
     "outputs": 2,
     "models": 2,
+    "families": 2,
     "data": 2,
     "manifest": 2,
     "runtime": 3,

@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from nxm_deploy.data.own import DataOptions
 from nxm_deploy.errors import UserError
 
 ADMM_PENALTIES = ("loss", "decoupled")
@@ -23,7 +24,7 @@ REPORT_TO = ("none", "tensorboard")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    task: str
+    task: str | None  # a GLUE task; None with ``data``
     out: str
     method: str = "admm"
     model: str | None = None  # hub id or local dir; None with --init-from
@@ -79,6 +80,7 @@ class TrainConfig:
     resume: bool = field(default=False, compare=False)
     overwrite: bool = field(default=False, compare=False)
     progress: bool = field(default=True, compare=False)
+    data: DataOptions | None = None  # own data (--data and its options) instead of a GLUE task
 
     def __post_init__(self) -> None:
         positive = {
@@ -122,6 +124,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if (self.task is None) == (self.data is None):
+            raise UserError("pass --task (a GLUE task) or --data (your own data), not both or neither")
         if self.model is None and self.init_from is None:
             raise UserError("pass --model (a hub id or a local directory) or --init-from RUN_DIR")
         if self.model is not None and self.init_from is not None:

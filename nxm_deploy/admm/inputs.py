@@ -21,12 +21,34 @@ class TaskData:
     info: dict[str, Any]
 
 
-def load_task_data(cfg: TrainConfig, tokenizer: Any) -> TaskData:
+@dataclass(frozen=True)
+class TaskRows:
+    """The rows of a run before tokenizing: a GLUE task's, or the user's own (``dataset``: what
+    nxm.json records about them; None for GLUE)."""
+
+    task: Any  # nxm_deploy.data.GlueTask
+    train: Any  # nxm_deploy.data.TaskSplit
+    dev: dict[str, Any]  # split name -> TaskSplit
+    dataset: dict[str, Any] | None
+
+
+def load_rows(cfg: TrainConfig) -> TaskRows:
+    """The train and dev rows of ``cfg.task`` (GLUE) or ``cfg.data`` (own data)."""
     from nxm_deploy.data import get_task, load_split, resolve_data_dir
 
-    task = get_task(cfg.task)
+    if cfg.data is not None:
+        from nxm_deploy.data.own import load_own
+
+        own = load_own(cfg.data)
+        return TaskRows(own.task, own.train, {"dev": own.dev}, own.record)
+    task = get_task(str(cfg.task))
     data_dir = resolve_data_dir(cfg.data_dir)
-    train = load_split(task, task.train_split, data_dir)
+    dev = {name: load_split(task, name, data_dir) for name in task.dev_splits}
+    return TaskRows(task, load_split(task, task.train_split, data_dir), dev, None)
+
+
+def load_task_data(cfg: TrainConfig, tokenizer: Any, rows: TaskRows) -> TaskData:
+    train = rows.train
     idx = subset_indices(len(train), cfg.max_train_samples)
     a = [train.texts_a[i] for i in idx]
     b = [train.texts_b[i] for i in idx] if train.texts_b is not None else None
@@ -40,26 +62,43 @@ def load_task_data(cfg: TrainConfig, tokenizer: Any) -> TaskData:
         "dev": {},
     }
     dev: dict[str, EncodedDataset] = {}
-    for split_name in task.dev_splits:
-        split = load_split(task, split_name, data_dir)
+    for split_name, split in rows.dev.items():
         n = len(split) if cfg.max_eval_samples is None else min(cfg.max_eval_samples, len(split))
         db = split.texts_b[:n] if split.texts_b is not None else None
         dev[split_name] = encode(tokenizer, split.texts_a[:n], db, split.labels[:n], cfg.max_seq_len)
         info["dev"][split_name] = {"source": split.source, "rows": n, "rows_in_file": len(split)}
-    return TaskData(task, encode(tokenizer, a, b, y, cfg.max_seq_len), dev, info)
+    return TaskData(rows.task, encode(tokenizer, a, b, y, cfg.max_seq_len), dev, info)
 
 
-def load_teacher(teacher_dir: str, task_name: str, num_labels: int) -> nn.Module:
+def check_same_task(run: RunManifest, role: str, rows: TaskRows) -> None:
+    """A --teacher or --init-from run must come from the same GLUE task, or the same own data (label
+    map and rows)."""
     from nxm_deploy.data import get_task
+    from nxm_deploy.data.own import same_data_problem
+
+    if rows.dataset is not None:
+        why = same_data_problem(run.body.get("dataset"), rows.dataset)
+        if why:
+            raise UserError(f"{role} run {run.path} does not match --data {rows.dataset['source']}: {why}")
+        return
+    recorded = str(run.facts.task)
+    same = not run.body.get("dataset")
+    if same:
+        try:
+            same = get_task(recorded).name == rows.task.name
+        except UserError:
+            same = False
+    if not same:
+        hint = "; pass a dense run of the same task" if role == "teacher" else ""
+        raise UserError(f"{role} run {run.path} was trained on {recorded}, not {rows.task.name}{hint}")
+
+
+def load_teacher(teacher_dir: str, rows: TaskRows) -> nn.Module:
     from nxm_deploy.models import load_model
 
-    facts = RunManifest.read(teacher_dir, "--teacher run").facts
-    if get_task(str(facts.task)).name != task_name:
-        raise UserError(
-            f"teacher {teacher_dir} was trained on {facts.task}, not {task_name}; "
-            "pass a dense run of the same task"
-        )
+    check_same_task(RunManifest.read(teacher_dir, "--teacher run"), "teacher", rows)
     teacher, _ = load_model(teacher_dir)
+    num_labels = rows.task.num_labels
     if teacher.config.num_labels != num_labels:
         raise UserError(
             f"teacher {teacher_dir} has {teacher.config.num_labels} labels, the task has {num_labels}"
@@ -70,16 +109,13 @@ def load_teacher(teacher_dir: str, task_name: str, num_labels: int) -> nn.Module
     return teacher
 
 
-def load_student(cfg: TrainConfig, task: Any) -> tuple[nn.Module, Any, RunManifest | None]:
-    from nxm_deploy.data import get_task
+def load_student(cfg: TrainConfig, rows: TaskRows) -> tuple[nn.Module, Any, RunManifest | None]:
     from nxm_deploy.models import load_model
 
+    task = rows.task
     if cfg.init_from is not None:
         init = RunManifest.read(cfg.init_from, "--init-from run")
-        if get_task(str(init.facts.task)).name != task.name:
-            raise UserError(
-                f"--init-from run {cfg.init_from} was trained on {init.facts.task}, not {task.name}"
-            )
+        check_same_task(init, "--init-from", rows)
         if init.facts.pattern is not None:
             raise UserError(
                 f"--init-from run {cfg.init_from} is sparse ({init.facts.pattern}); pass a dense run"

@@ -54,7 +54,7 @@ from nxm_deploy.admm.hardware import (
     tensorboard_callback,
     training_kwargs,
 )
-from nxm_deploy.admm.inputs import TaskData, load_student, load_task_data, load_teacher
+from nxm_deploy.admm.inputs import TaskData, load_rows, load_student, load_task_data, load_teacher
 from nxm_deploy.admm.registry import Budget, Phase, get_method
 from nxm_deploy.admm.state import AdmmSchedule, SparsityState
 from nxm_deploy.admm.trainer import NxmTrainer
@@ -241,7 +241,6 @@ def train(cfg: TrainConfig) -> RunResult:
 def _train(cfg: TrainConfig) -> RunResult:
     from transformers import set_seed
 
-    from nxm_deploy.data import get_task
     from nxm_deploy.models import select_layers
 
     t0 = time.time()
@@ -249,19 +248,20 @@ def _train(cfg: TrainConfig) -> RunResult:
     check_hardware(cfg, world_size())
     method = get_method(cfg.method)
     pattern = nm.parse_pattern(cfg.pattern)
-    task = get_task(cfg.task)
+    rows = load_rows(cfg)  # own data is read (and refused) before the model loads
+    task = rows.task
     run_dir = Path(cfg.out)
     if cfg.teacher is not None and not method.sparse:
         raise UserError("--teacher distils into a sparse method; the dense method takes no teacher")
     stage = plan_run_dir(cfg, cfg.out)  # before any work: --out, --resume, --overwrite
-    check_before_loading(cfg, task)  # paths, lengths, teacher, data files
+    check_before_loading(cfg, task)  # paths, sequence length, teacher (data: load_rows above)
     set_seed(cfg.seed)  # the fresh classifier head is drawn from this seed
-    model, tokenizer, init = load_student(cfg, task)
+    model, tokenizer, init = load_student(cfg, rows)
     init_epochs = init.epochs_total if init else 0.0
     phases = method.plan(Budget(cfg.epochs, init_epochs, cfg.admm_epochs, cfg.dense_epochs))
     layers = select_layers(model, pattern, cfg.include, cfg.exclude) if method.sparse else []
-    teacher = load_teacher(cfg.teacher, task.name, task.num_labels) if cfg.teacher else None
-    data = load_task_data(cfg, tokenizer)
+    teacher = load_teacher(cfg.teacher, rows) if cfg.teacher else None
+    data = load_task_data(cfg, tokenizer, rows)
     prepare_run_dir(cfg, stage)
     sparsity = SparsityState(model, layers, pattern)
     trainlog = TrainLog(stage / LOG_NAME, enabled=rank() == 0)
@@ -299,6 +299,7 @@ def _train(cfg: TrainConfig) -> RunResult:
             )
     manifest = _manifest(cfg, method.name, task, pattern if method.sparse else None, layers, phases,
                          phase_results, metrics, data.info, init, time.time() - t0)  # fmt: skip
+    manifest["dataset"] = rows.dataset  # own data: source, columns, label map, sha256; None for GLUE
     if rank() == 0:
         model.save_pretrained(stage)
         tokenizer.save_pretrained(stage)

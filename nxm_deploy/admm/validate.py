@@ -41,16 +41,6 @@ def check_before_loading(cfg: TrainConfig, task: Any) -> None:
         )
     if cfg.teacher is not None:
         _check_teacher(cfg.teacher, tokenizer)
-    _check_data(cfg, task)
-
-
-def _check_data(cfg: TrainConfig, task: Any) -> None:
-    """Local task files: present, readable, with rows (the hub is asked only when training starts)."""
-    from nxm_deploy.data import load_split, resolve_data_dir
-
-    if resolve_data_dir(cfg.data_dir) is not None:
-        for split in task.splits:
-            load_split(task, split, cfg.data_dir)
 
 
 def _check_teacher(teacher_dir: str, student_tokenizer: Any) -> None:

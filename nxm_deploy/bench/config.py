@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nxm_deploy.bench import latency
+from nxm_deploy.data.own import DataOptions
 from nxm_deploy.errors import UserError
 
 __all__ = ["BACKENDS", "MIN_SEQ_LEN", "ORT_PROVIDERS", "BenchConfig", "parse_sizes"]
@@ -40,7 +41,7 @@ class BenchConfig:
 
     dense: str | Path
     sparse: str | Path
-    task: str
+    task: str | None  # a GLUE task; None: own data (``data``, else what the runs recorded)
     out: str | Path
     data_dir: str | Path | None = None
     backend: str = "ort"
@@ -51,6 +52,7 @@ class BenchConfig:
     eval_batch_size: int = 32
     overwrite: bool = False
     ort_provider: str = "cpu"  # --backend ort: ONNX Runtime's cpu, cuda or tensorrt provider
+    data: DataOptions | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

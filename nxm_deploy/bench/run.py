@@ -28,6 +28,7 @@ from nxm_deploy.bench import accuracy, latency, layers, sources
 from nxm_deploy.bench.config import BenchConfig
 from nxm_deploy.bench.machine import library_versions, machine_info
 from nxm_deploy.bench.report import write_report_dir
+from nxm_deploy.bench.rows import bench_rows
 from nxm_deploy.data.encode import fixed_shape_batch
 from nxm_deploy.errors import UserError
 from nxm_deploy.manifest import REPORT_KIND, provenance
@@ -173,19 +174,16 @@ def _backend_section(cfg: BenchConfig, sessions: dict[str, Session]) -> dict[str
 
 def bench(cfg: BenchConfig) -> BenchResult:
     """Run the comparison and write the report directory ``cfg.out``; see the module docstring."""
-    from nxm_deploy.data import get_task, load_split
     from nxm_deploy.models import load_tokenizer
 
     start = time.perf_counter()
-    task = get_task(cfg.task)
     out = _refuse_out(cfg)
     if cfg.backend == "trt":
         require_tensorrt("--backend trt")
     if cfg.backend == "ort":
         ort_providers(cfg.ort_provider)  # one line, before any work, when this ONNX Runtime lacks it
     models = {role: sources.resolve_source(getattr(cfg, role), role, cfg.backend) for role in _ROLES}
-    sources.check_roles(models["dense"], models["sparse"], task.name)
-    dev = load_split(task, "dev", cfg.data_dir)
+    task, dev = bench_rows(cfg, models)  # GLUE --task, or own data (--data or what the runs recorded)
     tokenizers = {role: load_tokenizer(_tokenizer_dir(models[role], cfg.backend)) for role in _ROLES}
     fingerprint = sources.check_same_tokenizer(
         tokenizers["dense"], tokenizers["sparse"], dev.texts_a, dev.texts_b

@@ -171,11 +171,12 @@ def open_source(source: ModelSource, backend: str, tokenizer: Any, threads: int 
     raise UserError(f"unknown backend {backend!r}")
 
 
-def check_roles(dense: ModelSource, sparse: ModelSource, task_name: str) -> None:
-    """Both models are of ``task_name``; ``--dense`` is dense and ``--sparse`` claims a pattern."""
+def check_roles(dense: ModelSource, sparse: ModelSource, task_name: str | None) -> None:
+    """Both models are of ``task_name`` (None: own data, whose label maps the caller checked);
+    ``--dense`` is dense and ``--sparse`` claims a pattern."""
     if dense.path.resolve() == sparse.path.resolve():
         raise UserError(f"--dense and --sparse are the same directory ({dense.path})")
-    for src in (dense, sparse):
+    for src in (dense, sparse) if task_name is not None else ():
         if src.facts.task is None:
             raise UserError(f"{src.label}: its manifest names no task")
         if _normal(src.facts.task) != _normal(task_name):

@@ -10,7 +10,7 @@ import click
 from nxm_deploy.bench.config import BACKENDS, ORT_PROVIDERS, BenchConfig
 from nxm_deploy.bench.latency import TimingPlan
 from nxm_deploy.cli.group import cli, setup_logging
-from nxm_deploy.cli.options import data_dir_option, default
+from nxm_deploy.cli.options import data_dir_option, data_options, default, own_data
 
 
 def _sizes(name: str) -> str:
@@ -40,8 +40,11 @@ def echo_report(r: dict[str, Any]) -> None:
 @click.option(
     "--sparse", required=True, type=click.Path(path_type=str), help="Sparse model's export directory."
 )
-@click.option("--task", required=True, help="GLUE task both models were trained on.")
+@click.option(
+    "--task", default=None, help="GLUE task both models were trained on (own data: --data, or none)."
+)
 @data_dir_option()
+@data_options
 @click.option("--out", required=True, type=click.Path(path_type=str), help="Report directory to write.")
 @click.option(
     "--backend",
@@ -100,6 +103,7 @@ def bench(**opts: Any) -> None:
     from nxm_deploy.bench.run import bench as run_bench
 
     setup_logging()
+    opts["data"] = own_data(opts)
     plan = TimingPlan(opts.pop("warmup"), opts.pop("repeats"), opts.pop("min_time"), opts.pop("max_time"))
     result = run_bench(BenchConfig(plan=plan, **opts))
     click.echo(f"report written to {result.out}")

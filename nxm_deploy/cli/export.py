@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from nxm_deploy.cli.group import cli
-from nxm_deploy.cli.options import data_dir_option, default
+from nxm_deploy.cli.options import data_dir_option, data_options, default, own_data
 from nxm_deploy.errors import EXIT_NEEDS_GPU
 from nxm_deploy.export.config import ENGINES, ExportConfig
 from nxm_deploy.export.trt import PRECISIONS
@@ -85,6 +85,7 @@ def _echo_export(result: Any) -> None:
 @click.option("--opt-shape", metavar="BxS", help="TensorRT profile: batch x sequence to tune for.")
 @click.option("--max-shape", metavar="BxS", help="TensorRT profile: largest batch x sequence.")
 @data_dir_option(" for the parity sentences (built-in ones when neither has the task)")
+@data_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out, once the new one is complete.")
 @click.option(
     "--triton-repo",
@@ -119,15 +120,17 @@ def export(
     triton_name: str | None,
     triton_max_batch: int,
     triton_ort_provider: str | None,
+    **data_opts: Any,
 ) -> None:
     """Export RUN_DIR (written by train) to --out, with the N:M pattern proven at each step.
 
     Checks the run's weights against the pattern its manifest claims, exports model.onnx (dynamic
     batch and sequence), checks the pattern again on the ONNX graph along each MatMul/Gemm's
-    reduction axis, compares ONNX Runtime with PyTorch on dev sentences of the run's task, and
-    writes the tokenizer, build_engine.sh (a trtexec command) and export.json. The directory is
-    built beside --out and renamed into place only when complete. With --triton-repo DIR it also
-    writes DIR/NAME, a Triton Inference Server model (docs/serving.md).
+    reduction axis, compares ONNX Runtime with PyTorch on dev sentences of the run's task (a run
+    on its own data: the validation rows it recorded, or those of --data), and writes the
+    tokenizer, build_engine.sh (a trtexec command) and export.json. The directory is built beside
+    --out and renamed into place only when complete. With --triton-repo DIR it also writes
+    DIR/NAME, a Triton Inference Server model (docs/serving.md).
 
     The TensorRT shape profile defaults to 1x8, 8x128, 32x512 (sequence capped by the model's
     position limit).
@@ -148,6 +151,7 @@ def export(
         profile=_shape_profile((min_shape, opt_shape, max_shape)),
         data_dir=data_dir,
         overwrite=overwrite,
+        data=own_data(data_opts),
     )
     if triton_repo:  # refuse a bad name or an existing model before the export, not after it
         from nxm_deploy.runtime.triton import (

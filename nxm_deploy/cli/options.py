@@ -14,7 +14,7 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["data_dir_option", "default", "layer_glob_options", "pattern_option"]
+__all__ = ["data_dir_option", "data_options", "default", "layer_glob_options", "own_data", "pattern_option"]
 
 
 def default(config: type, name: str) -> Any:
@@ -59,3 +59,53 @@ def data_dir_option(purpose: str = "") -> Callable[[F], F]:
         default=None,
         help=f"GLUE root (one folder per task){purpose}; default $GLUE_DIR, else the hub.",
     )
+
+
+_DATA_FLAGS = ("text_column", "text_pair_column", "label_column", "validation_file", "validation_fraction",
+               "problem", "metric", "positive_label")  # fmt: skip
+
+
+def data_options(fn: F) -> F:
+    """``--data`` (own data: a file, a folder or hub:NAME[:CONFIG]) and the options that read it;
+    :func:`own_data` turns them into a ``DataOptions``."""
+    from nxm_deploy.data.own import METRIC_NAMES, PROBLEMS, DataOptions
+
+    specs = [
+        ("--positive-label", dict(default=None, help="The class whose F1 --metric f1 reports.")),
+        ("--metric", dict(type=click.Choice(list(METRIC_NAMES)), default=None,
+                          help="Main metric [accuracy; pearson for regression].")),
+        ("--problem", dict(type=click.Choice(PROBLEMS), default=None,
+                           help="[regression when every label is a number and not all are integers]")),
+        ("--validation-fraction", dict(type=float, default=None,
+                                       help="Hold out this fraction of --data (fixed split, seed 0) [0.1 "
+                                       "when no validation file is given or found]")),
+        ("--validation-file", dict(type=click.Path(path_type=str), default=None,
+                                   help="Validation rows (same columns as --data).")),
+        ("--label-column", dict(default=default(DataOptions, "label_column"), show_default=True,
+                                help="Column of the label.")),
+        ("--text-pair-column", dict(default=None, help="Column of the second text of a pair [none].")),
+        ("--text-column", dict(default=None, help="Column of the text [text, else sentence].")),
+        ("--data", dict(default=None, metavar="PATH|hub:NAME[:CONFIG]",
+                        help="Your own data instead of --task: a CSV, TSV, JSON, JSON Lines or Parquet "
+                        "file, a folder with train.* (and validation.*), or a hub data set.")),
+    ]  # fmt: skip
+    for flag, kwargs in specs:
+        fn = click.option(flag, **kwargs)(fn)  # type: ignore[arg-type]
+    return fn
+
+
+def own_data(opts: dict[str, Any], task_flag: str = "--task") -> Any:
+    """Pop the :func:`data_options` from ``opts``: a ``DataOptions`` when ``--data`` is given, else
+    None; a usage error for --data with ``task_flag``, or a data option without --data."""
+    from nxm_deploy.data.own import DataOptions
+
+    source = opts.pop("data")
+    given = {k: opts.pop(k) for k in _DATA_FLAGS}
+    if source is None:
+        extra = [k for k, v in given.items() if v is not None and v != default(DataOptions, k)]
+        if extra:
+            raise click.UsageError(f"--{extra[0].replace('_', '-')} goes with --data")
+        return None
+    if opts.get("task"):
+        raise click.UsageError(f"pass {task_flag} or --data, not both")
+    return DataOptions(source, **{k: v for k, v in given.items() if v is not None})

@@ -8,7 +8,14 @@ import click
 
 from nxm_deploy.admm.config import ADMM_PENALTIES, MIXED_PRECISIONS, REPORT_TO, TrainConfig
 from nxm_deploy.cli.group import cli, setup_logging
-from nxm_deploy.cli.options import data_dir_option, default, layer_glob_options, pattern_option
+from nxm_deploy.cli.options import (
+    data_dir_option,
+    data_options,
+    default,
+    layer_glob_options,
+    own_data,
+    pattern_option,
+)
 
 
 def _method_choice() -> click.Choice:
@@ -29,10 +36,9 @@ def _opt(name: str, help_text: str | None = None, **kwargs: Any) -> Any:
 
 @cli.command()
 @click.option("--model", default=None, help="Pretrained model: hub id or local directory.")
-@click.option(
-    "--task", required=True, help="GLUE task: CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI."
-)
+@click.option("--task", default=None, help="GLUE task: CoLA, SST-2, MRPC, STS-B, QQP, MNLI, QNLI, RTE, WNLI.")
 @data_dir_option()
+@data_options
 @click.option("--method", required=True, type=_method_choice(), help="Training recipe.")
 @pattern_option(default(TrainConfig, "pattern"))
 @click.option("--out", required=True, type=click.Path(), help="Run directory to write.")
@@ -83,7 +89,7 @@ def _opt(name: str, help_text: str | None = None, **kwargs: Any) -> Any:
 @click.option("--keep-checkpoints", is_flag=True, help="Keep checkpoints/ after a successful run.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (logs only).")
 def train(**opts: Any) -> None:
-    """Fine-tune MODEL on TASK while inducing an N:M pattern (or dense, for the reference).
+    """Fine-tune MODEL on TASK (or your own --data) with an N:M pattern (or dense, the reference).
 
     Methods: dense (plain fine-tuning), oneshot (magnitude-prune, then fine-tune with the mask),
     asp (NVIDIA's recipe: dense, prune, masked), admm (NxMTransformer: ADMM, prune, masked).
@@ -91,6 +97,9 @@ def train(**opts: Any) -> None:
     from nxm_deploy.admm.run import train as run_train
 
     setup_logging()
+    opts["data"] = own_data(opts)
+    if opts["data"] is None and not opts["task"]:
+        raise click.UsageError("pass --task (a GLUE task) or --data (your own data)")
     opts["include"] = tuple(opts["include"])
     opts["exclude"] = tuple(opts["exclude"])
     opts["progress"] = not opts.pop("no_progress")

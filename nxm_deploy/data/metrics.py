@@ -22,12 +22,19 @@ def accuracy(predictions: ArrayLike, labels: ArrayLike) -> float:
     return float(np.mean(p == y))
 
 
-def f1(predictions: ArrayLike, labels: ArrayLike) -> float:
-    """F1 of the positive class (id 1): 2 tp / (2 tp + fp + fn); 0.0 when there is no positive at all."""
+def f1(predictions: ArrayLike, labels: ArrayLike, positive: int = 1) -> float:
+    """F1 of the positive class (id ``positive``, 1 for GLUE): 2 tp / (2 tp + fp + fn); 0.0 when
+    there is no positive at all."""
     p, y = _pair(predictions, labels)
-    tp = int(np.sum((p == 1) & (y == 1)))
-    wrong = int(np.sum((p == 1) != (y == 1)))  # fp + fn
+    tp = int(np.sum((p == positive) & (y == positive)))
+    wrong = int(np.sum((p == positive) != (y == positive)))  # fp + fn
     return 2 * tp / (2 * tp + wrong) if tp + wrong else 0.0
+
+
+def macro_f1(predictions: ArrayLike, labels: ArrayLike) -> float:
+    """The unweighted mean over the classes present (in labels or predictions) of each one's F1."""
+    p, y = _pair(predictions, labels)
+    return float(np.mean([f1(p, y, int(c)) for c in np.unique(np.concatenate([p, y]))]))
 
 
 def matthews_correlation(predictions: ArrayLike, labels: ArrayLike) -> float:
@@ -88,6 +95,7 @@ def _pair(a: ArrayLike, b: ArrayLike, dtype: type | None = None) -> tuple[np.nda
 METRICS: Mapping[str, Callable[[ArrayLike, ArrayLike], float]] = {
     "accuracy": accuracy,
     "f1": f1,
+    "macro_f1": macro_f1,
     "matthews_correlation": matthews_correlation,
     "pearson": pearson,
     "spearmanr": spearmanr,
@@ -115,7 +123,10 @@ def compute_metrics(task: GlueTask | str, predictions: ArrayLike, labels: ArrayL
         elif p.ndim != 1 or (p.size and not np.all(np.mod(p, 1) == 0)):
             raise ValueError(f"{task.name} predictions must be logits (N, C) or class ids (N,)")
         p = p.astype(np.int64)
-    return {name: METRICS[name](p, labels) for name in task.metrics}
+    return {
+        name: f1(p, labels, task.positive_id) if name == "f1" else METRICS[name](p, labels)
+        for name in task.metrics
+    }
 
 
 def main_metric_value(task: GlueTask | str, metrics: Mapping[str, float]) -> float:

@@ -56,6 +56,7 @@ class GlueTask:
     hub_splits: Mapping[str, str]
     train_split: str = "train"
     dev_splits: tuple[str, ...] = ("dev",)
+    positive_id: int = 1  # the class whose F1 is the "f1" metric (own data: --positive-label)
 
     @property
     def is_regression(self) -> bool:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nxm_deploy.data.own import DataOptions
 from nxm_deploy.errors import ExportError
 from nxm_deploy.export import parity, trt
 from nxm_deploy.export.onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
@@ -33,6 +34,7 @@ class ExportConfig:
     overwrite: bool = False
     batches: Sequence[int] = parity.DEFAULT_BATCHES
     seq_lens: Sequence[int] = parity.DEFAULT_SEQ_LENS
+    data: DataOptions | None = None  # own data for the parity rows (default: what the run recorded)
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:

@@ -152,6 +152,28 @@ def parity_sentences(
         return builtin_sentences(pairs, str(exc))
 
 
+def own_sentences(
+    dataset: dict[str, Any] | None, options: Any = None, n: int = max(DEFAULT_BATCHES)
+) -> Sentences | None:
+    """Validation rows of own data: ``options`` (a ``DataOptions``, from ``--data``), else the data
+    the run recorded (``nxm.json``'s ``dataset``; built-in sentences when it cannot be read any more);
+    None for a GLUE run without ``--data``."""
+    from nxm_deploy.data.own import DataOptions, load_own
+
+    if options is None:
+        if not dataset:
+            return None
+        try:
+            options = DataOptions.from_json(dataset.get("options") or {"source": dataset["source"]})
+            dev = load_own(options).dev.select(n)
+        except DataError as exc:
+            return builtin_sentences(bool((dataset.get("columns") or {}).get("text_pair")), str(exc))
+    else:
+        dev = load_own(options).dev.select(n)
+    b = None if dev.texts_b is None else list(dev.texts_b)
+    return Sentences(list(dev.texts_a), b, f"{dev.source} (validation rows)")
+
+
 def seq_grid(max_seq_len: int, seq_lens: Sequence[int] = DEFAULT_SEQ_LENS) -> list[int]:
     """``seq_lens`` capped by ``max_seq_len`` (``[16, 64, 128]`` with 100 -> ``[16, 64, 100]``)."""
     return sorted({min(s, max_seq_len) for s in seq_lens})

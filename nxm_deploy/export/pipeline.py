@@ -221,7 +221,9 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
             raise ExportError(
                 f"--max-shape sequence {profile.max[1]} exceeds the model's position limit {limit}"
             )
-        sentences = parity.parity_sentences(run.run.facts.task, config.data_dir)
+        sentences = parity.own_sentences(run.run.body.get("dataset"), config.data) or (
+            parity.parity_sentences(run.run.facts.task, config.data_dir)
+        )
         reference = run.linear_weights()
 
         say(f"exporting ONNX (opset {config.opset})")

@@ -7,7 +7,8 @@
 
 ``export.json`` is read once, by :class:`~nxm_deploy.manifest.ExportManifest`. Label names come from
 the run's GLUE task (``source_run.task``), in the order the model was trained with
-(``nxm_deploy.data.tasks``); for a task this tool does not know, from the run's ``config.json``
+(``nxm_deploy.data.tasks``); for a run on its own data (``source_run.dataset``), the run's label
+map (``source_run.labels``); for a task this tool does not know, from the run's ``config.json``
 ``id2label`` (when the run directory is still there), else ``LABEL_0``, ``LABEL_1``, ... A model
 with one output is a regression model (STS-B).
 """
@@ -149,6 +150,12 @@ def _task_labels(
         task = get_task(run["task"]) if run.get("task") else None
     except UserError:  # a task this tool does not know: fall back on the model's own names
         task = None
+    dataset = run.get("dataset")
+    if task is None and isinstance(dataset, dict) and isinstance(run.get("labels"), list):
+        labels = tuple(str(n) for n in run["labels"])  # own data: the run's label map, in id order
+        if num is not None and num != (len(labels) or 1):
+            raise ExportDirError(f"{path}: the model has {num} outputs but the run has labels {list(labels)}")
+        return run.get("task"), labels, bool((dataset.get("columns") or {}).get("text_pair"))
     if task is not None:
         if num is not None and num != task.num_labels:
             raise ExportDirError(
