@@ -202,7 +202,7 @@ def _remove_orphans(final: Path) -> None:
 
 
 def os_error_reason(exc: BaseException) -> str | None:
-    """"No space left on device" and the like for a full disk, a quota or a read-only place (an
+    """ "No space left on device" and the like for a full disk, a quota or a read-only place (an
     ``OSError``, or a writer's error that carries one, as safetensors' does); None otherwise."""
     code = exc.errno if isinstance(exc, OSError) else None
     if code is None and (m := re.search(r"os error (\d+)", str(exc))):

@@ -55,8 +55,12 @@ def world(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path, glue_dir: 
     model = make_tiny_model("bert")
     model.save_pretrained(w / "model")
     AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(w / "model")
-    write_run_dir(w / "dense", make_tiny_model("bert", seed=1), minilm_dir, sparse=False, max_seq_len=MAX_SEQ_LEN)
-    write_run_dir(w / "sparse", make_tiny_model("bert", seed=2), minilm_dir, sparse=True, max_seq_len=MAX_SEQ_LEN)
+    write_run_dir(
+        w / "dense", make_tiny_model("bert", seed=1), minilm_dir, sparse=False, max_seq_len=MAX_SEQ_LEN
+    )
+    write_run_dir(
+        w / "sparse", make_tiny_model("bert", seed=2), minilm_dir, sparse=True, max_seq_len=MAX_SEQ_LEN
+    )
     for name in ("dense", "sparse"):
         export(ExportConfig(run_dir=w / name, out=w / f"exp-{name}", data_dir=glue_dir, **FAST_PARITY))
     # broken models
@@ -76,8 +80,11 @@ def world(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path, glue_dir: 
     _copy(w / "dense", w / "run-badjson")
     (w / "run-badjson" / "nxm.json").write_text("{not json", encoding="utf-8")
     _copy(w / "dense", w / "run-claims-sparse")  # dense weights that claim 2:4
-    _edit_json(w / "run-claims-sparse" / "nxm.json", pattern="2:4",
-               layers=json.loads((w / "sparse" / "nxm.json").read_text())["layers"])
+    _edit_json(
+        w / "run-claims-sparse" / "nxm.json",
+        pattern="2:4",
+        layers=json.loads((w / "sparse" / "nxm.json").read_text())["layers"],
+    )
     _copy(w / "sparse", w / "nest" / "run")
     _copy(w / "dense", w / "run-mrpc")
     _edit_json(w / "run-mrpc" / "nxm.json", task="MRPC")
@@ -106,14 +113,18 @@ def world(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path, glue_dir: 
     for root, train_text in (("glue-header", "sentence\tlabel\n"), ("glue-empty", "")):
         for task, dev in (("SST-2", "sentence\tlabel\nit is fine .\t1\n"), ("RTE", None)):
             (w / root / task).mkdir(parents=True)
-            text = train_text if task == "SST-2" else "index\tsentence1\tsentence2\tlabel\n" * bool(train_text)
+            text = (
+                train_text if task == "SST-2" else "index\tsentence1\tsentence2\tlabel\n" * bool(train_text)
+            )
             (w / root / task / "train.tsv").write_text(text, encoding="utf-8")
             if dev is None:
                 shutil.copy(glue_dir / "RTE" / "dev.tsv", w / root / task / "dev.tsv")
             else:
                 (w / root / task / "dev.tsv").write_text(dev, encoding="utf-8")
     (w / "glue-nodev" / "RTE").mkdir(parents=True)
-    (w / "glue-nodev" / "RTE" / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n", encoding="utf-8")
+    (w / "glue-nodev" / "RTE" / "dev.tsv").write_text(
+        "index\tsentence1\tsentence2\tlabel\n", encoding="utf-8"
+    )
     return w
 
 
@@ -150,8 +161,19 @@ def sub(args: list[str], old: str, new: str) -> list[str]:
 
 
 EXPORT = ["export", "{sparse}", "--out", "{new}", "--data-dir", "{glue}"]
-BENCH = ["bench", "--dense", "{exp-dense}", "--sparse", "{exp-sparse}", "--task", "rte", "--data-dir", "{glue}",
-         "--out", "{new}"]
+BENCH = [
+    "bench",
+    "--dense",
+    "{exp-dense}",
+    "--sparse",
+    "{exp-sparse}",
+    "--task",
+    "rte",
+    "--data-dir",
+    "{glue}",
+    "--out",
+    "{new}",
+]
 
 # (id, argv, exit code, text the error line must hold)
 # fmt: off
@@ -182,7 +204,7 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("train-include-nothing", train("--include", "nomatch*"), 1, "no layers"),
     ("train-data-missing", replace(TRAIN, "--data-dir", "{world}/nope"), 1, "does not exist"),
     ("train-data-file", replace(TRAIN, "--data-dir", "{afile}"), 1, "is not a directory"),
-    ("train-data-no-task", replace(TRAIN, "--data-dir", "{empty}"), 1, "no RTE train file"),
+    ("train-data-no-task", replace(TRAIN, "--data-dir", "{empty}"), 1, "no RTE dev file"),
     ("train-data-header-only", replace(TRAIN, "--data-dir", "{glue-header}"), 1, "no rows after the header"),
     ("train-data-empty-file", replace(TRAIN, "--data-dir", "{glue-empty}"), 1, "empty file"),
     ("train-sst-header-only", replace(replace(TRAIN, "--data-dir", "{glue-header}"), "--task", "sst-2"), 1,
@@ -355,8 +377,15 @@ def _argv(args: list[str], world: Path, glue: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(("argv", "code", "text"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_gets_one_line(argv: list[str], code: int, text: str, world: Path, glue_dir: Path,
-                                 capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_input_gets_one_line(
+    argv: list[str],
+    code: int,
+    text: str,
+    world: Path,
+    glue_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.chdir(world / "cwd")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     args = _argv(argv, world, glue_dir)
@@ -402,17 +431,34 @@ def _api_cases() -> list[tuple[str, Callable[[Path], object], str]]:
     from nxm_deploy.runtime import Predictor
 
     return [
-        ("TrainConfig-lr", lambda w: TrainConfig(task="rte", out="x", model="m", lr=0), "--lr must be positive"),
-        ("TrainConfig-rho-dense", lambda w: TrainConfig(task="rte", out="x", model="m", method="dense", rho=1.0),
-         "only apply to --method admm"),
+        (
+            "TrainConfig-lr",
+            lambda w: TrainConfig(task="rte", out="x", model="m", lr=0),
+            "--lr must be positive",
+        ),
+        (
+            "TrainConfig-rho-dense",
+            lambda w: TrainConfig(task="rte", out="x", model="m", method="dense", rho=1.0),
+            "only apply to --method admm",
+        ),
         ("TrainConfig-no-model", lambda w: TrainConfig(task="rte", out="x"), "pass --model"),
-        ("train-task", lambda w: train(TrainConfig(task="nope", out=str(w / "x"), model=str(w / "model"))),
-         "unknown GLUE task"),
+        (
+            "train-task",
+            lambda w: train(TrainConfig(task="nope", out=str(w / "x"), model=str(w / "model"))),
+            "unknown GLUE task",
+        ),
         ("train-out-home", lambda w: train(TrainConfig(task="rte", out="~", model=str(w / "model"))), "home"),
-        ("ExportConfig-opset", lambda w: ExportConfig(run_dir=w / "sparse", out=w / "x", opset=3), "--opset 3"),
+        (
+            "ExportConfig-opset",
+            lambda w: ExportConfig(run_dir=w / "sparse", out=w / "x", opset=3),
+            "--opset 3",
+        ),
         ("export-missing", lambda w: export(ExportConfig(run_dir=w / "nope", out=w / "x")), "does not exist"),
-        ("BenchConfig-threads", lambda w: BenchConfig(dense="a", sparse="b", task="rte", out="c", threads=0),
-         "--threads"),
+        (
+            "BenchConfig-threads",
+            lambda w: BenchConfig(dense="a", sparse="b", task="rte", out="c", threads=0),
+            "--threads",
+        ),
         ("check-missing", lambda w: check(w / "nope"), "does not exist"),
         ("Predictor-missing", lambda w: Predictor.from_export(w / "nope"), "does not exist"),
         ("Predictor-escape", lambda w: Predictor.from_export(w / "exp-escape"), "points outside it"),

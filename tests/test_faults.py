@@ -65,41 +65,94 @@ def _one_error(capsys: pytest.CaptureFixture[str], args: list[str], code: int = 
     return lines[0]
 
 
-def test_full_disk_export_is_one_line_and_leaves_nothing(run: Path, small_disk: Path, glue_dir: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    line = _one_error(capsys, ["export", str(run), "--out", str(small_disk / "exp"), "--data-dir", str(glue_dir)])
-    assert line == (f"error: cannot write {small_disk / 'exp'}: No space left on device; nothing was written "
-                    "(free space or fix permissions)")
+def test_full_disk_export_is_one_line_and_leaves_nothing(
+    run: Path, small_disk: Path, glue_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = _one_error(
+        capsys, ["export", str(run), "--out", str(small_disk / "exp"), "--data-dir", str(glue_dir)]
+    )
+    assert line == (
+        f"error: cannot write {small_disk / 'exp'}: No space left on device; nothing was written "
+        "(free space or fix permissions)"
+    )
     assert list(small_disk.iterdir()) == []  # no half-written export, no hidden .partial
 
 
-def test_full_disk_train_says_where_the_run_is_staged(tiny_bert_dir: Path, small_disk: Path, glue_dir: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_full_disk_train_says_where_the_run_is_staged(
+    tiny_bert_dir: Path, small_disk: Path, glue_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = small_disk / "run"
-    line = _one_error(capsys, ["train", "--model", str(tiny_bert_dir), "--task", "rte", "--data-dir", str(glue_dir),
-                               "--method", "dense", "--out", str(out), "--epochs", "1", "--max-train-samples", "16",
-                               "--max-eval-samples", "8", "--batch-size", "8", "--max-seq-len", "32",
-                               "--no-progress"])
+    line = _one_error(
+        capsys,
+        [
+            "train",
+            "--model",
+            str(tiny_bert_dir),
+            "--task",
+            "rte",
+            "--data-dir",
+            str(glue_dir),
+            "--method",
+            "dense",
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--max-train-samples",
+            "16",
+            "--max-eval-samples",
+            "8",
+            "--batch-size",
+            "8",
+            "--max-seq-len",
+            "32",
+            "--no-progress",
+        ],
+    )
     assert f"cannot write {small_disk / '.run.staging'}: No space left on device" in line
     assert "continue with --resume" in line
     assert not out.exists()  # a run appears at --out only when complete
 
 
-def test_read_only_place_is_refused_before_any_work(run: Path, read_only: Path, glue_dir: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_read_only_place_is_refused_before_any_work(
+    run: Path, read_only: Path, glue_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     line = _one_error(capsys, ["export", str(run), "--out", str(read_only / "exp")])
     assert line == f"error: --out {read_only / 'exp'}: {read_only} is not writable; choose another place"
-    line = _one_error(capsys, ["bench", "--dense", str(run), "--sparse", str(run), "--task", "rte",
-                               "--out", str(read_only / "report")])
+    line = _one_error(
+        capsys,
+        [
+            "bench",
+            "--dense",
+            str(run),
+            "--sparse",
+            str(run),
+            "--task",
+            "rte",
+            "--out",
+            str(read_only / "report"),
+        ],
+    )
     assert "is not writable" in line
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["staging-created", "onnx-written"])
-def test_killed_export_leaves_no_output_and_the_next_run_cleans_up(point: str, run: Path, tmp_path: Path,
-                                                                   glue_dir: Path) -> None:
+def test_killed_export_leaves_no_output_and_the_next_run_cleans_up(
+    point: str, run: Path, tmp_path: Path, glue_dir: Path
+) -> None:
     out = tmp_path / "exp"
-    cmd = [sys.executable, "-m", "nxm_deploy", "export", str(run), "--out", str(out), "--data-dir", str(glue_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "nxm_deploy",
+        "export",
+        str(run),
+        "--out",
+        str(out),
+        "--data-dir",
+        str(glue_dir),
+    ]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
 
@@ -109,7 +162,9 @@ def test_killed_export_leaves_no_output_and_the_next_run_cleans_up(point: str, r
 
     while time.time() < deadline and proc.poll() is None and not reached():
         time.sleep(0.01)
-    assert proc.poll() is None, "the export ended before it could be killed: " + proc.stderr.read().decode()[-2000:]
+    assert proc.poll() is None, (
+        "the export ended before it could be killed: " + proc.stderr.read().decode()[-2000:]
+    )
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not out.exists()

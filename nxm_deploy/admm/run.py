@@ -248,12 +248,12 @@ def _train(cfg: TrainConfig) -> RunResult:
     check_hardware(cfg, world_size())
     method = get_method(cfg.method)
     pattern = nm.parse_pattern(cfg.pattern)
-    rows = load_rows(cfg)  # own data is read (and refused) before the model loads
-    task = rows.task
-    run_dir = Path(cfg.out)
     if cfg.teacher is not None and not method.sparse:
         raise UserError("--teacher distils into a sparse method; the dense method takes no teacher")
     stage = plan_run_dir(cfg, cfg.out)  # before any work: --out, --resume, --overwrite
+    rows = load_rows(cfg)  # own data is read (and refused) before the model loads
+    task = rows.task
+    run_dir = Path(cfg.out)
     check_before_loading(cfg, task)  # paths, sequence length, teacher (data: load_rows above)
     set_seed(cfg.seed)  # the fresh classifier head is drawn from this seed
     model, tokenizer, init = load_student(cfg, rows)

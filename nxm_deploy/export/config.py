@@ -18,6 +18,8 @@ from nxm_deploy.export.onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 __all__ = ["ENGINES", "ExportConfig"]
 
 ENGINES = ("onnx", "trt")
+
+
 @dataclass(frozen=True)
 class ExportConfig:
     """What to export where, and how. ``profile=None`` derives the TensorRT shape range from the
