@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (command lines read best on one line)
 """Faults a user meets: a full disk, a read-only place, an export killed half-way. Each gives one line
 (or, when killed, nothing at ``--out``), and the next run cleans up what the killed one left.
 
