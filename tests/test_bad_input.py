@@ -299,6 +299,8 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("export-triton-exists", [*EXPORT, "--triton-repo", "{triton}", "--triton-name", "m"], 1, "already exists"),
     ("export-triton-name-bad", [*EXPORT, "--triton-repo", "{triton}", "--triton-name", "../up"], 1,
      "invalid Triton model name"),
+    ("export-triton-name-no-repo", [*EXPORT, "--triton-name", "m"], 1, "--triton-name describe the Triton model: add --triton-repo"),
+    ("export-triton-provider-no-repo", [*EXPORT, "--triton-ort-provider", "cuda"], 1, "add --triton-repo DIR or drop them"),
     ("export-triton-batch-0", [*EXPORT, "--triton-repo", "{triton}", "--triton-max-batch", "0"], 1,
      "max batch size must be at least 1"),
     # ---- check --------------------------------------------------------------------------------------

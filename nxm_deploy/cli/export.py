@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from nxm_deploy.cli.group import cli
+from nxm_deploy.cli.group import CliError, cli
 from nxm_deploy.cli.options import data_dir_option, data_options, default, own_data
 from nxm_deploy.errors import EXIT_NEEDS_GPU
 from nxm_deploy.export.config import ENGINES, ExportConfig
@@ -142,6 +142,10 @@ def export(
     """
     from nxm_deploy.export.pipeline import export as run_export
 
+    given = [f"--{n.replace('_', '-')}" for n in ("triton_name", "triton_max_batch", "triton_ort_provider")
+             if ctx.get_parameter_source(n) is not click.core.ParameterSource.DEFAULT]  # fmt: skip
+    if given and not triton_repo:
+        raise CliError(f"{', '.join(given)} describe the Triton model: add --triton-repo DIR or drop them")
     config = ExportConfig(
         run_dir=run_dir,
         out=out,
