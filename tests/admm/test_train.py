@@ -29,7 +29,8 @@ def run_cli(*args: str) -> Result:
 def tiny_args(model: Path, glue: Path, out: Path, method: str, *extra: str) -> list[str]:
     return ["train", "--model", str(model), "--task", "rte", "--data-dir", str(glue), "--method", method,
             "--out", str(out), "--epochs", "2", "--max-train-samples", "48", "--max-eval-samples", "24",
-            "--batch-size", "8", "--max-seq-len", "32", "--lr", "1e-3", "--admm-interval", "2",
+            "--batch-size", "8", "--max-seq-len", "32", "--lr", "1e-3",
+            *(("--admm-interval", "2") if method == "admm" else ()),
             "--save-steps", "4", "--logging-steps", "2", "--no-progress", *extra]  # fmt: skip
 
 
