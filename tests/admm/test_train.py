@@ -231,3 +231,33 @@ def test_admm_for_the_whole_budget_prunes_at_the_end(
     assert [p["kind"] for p in manifest["phases"]] == ["admm", "hard_prune"]
     assert manifest["metrics"] == manifest["phases"][-1]["metrics"]
     assert run_cli("check", str(out)).exit_code == 0
+
+
+class _MakesADirectory:
+    """A pickle that, if it were ever unpickled unsafely, would create a directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return (os.makedirs, (str(self.path),))
+
+
+def test_resume_refuses_a_checkpoint_that_is_not_safe_to_load(tiny_bert_dir: Path, glue_dir: Path,
+                                                              tmp_path: Path) -> None:  # fmt: skip
+    import pickle
+
+    out = tmp_path / "stopped"
+    # the loss overflows after a few Z/U updates: the run stops and stays staged with its checkpoints
+    args = tiny_args(tiny_bert_dir, glue_dir, out, "admm", "--rho", "1e30", "--rho-max", "1e38",
+                     "--rho-growth", "1e10", "--save-steps", "2")  # fmt: skip
+    _one_line_error(run_cli(*args), "the training loss became inf at step")
+    phase = staging_dir(out) / "checkpoints" / "phase-0-admm"
+    newest = max(phase.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    marker = tmp_path / "unpickled"
+    (newest / "scheduler.pt").write_bytes(pickle.dumps(_MakesADirectory(marker)))
+    result = run_cli(*args, "--resume")
+    _one_line_error(result, f"--resume: checkpoint {newest} cannot be loaded safely")
+    assert not marker.exists(), "the pickle was executed"
