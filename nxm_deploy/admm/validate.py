@@ -40,18 +40,21 @@ def check_before_loading(cfg: TrainConfig, task: Any) -> None:
             f"{'a sentence pair' if pair else 'a sentence'}; pass at least {shortest}"
         )
     if cfg.teacher is not None:
-        _check_teacher(cfg.teacher, tokenizer)
+        _check_teacher(cfg.teacher, tokenizer, task)
 
 
-def _check_teacher(teacher_dir: str, student_tokenizer: Any) -> None:
-    """The teacher must be dense and read the same token ids as the student."""
-    from nxm_deploy.models import load_tokenizer
+def _check_teacher(teacher_dir: str, student_tokenizer: Any, task: Any) -> None:
+    """The teacher must be dense, have the task's outputs and read the same token ids as the student."""
+    from nxm_deploy.models import load_config, load_tokenizer
 
     facts = RunManifest.read(teacher_dir, "--teacher run").facts
     if facts.pattern is not None:
         raise UserError(
             f"--teacher {teacher_dir} is a sparse run ({facts.pattern}); distil from a dense run of the task"
         )
+    outputs = load_config(teacher_dir).num_labels
+    if outputs != task.num_labels:
+        raise UserError(f"teacher {teacher_dir} has {outputs} labels, the task has {task.num_labels}")
     theirs = load_tokenizer(teacher_dir)
     same_vocab = theirs.get_vocab() == student_tokenizer.get_vocab()
     same_special = _special(theirs) == _special(student_tokenizer)

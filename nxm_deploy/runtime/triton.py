@@ -22,13 +22,10 @@ other files alone):
   ``1/PLAN_INFO.json`` beside a TensorRT plan: the TensorRT version and GPU it was built with.
 - the tokenizer files (``tokenizer.json``, ...), so that a client needs only this folder.
 
-Request contract (padding to fixed buckets). Triton's dynamic batcher merges only requests whose
-inputs have the same shape. So a client pads every row to the smallest *bucket* that holds it,
-powers of two from 16 up to the model's ``max_seq_len`` (``sequence_buckets``: 16, 32, 64, 128 for
-128), truncating longer input to ``max_seq_len`` tokens, and sends rows of one bucket together:
-requests then share one of a handful of shapes and merge. Padding with the attention mask set to 0
-does not change a row's logits. ``TritonRequests`` implements this contract; ``config.pbtxt``
-states it in its comments.
+Request contract. Triton's dynamic batcher merges only requests of one shape, so a client pads each
+row to the smallest *bucket* that holds it (powers of two from 16 up to ``max_seq_len``:
+``sequence_buckets``), truncates longer input, and sends rows of one bucket together; padding with
+a 0 attention mask leaves logits unchanged. ``TritonRequests`` implements it; ``config.pbtxt`` says it.
 """
 
 from __future__ import annotations

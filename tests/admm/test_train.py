@@ -195,6 +195,8 @@ def test_teacher_of_another_task_or_label_count(runs: dict[str, Path], tiny_bert
 
     three = tmp_path / "three-labels"
     make_tiny_model("bert", num_labels=3).save_pretrained(three)
+    shutil.copy(tiny_bert_dir / "tokenizer.json", three)  # the student's tokenizer: only the labels differ
+    shutil.copy(tiny_bert_dir / "tokenizer_config.json", three)
     (three / "nxm.json").write_text(json.dumps(manifest))
     args = tiny_args(tiny_bert_dir, glue_dir, tmp_path / "b", "admm", "--teacher", str(three))
     _one_line_error(run_cli(*args), "has 3 labels, the task has 2")
