@@ -11,6 +11,7 @@ from nxm_deploy.cli.group import cli
 from nxm_deploy.cli.options import data_dir_option, default
 from nxm_deploy.errors import EXIT_NEEDS_GPU
 from nxm_deploy.export.config import ENGINES, ExportConfig
+from nxm_deploy.export.quantize import CALIBRATION_METHODS, QUANTIZE_MODES
 from nxm_deploy.export.trt import PRECISIONS
 
 
@@ -41,6 +42,19 @@ def _echo_export(result: Any) -> None:
         f"  parity vs PyTorch: max abs diff {par['max_abs_diff']:.2e} over {len(par['cases'])} cases ({tol}) "
         f"on {par['inputs']['source']}"
     )
+    q = m.get("quantization")
+    if q:
+        agree, acc = q["agreement"], q["agreement"]["main"]
+        same = (
+            f"same class as PyTorch on {100 * agree['agreement']:.2f}%"
+            if agree["agreement"] is not None
+            else (f"Pearson {100 * agree['pearson_drop']:+.2f} points from PyTorch's")
+        )
+        click.echo(
+            f"  {q['mode']}: {same} of {agree['rows']} dev rows; {agree['main_metric']} {acc['onnx']:.4f} "
+            f"through ONNX Runtime (PyTorch fp32 {acc['torch']:.4f}); max logit diff "
+            f"{agree['logits']['max_abs_diff']:.3g}"
+        )
     if par["inputs"]["fallback_reason"]:
         click.echo(f"warning: parity ran on built-in sentences: {par['inputs']['fallback_reason']}", err=True)
     if trt_section["built"]:
@@ -48,6 +62,8 @@ def _echo_export(result: Any) -> None:
             f"  tensorrt: {trt_section['engine']} built, sparse kernels picked for "
             f"{len(trt_section['sparse_layers'])} of {len(trt_section['eligible_layers'])} eligible layers"
         )
+    elif not trt_section["build_script"]:
+        click.echo(f"  tensorrt: {trt_section['reason']}")
     elif not trt_section["requested"]:
         click.echo(f"  tensorrt: not requested (--engine onnx); {trt_section['build_script']} written")
     else:
@@ -84,6 +100,33 @@ def _echo_export(result: Any) -> None:
 @click.option("--min-shape", metavar="BxS", help="TensorRT profile: smallest batch x sequence.")
 @click.option("--opt-shape", metavar="BxS", help="TensorRT profile: batch x sequence to tune for.")
 @click.option("--max-shape", metavar="BxS", help="TensorRT profile: largest batch x sequence.")
+@click.option(
+    "--quantize",
+    type=click.Choice(QUANTIZE_MODES),
+    default=default(ExportConfig, "quantize"),
+    help="int8: static INT8 Q/DQ (symmetric, weights per output channel), calibrated on the run's "
+    "training rows; int8-dynamic: ONNX Runtime's dynamic quantization (ONNX Runtime only).",
+)
+@click.option(
+    "--calibration-rows",
+    type=int,
+    default=default(ExportConfig, "calibration_rows"),
+    show_default=True,
+    help="Training rows of the run to calibrate --quantize int8 on (seeded draw; never dev rows).",
+)
+@click.option(
+    "--calibration-method",
+    default=default(ExportConfig, "calibration_method"),
+    show_default=True,
+    help=f"Activation ranges for --quantize int8: {', '.join(CALIBRATION_METHODS)}.",
+)
+@click.option(
+    "--calibration-seed",
+    type=int,
+    default=default(ExportConfig, "calibration_seed"),
+    show_default=True,
+    help="Seed of the calibration rows' draw.",
+)
 @data_dir_option(" for the parity sentences (built-in ones when neither has the task)")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out, once the new one is complete.")
 @click.option(
@@ -106,6 +149,10 @@ def export(
     min_shape: str | None,
     opt_shape: str | None,
     max_shape: str | None,
+    quantize: str | None,
+    calibration_rows: int,
+    calibration_method: str,
+    calibration_seed: int,
     data_dir: str | None,
     overwrite: bool,
     triton_repo: str | None,
@@ -117,7 +164,9 @@ def export(
     Checks the run's weights against the pattern its manifest claims, exports model.onnx (dynamic
     batch and sequence), checks the pattern again on the ONNX graph along each MatMul/Gemm's
     reduction axis, compares ONNX Runtime with PyTorch on dev sentences of the run's task, and
-    writes the tokenizer, build_engine.sh (a trtexec command) and export.json. The directory is
+    writes the tokenizer, build_engine.sh (a trtexec command) and export.json. With --quantize int8
+    model.onnx is a static INT8 Q/DQ graph calibrated on the run's training rows, checked for the
+    pattern again and scored against PyTorch on the full dev set. The directory is
     built beside --out and renamed into place only when complete. With --triton-repo DIR it also
     writes DIR/NAME, a Triton Inference Server model (docs/serving.md).
 
@@ -140,6 +189,10 @@ def export(
         profile=_shape_profile((min_shape, opt_shape, max_shape)),
         data_dir=data_dir,
         overwrite=overwrite,
+        quantize=quantize,
+        calibration_rows=calibration_rows,
+        calibration_method=calibration_method,
+        calibration_seed=calibration_seed,
     )
     if triton_repo:  # refuse a bad name or an existing model before the export, not after it
         from nxm_deploy.runtime.triton import (

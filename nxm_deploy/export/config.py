@@ -13,6 +13,12 @@ from pathlib import Path
 from nxm_deploy.errors import ExportError
 from nxm_deploy.export import parity, trt
 from nxm_deploy.export.onnx import DEFAULT_OPSET
+from nxm_deploy.export.quantize import (
+    CALIBRATION_METHODS,
+    DEFAULT_CALIBRATION_ROWS,
+    QuantizeError,
+    QuantizeSpec,
+)
 
 __all__ = ["ENGINES", "ExportConfig"]
 
@@ -23,7 +29,9 @@ ENGINES = ("onnx", "trt")
 class ExportConfig:
     """What to export where, and how. ``profile=None`` derives the TensorRT shape range from the
     model's position limit; ``data_dir=None`` reads parity sentences from ``$GLUE_DIR`` (else the
-    hub, else built-ins)."""
+    hub, else built-ins). ``quantize`` (``int8`` or ``int8-dynamic``, see ``export.quantize``) makes
+    ``model.onnx`` an INT8 graph, static ``int8`` calibrated on ``calibration_rows`` training rows of
+    the run drawn with ``calibration_seed``."""
 
     run_dir: str | os.PathLike[str]
     out: str | os.PathLike[str]
@@ -35,6 +43,10 @@ class ExportConfig:
     overwrite: bool = False
     batches: Sequence[int] = parity.DEFAULT_BATCHES
     seq_lens: Sequence[int] = parity.DEFAULT_SEQ_LENS
+    quantize: str | None = None
+    calibration_rows: int = DEFAULT_CALIBRATION_ROWS
+    calibration_method: str = "minmax"
+    calibration_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -43,3 +55,27 @@ class ExportConfig:
             raise ExportError(
                 f"unknown precision {self.precision!r}: choose one of {', '.join(trt.PRECISIONS)}"
             )
+        if self.calibration_method not in CALIBRATION_METHODS:
+            raise QuantizeError(
+                f"unknown calibration method {self.calibration_method!r}: choose one of "
+                f"{', '.join(CALIBRATION_METHODS)}"
+            )
+        spec = self.quantization
+        if spec is not None and not spec.static and self.engine == "trt":
+            raise QuantizeError(
+                "--quantize int8-dynamic is for ONNX Runtime only (TensorRT takes no dynamic quantization); "
+                "use --quantize int8 with --engine trt"
+            )
+        if spec is not None and self.precision != "fp32":
+            raise QuantizeError(
+                f"--quantize {spec.mode} sets the precision itself: drop --precision {self.precision}"
+            )
+
+    @property
+    def quantization(self) -> QuantizeSpec | None:
+        """The quantization asked for, validated (None: FP32 ONNX)."""
+        if self.quantize is None:
+            return None
+        return QuantizeSpec(
+            self.quantize, self.calibration_rows, self.calibration_method, self.calibration_seed
+        )
