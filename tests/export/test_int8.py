@@ -250,3 +250,20 @@ def test_refused_unknown_calibration_method_and_dynamic_for_tensorrt(int8_run, t
     line = _one_error_line(runner.invoke(cli, [*base, "--quantize", "int8-dynamic", "--engine", "trt"]))
     assert "int8-dynamic" in line and "TensorRT" in line
     assert not (tmp_path / "x").exists()
+
+
+def test_predictor_and_triton_serve_the_int8_export(int8_export, sparse_export, tmp_path):
+    from nxm_deploy.runtime import Predictor
+    from nxm_deploy.runtime.triton import TritonOptions, write_triton_repo
+
+    pairs = [("A man is sleeping.", "Nobody sleeps."), ("The cat sat on the mat.", "A cat is sitting.")]
+    int8 = Predictor.from_export(int8_export).predict(pairs)
+    fp32 = Predictor.from_export(sparse_export).predict(pairs)  # the same run in FP32
+    assert [p.label for p in int8] == [p.label for p in fp32]
+    for a, b in zip(int8, fp32, strict=True):
+        assert set(a.scores) == set(b.scores) and abs(sum(a.scores.values()) - 1) < 1e-5
+    model = write_triton_repo(int8_export, tmp_path / "repo", TritonOptions(name="int8", max_batch_size=8))
+    assert model.platform == "onnxruntime_onnx"
+    served = model.path / "1" / "model.onnx"
+    assert served.read_bytes() == (int8_export / "model.onnx").read_bytes()
+    assert check_onnx(served).ok
