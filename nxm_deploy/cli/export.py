@@ -55,6 +55,8 @@ def _echo_export(result: Any) -> None:
             f"through ONNX Runtime (PyTorch fp32 {acc['torch']:.4f}); max logit diff "
             f"{agree['logits']['max_abs_diff']:.3g}"
         )
+    if q and q["agreement"].get("warning"):
+        click.echo(f"warning: {q['agreement']['warning']}", err=True)
     if par["inputs"]["fallback_reason"]:
         click.echo(f"warning: parity ran on built-in sentences: {par['inputs']['fallback_reason']}", err=True)
     if trt_section["built"]:
