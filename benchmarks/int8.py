@@ -41,7 +41,9 @@ def _export(run: Path, out: Path, mode: str | None, args: argparse.Namespace) ->
     if not (out / EXPORT_MANIFEST).is_file():
         print(f"[int8] exporting {run} -> {out} ({mode or 'fp32'})", flush=True)
         config = ExportConfig(run_dir=run, out=out, data_dir=args.data_dir, quantize=mode,
-                              calibration_rows=args.calibration_rows, overwrite=True)  # fmt: skip
+                              calibration_rows=args.calibration_rows, overwrite=True,
+                              calibration_method=args.calibration_method,
+                              min_agreement=args.min_agreement)  # fmt: skip
         export(config, progress=lambda msg: print(f"[export] {msg}", flush=True))
     return json.loads((out / EXPORT_MANIFEST).read_text(encoding="utf-8"))
 
@@ -137,6 +139,9 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None, help="GLUE root (default $GLUE_DIR)")
     ap.add_argument("--work", type=Path, default=Path("int8-bench"), help="exports and the report go here")
     ap.add_argument("--calibration-rows", type=int, default=512)
+    ap.add_argument("--calibration-method", default="minmax")
+    ap.add_argument("--min-agreement", type=float, default=0.0,
+                    help="the INT8 gate of export; 0: record the agreement, never refuse")  # fmt: skip
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch-sizes", default="1,8")
     ap.add_argument("--seq-lens", default="128")
@@ -158,7 +163,8 @@ def main() -> None:
     print(f"[int8] bench: {len(also) + 2} exports, {args.threads} thread(s)", flush=True)
     report = bench(config).report
     command = ["python", "benchmarks/int8.py", "--dense-run", str(args.dense_run), "--sparse-run",
-               str(args.sparse_run), "--threads", str(args.threads)]  # fmt: skip
+               str(args.sparse_run), "--threads", str(args.threads), "--calibration-method",
+               args.calibration_method]  # fmt: skip
     figures = _figures(report, exports, command)
     figures["report"] = str(args.work / "report" / "report.md")
     args.json.parent.mkdir(parents=True, exist_ok=True)

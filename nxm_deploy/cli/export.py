@@ -129,6 +129,13 @@ def _echo_export(result: Any) -> None:
     show_default=True,
     help="Seed of the calibration rows' draw.",
 )
+@click.option(
+    "--min-agreement",
+    type=float,
+    default=default(ExportConfig, "min_agreement"),
+    show_default=True,
+    help="--quantize int8: the share of dev rows on which it must predict the FP32 PyTorch model's class.",
+)
 @data_dir_option(" for the parity sentences (built-in ones when neither has the task)")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out, once the new one is complete.")
 @click.option(
@@ -155,6 +162,7 @@ def export(
     calibration_rows: int,
     calibration_method: str,
     calibration_seed: int,
+    min_agreement: float,
     data_dir: str | None,
     overwrite: bool,
     triton_repo: str | None,
@@ -195,6 +203,7 @@ def export(
         calibration_rows=calibration_rows,
         calibration_method=calibration_method,
         calibration_seed=calibration_seed,
+        min_agreement=min_agreement,
     )
     if triton_repo:  # refuse a bad name or an existing model before the export, not after it
         from nxm_deploy.runtime.triton import (

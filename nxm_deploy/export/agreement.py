@@ -61,6 +61,7 @@ def dev_agreement(
     input_names: Sequence[str],
     max_seq_len: int,
     enforce: bool = True,
+    min_agreement: float = MIN_AGREEMENT,
 ) -> dict[str, Any]:
     """Score ``onnx_path`` (ONNX Runtime, CPU) and ``model`` (PyTorch, FP32) on the full dev split; raise
     :class:`QuantizeError` when they agree less than required (see the module docstring), or with
@@ -111,11 +112,11 @@ def dev_agreement(
         why = f"'s Pearson on the {rows} is {100 * drop:.2f} points below PyTorch's"
     else:
         agree = float(np.mean(got.argmax(axis=1) == ref.argmax(axis=1)))
-        section.update(agreement=agree, min_agreement=MIN_AGREEMENT)
-        ok = agree >= MIN_AGREEMENT
+        section.update(agreement=agree, min_agreement=min_agreement)
+        ok = agree >= min_agreement
         why = f" predicts the class PyTorch does on {100 * agree:.2f}% of the {rows}"
     section["ok"] = bool(ok)
-    required = f"required: {100 * MIN_AGREEMENT:g}%, or a Pearson within {100 * MAX_PEARSON_DROP:g} points"
+    required = f"required: {100 * min_agreement:g}%, or a Pearson within {100 * MAX_PEARSON_DROP:g} points"
     section["warning"] = None if ok else f"the INT8 {onnx_path.name}{why} ({required})"
     if not ok and enforce:
         raise QuantizeError(

@@ -47,6 +47,7 @@ class ExportConfig:
     calibration_rows: int = DEFAULT_CALIBRATION_ROWS
     calibration_method: str = "minmax"
     calibration_seed: int = 0
+    min_agreement: float = 0.99  # INT8: share of dev rows predicted as PyTorch FP32 does, at least
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -60,6 +61,8 @@ class ExportConfig:
                 f"unknown calibration method {self.calibration_method!r}: choose one of "
                 f"{', '.join(CALIBRATION_METHODS)}"
             )
+        if not 0.0 <= self.min_agreement <= 1.0:
+            raise QuantizeError(f"--min-agreement must be between 0 and 1, got {self.min_agreement}")
         spec = self.quantization
         if spec is not None and not spec.static and self.engine == "trt":
             raise QuantizeError(

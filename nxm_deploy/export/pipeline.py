@@ -213,6 +213,7 @@ def _quantize(
         run.input_names,
         run.max_seq_len,
         enforce=spec.static,  # int8-dynamic: ONNX Runtime's defaults, measured and warned about
+        min_agreement=config.min_agreement,
     )
     return section, report
 
