@@ -146,7 +146,8 @@ def calibration_rows(run: RunManifest, data_dir: str | Path | None, n: int, seed
 
 
 class _Reader:
-    """``CalibrationDataReader``'s protocol: one row per call (batch 1, its own length, no padding)."""
+    """``CalibrationDataReader``'s protocol: one row per call, padded to the run's ``max_seq_len`` (the
+    histogram calibrators, entropy and percentile, stack every row's activations, so all share a shape)."""
 
     def __init__(
         self, rows: CalibrationRows, tokenizer: Any, input_names: Sequence[str], max_len: int
@@ -157,7 +158,7 @@ class _Reader:
     def _feeds(rows: CalibrationRows, tok: Any, names: tuple[str, ...], max_len: int) -> Iterator[dict]:
         for i, a in enumerate(rows.texts_a):
             b = rows.texts_b[i] if rows.texts_b is not None else None
-            enc = tok(a, b, truncation=True, max_length=max_len, return_tensors="np")
+            enc = tok(a, b, truncation=True, max_length=max_len, padding="max_length", return_tensors="np")
             yield {n: np.asarray(enc[n], dtype=np.int64) for n in names}  # each (1, s)
 
     def get_next(self) -> dict | None:
