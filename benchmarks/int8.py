@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -162,9 +163,7 @@ def main() -> None:
                          also=also, overwrite=True)  # fmt: skip
     print(f"[int8] bench: {len(also) + 2} exports, {args.threads} thread(s)", flush=True)
     report = bench(config).report
-    command = ["python", "benchmarks/int8.py", "--dense-run", str(args.dense_run), "--sparse-run",
-               str(args.sparse_run), "--threads", str(args.threads), "--calibration-method",
-               args.calibration_method]  # fmt: skip
+    command = ["python", "benchmarks/int8.py", *sys.argv[1:]]
     figures = _figures(report, exports, command)
     figures["report"] = str(args.work / "report" / "report.md")
     args.json.parent.mkdir(parents=True, exist_ok=True)
