@@ -136,3 +136,22 @@ def write_run_dir(
     }
     (out / "nxm.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return out
+
+
+def record_training_rows(run_dir: Path, glue_dir: Path, limit: int = 64) -> Path:
+    """Add to a hand-written run's ``nxm.json`` what ``train`` records about its training rows (the
+    fixed subset of ``limit`` rows of the task's train file and their sha256), as INT8 calibration needs."""
+    from nxm_deploy.data import get_task, load_split
+    from nxm_deploy.data.encode import rows_fingerprint, subset_indices
+
+    path = run_dir / "nxm.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    task = get_task(manifest["task"])
+    split = load_split(task, task.train_split, glue_dir)
+    idx = subset_indices(len(split), limit)
+    b = [split.texts_b[i] for i in idx] if split.texts_b is not None else None
+    sha = rows_fingerprint([split.texts_a[i] for i in idx], b, [split.labels[i] for i in idx])
+    manifest["hyperparameters"] = {"max_train_samples": limit}
+    manifest["data"] = {"source": split.source, "train_rows": len(idx), "train_sha256": sha}
+    path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return run_dir

@@ -5,7 +5,8 @@ Importing it loads neither torch nor onnxruntime, so ``nxm-deploy bench --help``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from nxm_deploy.bench import latency
 from nxm_deploy.data.own import DataOptions
 from nxm_deploy.errors import UserError
 
-__all__ = ["BACKENDS", "MIN_SEQ_LEN", "ORT_PROVIDERS", "BenchConfig", "parse_sizes"]
+__all__ = ["BACKENDS", "MIN_SEQ_LEN", "ORT_PROVIDERS", "BenchConfig", "parse_also", "parse_sizes"]
 
 BACKENDS = ("ort", "trt", "torch")
 """ort: ONNX Runtime (--ort-provider); trt: the exports' TensorRT engines; torch: the runs in PyTorch."""
@@ -35,9 +36,30 @@ def parse_sizes(text: str | Sequence[int], option: str) -> tuple[int, ...]:
     return tuple(sorted(set(values)))
 
 
+_ALSO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]*$")
+
+
+def parse_also(values: Iterable[str | tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """``["int8=exports/x", ...]`` (or pairs) -> ``(("int8", "exports/x"), ...)``; one-line errors for a
+    missing ``=``, a bad or repeated name."""
+    out: list[tuple[str, str]] = []
+    for value in values:
+        name, sep, path = value.partition("=") if isinstance(value, str) else (value[0], "=", value[1])
+        name, path = name.strip(), str(path).strip()
+        if not sep or not name or not path:
+            raise UserError(f"--also takes NAME=EXPORT_DIR, for example int8=exports/sst2; got {value!r}")
+        if not _ALSO_NAME.match(name) or name in ("dense", "sparse"):
+            raise UserError(f"--also name {name!r}: use letters, digits and _.:+- (not 'dense' or 'sparse')")
+        if name in (n for n, _ in out):
+            raise UserError(f"--also name {name!r} is given twice")
+        out.append((name, path))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class BenchConfig:
-    """What to compare and how. ``threads=None`` leaves the runtime's default thread count."""
+    """What to compare and how. ``threads=None`` leaves the runtime's default thread count. ``also``:
+    more models, ``("NAME", "EXPORT_DIR")`` or ``"NAME=EXPORT_DIR"``, each measured against ``dense``."""
 
     dense: str | Path
     sparse: str | Path
@@ -53,12 +75,14 @@ class BenchConfig:
     overwrite: bool = False
     ort_provider: str = "cpu"  # --backend ort: ONNX Runtime's cpu, cuda or tensorrt provider
     data: DataOptions | None = None
+    also: tuple[tuple[str, str], ...] = ()  # (NAME, EXPORT_DIR) of --also, each measured against dense
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise UserError(f"unknown backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
         object.__setattr__(self, "batch_sizes", parse_sizes(self.batch_sizes, "--batch-sizes"))
         object.__setattr__(self, "seq_lens", parse_sizes(self.seq_lens, "--seq-lens"))
+        object.__setattr__(self, "also", parse_also(self.also))
         if self.seq_lens[0] < MIN_SEQ_LEN:
             raise UserError(f"--seq-lens must be at least {MIN_SEQ_LEN} (room for special tokens and text)")
         if self.ort_provider not in ORT_PROVIDERS:

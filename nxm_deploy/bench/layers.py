@@ -22,7 +22,7 @@ from nxm_deploy.check.report import CheckReport, TensorCheck
 from nxm_deploy.check.weights import check_safetensors
 from nxm_deploy.errors import UserError
 
-__all__ = ["require_sparse", "sparsity_section", "weight_check"]
+__all__ = ["require_sparse", "sparsity_section", "weight_check", "weights_summary"]
 
 
 def weight_check(source: ModelSource, pattern: nm.Pattern, backend: str) -> CheckReport:
@@ -88,4 +88,18 @@ def sparsity_section(dense: CheckReport, sparse: CheckReport, source: ModelSourc
             "holding_pattern": sum(1 for row in layers if row["holds_pattern"]),
             "encoder_density": nonzero / sum(weights) if weights else None,
         },
+    }
+
+
+def weights_summary(report: CheckReport, source: ModelSource) -> dict[str, Any]:
+    """An ``--also`` model's weights in brief: how many encoder weights hold the pattern, the density."""
+    weights = [r.groups * report.pattern.m for r in report.rows]  # elements per tensor
+    nonzero = sum(r.density * w for r, w in zip(report.rows, weights, strict=True))
+    return {
+        "source": report.source,
+        "pattern": str(report.pattern),
+        "run_pattern": str(source.pattern) if source.pattern else None,
+        "layers": len(report.rows),
+        "holding_pattern": sum(1 for r in report.rows if r.ok),
+        "encoder_density": nonzero / sum(weights) if weights else None,
     }

@@ -136,9 +136,43 @@ def _sparsity(report: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=_DPI)
 
 
+def _models(report: dict[str, Any], path: Path) -> None:
+    """``--also``: median latency per shape of every model (bars), and the dev metric of each."""
+    entries = report["also"]
+    acc = report["accuracy"]
+    shapes = [(s["batch"], s["seq_len"]) for s in report["latency"]["shapes"]]
+    series = {"dense": [s["dense"]["median_ms"] for s in report["latency"]["shapes"]],
+              "sparse": [s["sparse"]["median_ms"] for s in report["latency"]["shapes"]]}  # fmt: skip
+    for e in entries:
+        by_shape = {(s["batch"], s["seq_len"]): s["model"]["median_ms"] for s in e["latency"]["shapes"]}
+        series[e["name"]] = [by_shape.get(k, float("nan")) for k in shapes]
+    metric = {"dense": acc["dense"]["main"], "sparse": acc["sparse"]["main"]}
+    metric.update({e["name"]: e["accuracy"]["main"] for e in entries})
+    fig = Figure(figsize=(5.0 + 1.2 * len(series), 4.0), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[max(2, len(shapes)), 1.6])
+    width = 0.8 / len(series)
+    for k, (name, values) in enumerate(series.items()):
+        xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(shapes))]
+        left.bar(xs, values, width, label=name)
+    left.set_xticks(range(len(shapes)), [f"{b}x{q}" for b, q in shapes])
+    left.set_xlabel("batch x sequence")
+    left.set_ylabel("median latency, ms")
+    left.set_title(f"latency on {report['backend']['name']}")
+    left.legend(fontsize=8)
+    bars = right.bar(range(len(metric)), list(metric.values()), color="#4C72B0")
+    right.bar_label(bars, labels=[f"{v:.3f}" for v in metric.values()], fontsize=7)
+    right.set_xticks(range(len(metric)), list(metric), rotation=45, ha="right", fontsize=8)
+    right.set_ylim(min(0.0, *metric.values()), 1.1)
+    right.set_title(f"dev {acc['main_metric']}")
+    fig.savefig(path, dpi=_DPI)
+
+
 def write_plots(report: dict[str, Any], out_dir: Path) -> list[str]:
-    """Write the three PNGs into ``out_dir``; returns their file names."""
+    """Write the three PNGs into ``out_dir`` (and ``models.png`` with ``--also``); returns their names."""
     _latency(report, out_dir / "latency.png")
     _accuracy(report, out_dir / "accuracy.png")
     _sparsity(report, out_dir / "sparsity.png")
+    if report.get("also"):
+        _models(report, out_dir / "models.png")
+        return [*PLOT_FILES, "models.png"]
     return list(PLOT_FILES)

@@ -177,6 +177,43 @@ def _sparsity(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def _also(report: dict[str, Any]) -> list[str]:
+    """The ``--also`` models against the dense one: accuracy, agreement, latency per shape."""
+    entries = report.get("also") or []
+    if not entries:
+        return []
+    main = report["accuracy"]["main_metric"]
+    dense_main = report["accuracy"]["dense"]["main"]
+    shapes = [(s["batch"], s["seq_len"]) for s in entries[0]["latency"]["shapes"]]
+    header = ["model", "export", "pattern", "quantization", main, "vs dense", "same class as dense"]
+    header += [f"{b}x{q} ms (ratio)" for b, q in shapes]
+    dense_ms = {(s["batch"], s["seq_len"]): s["dense"]["median_ms"] for s in report["latency"]["shapes"]}
+    dense_path = f"`{report['models']['dense']['path']}`"
+    rows = [["dense (--dense)", dense_path, "-", "-", f"{dense_main:.4f}", "-", "-"]
+            + [_ms(dense_ms[k]) for k in shapes]]  # fmt: skip
+    for e in entries:
+        a, m = e["accuracy"], e["model"]
+        agree = a["agreement_with_dense"]
+        cells = [f"{_ms(s['model']['median_ms'])} ({s['ratio']:.3f})" for s in e["latency"]["shapes"]]
+        quant = str(m.get("quantization") or "fp32")
+        rows.append([e["name"], f"`{m['path']}`", str(m["pattern"] or "-"), quant,
+                     f"{a['main']:.4f}", f"{a['main_difference']:+.4f}",
+                     f"{100 * agree:.2f}%" if agree is not None else "-", *cells])  # fmt: skip
+    return [
+        "## More models against the dense one (--also)",
+        "",
+        *_table(header, rows, "lllllrr" + "r" * len(shapes)),
+        "",
+        "Each model is scored over the same dev rows through the same runtime, and timed against the dense "
+        "model in alternating pairs (the dense medians above come from the --dense/--sparse pairs); "
+        "ratio = model median / dense median from its own pairs, below 1.0 is faster. Same class as "
+        "dense: the fraction of dev rows on which it predicts the dense model's class.",
+        "",
+        "![models](models.png)",
+        "",
+    ]
+
+
 def _machine(report: dict[str, Any]) -> list[str]:
     m, v, b = report["machine"], report["versions"], report["backend"]
     rows = [
@@ -193,7 +230,8 @@ def _machine(report: dict[str, Any]) -> list[str]:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    lines = [*_summary(report), *_latency(report), *_accuracy(report), *_sparsity(report), *_machine(report)]
+    lines = [*_summary(report), *_latency(report), *_accuracy(report), *_also(report), *_sparsity(report)]
+    lines += _machine(report)
     lines += [
         f"Made by nxm-deploy {report['tool_version']} on {report['created']}: `{' '.join(report['command'])}`"
     ]

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from nxm_deploy.bench import accuracy, latency, layers, sources
+from nxm_deploy.bench import accuracy, also, latency, layers, sources
 from nxm_deploy.bench.config import BenchConfig
 from nxm_deploy.bench.machine import library_versions, machine_info
 from nxm_deploy.bench.report import write_report_dir
@@ -53,7 +53,7 @@ class BenchResult:
 
 def _refuse_out(cfg: BenchConfig) -> Path:
     out = check_out_path(cfg.out)  # "" is not "."
-    for given in (cfg.dense, cfg.sparse):
+    for given in (cfg.dense, cfg.sparse, *(path for _, path in cfg.also)):
         p = Path(given).resolve()
         if out.resolve() == p or out.resolve() in p.parents:
             raise UserError(f"--out {out} would replace {given}; choose another path")
@@ -78,13 +78,14 @@ def _accuracy(
     models: dict[str, sources.ModelSource],
     tokenizer: Any,
     dev: Any,
-) -> dict[str, Any]:
-    """Score the full dev set through each session; the ``accuracy`` section of the report."""
+) -> tuple[dict[str, Any], dict[str, accuracy.AccuracyResult]]:
+    """Score the full dev set through each session (``--also`` models too); the ``accuracy`` section of
+    the report (dense and sparse), and every model's result."""
     task = dev.task
     results: dict[str, accuracy.AccuracyResult] = {}
     lengths: dict[str, int] = {}
     cache: dict[tuple[int, tuple[str, ...]], tuple[TextEncoder, Encoded]] = {}
-    for role in _ROLES:
+    for role in sessions:
         session = sessions[role]
         max_len = models[role].max_seq_len or 128
         if session.limits:
@@ -100,12 +101,12 @@ def _accuracy(
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in results[role].metrics.items())
         log.info("accuracy: %s %s (%.1f s)", role, metrics, results[role].seconds)
     dense, sparse = results["dense"], results["sparse"]
-    return {
+    section = {
         "split": dev.name,
         "source": dev.source,
         "examples": len(dev),
         "batch_size": cfg.eval_batch_size,
-        "max_seq_len": lengths,
+        "max_seq_len": {r: lengths[r] for r in _ROLES},
         "order": "rows sorted by token count, batched, each batch padded to its longest row",
         "main_metric": task.main_metric,
         "dense": dense.to_json(),
@@ -114,18 +115,23 @@ def _accuracy(
         "main_difference": sparse.main - dense.main,
         "agreement": accuracy.agreement(task, dense.logits, sparse.logits),
     }
+    return section, results
 
 
-def _latency(cfg: BenchConfig, sessions: dict[str, Session], tokenizer: Any, dev: Any) -> dict[str, Any]:
-    """Time every (batch, sequence) shape, both models interleaved; the ``latency`` section."""
+def _latency(
+    cfg: BenchConfig, sessions: dict[str, Session], tokenizer: Any, dev: Any
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """Time every (batch, sequence) shape, both models interleaved; the ``latency`` section, and each
+    ``--also`` model's shapes (timed in pairs with the dense model)."""
     shapes = []
+    extra: dict[str, list[dict[str, Any]]] = {name: [] for name in sessions if name not in _ROLES}
     for batch in cfg.batch_sizes:
         for seq in cfg.seq_lens:
             enc = fixed_shape_batch(tokenizer, dev.texts_a, dev.texts_b, batch, seq)
             feed = {k: v.numpy() for k, v in enc.items()}  # each (batch, seq) int64
             for session in sessions.values():
                 session.check_shape(batch, seq)
-            calls = {role: sessions[role].stage(feed) for role in _ROLES}
+            calls = {role: session.stage(feed) for role, session in sessions.items()}
             pair = latency.measure_pair(calls["dense"], calls["sparse"], cfg.plan)
             row = {
                 "batch": batch,
@@ -143,7 +149,14 @@ def _latency(cfg: BenchConfig, sessions: dict[str, Session], tokenizer: Any, dev
                 row["dense"]["n"],
                 row["ratio"],
             )
-    return {
+            for name, rows in extra.items():
+                rows.append(
+                    also.time_against_dense(
+                        calls["dense"], calls[name], cfg.plan, batch, seq, row["real_token_fraction"]
+                    )
+                )
+                log.info("latency %dx%d: %s/dense ratio %.3f", batch, seq, name, rows[-1]["ratio"])
+    section = {
         "method": {
             "plan": cfg.plan.to_json(),
             "order": "pairs alternate: dense then sparse, sparse then dense, ...",
@@ -156,6 +169,7 @@ def _latency(cfg: BenchConfig, sessions: dict[str, Session], tokenizer: Any, dev
         "shapes": shapes,
         "summary": latency.ratio_summary(shapes),
     }
+    return section, extra
 
 
 def _backend_section(cfg: BenchConfig, sessions: dict[str, Session]) -> dict[str, Any]:
@@ -184,28 +198,33 @@ def bench(cfg: BenchConfig) -> BenchResult:
         ort_providers(cfg.ort_provider)  # one line, before any work, when this ONNX Runtime lacks it
     models = {role: sources.resolve_source(getattr(cfg, role), role, cfg.backend) for role in _ROLES}
     task, dev = bench_rows(cfg, models)  # GLUE --task, or own data (--data or what the runs recorded)
-    tokenizers = {role: load_tokenizer(_tokenizer_dir(models[role], cfg.backend)) for role in _ROLES}
-    fingerprint = sources.check_same_tokenizer(
-        tokenizers["dense"], tokenizers["sparse"], dev.texts_a, dev.texts_b
-    )
+    taken = [models[r].path for r in _ROLES]
+    models.update(also.resolve_also(cfg.also, cfg.backend, task.name, taken))
+    tokenizers = {role: load_tokenizer(_tokenizer_dir(models[role], cfg.backend)) for role in models}
+    for role in models:
+        if role != "dense":
+            fingerprint = sources.check_same_tokenizer(tokenizers["dense"], tokenizers[role], dev.texts_a,
+                                                       dev.texts_b, models[role].label)  # fmt: skip
     tokenizer = tokenizers["dense"]
     _check_position_limit(cfg, tokenizer)
 
     pattern = models["sparse"].pattern
     assert pattern is not None  # check_roles refused a dense --sparse
     log.info("checking the %s pattern of both models", pattern)
-    checks = {role: layers.weight_check(models[role], pattern, cfg.backend) for role in _ROLES}
-    layers.require_sparse(models["sparse"], checks["sparse"])
+    checks = {role: layers.weight_check(models[role], pattern, cfg.backend) for role in models}
+    for role in models:
+        if models[role].pattern is not None:
+            layers.require_sparse(models[role], checks[role])
 
     with torch_threads(cfg.threads):
         log.info("opening both models on %s", cfg.backend)
         sessions = {
             role: sources.open_source(models[role], cfg.backend, tokenizer, cfg.threads, cfg.ort_provider)
-            for role in _ROLES
+            for role in models
         }
         backend = _backend_section(cfg, sessions)
-        acc = _accuracy(cfg, sessions, models, tokenizer, dev)
-        lat = _latency(cfg, sessions, tokenizer, dev)
+        acc, results = _accuracy(cfg, sessions, models, tokenizer, dev)
+        lat, extra = _latency(cfg, sessions, tokenizer, dev)
 
     notes = []
     if not backend["sparse_kernels"]:
@@ -221,6 +240,18 @@ def bench(cfg: BenchConfig) -> BenchResult:
         "latency": lat,
         "accuracy": acc,
         "sparsity": layers.sparsity_section(checks["dense"], checks["sparse"], models["sparse"]),
+        "also": [
+            also.also_entry(
+                name,
+                models[name],
+                task,
+                results[name],
+                results["dense"],
+                shapes,
+                layers.weights_summary(checks[name], models[name]),
+            )
+            for name, shapes in extra.items()
+        ],
         "machine": machine_info(cfg.threads),
         "versions": library_versions(),
         "notes": notes,

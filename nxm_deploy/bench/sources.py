@@ -219,14 +219,19 @@ def tokenizer_fingerprint(tokenizer: Any) -> dict[str, Any]:
 
 
 def check_same_tokenizer(
-    dense_tok: Any, sparse_tok: Any, texts_a: Sequence[str], texts_b: Sequence[str] | None
+    dense_tok: Any,
+    sparse_tok: Any,
+    texts_a: Sequence[str],
+    texts_b: Sequence[str] | None,
+    label: str = "--sparse",
 ) -> dict[str, Any]:
     """Refuse two tokenizers with different vocabularies, or that encode the first dev rows differently
-    (a different normaliser, e.g. cased against uncased). Returns the shared fingerprint."""
+    (a different normaliser, e.g. cased against uncased). ``label`` names the second model in the error.
+    Returns the shared fingerprint."""
     fd, fs = tokenizer_fingerprint(dense_tok), tokenizer_fingerprint(sparse_tok)
     if fd["vocab_sha256"] != fs["vocab_sha256"]:
         raise UserError(
-            f"--dense and --sparse use different tokenizers (vocabulary sha256 {fd['vocab_sha256'][:12]} "
+            f"--dense and {label} use different tokenizers (vocabulary sha256 {fd['vocab_sha256'][:12]} "
             f"vs {fs['vocab_sha256'][:12]}, {fd['vocab_size']} vs {fs['vocab_size']} tokens); "
             "bench two models fine-tuned from the same base model"
         )
@@ -235,7 +240,7 @@ def check_same_tokenizer(
     b = list(texts_b[:n]) if texts_b is not None else None
     if dense_tok(a, b)["input_ids"] != sparse_tok(a, b)["input_ids"]:
         raise UserError(
-            "--dense and --sparse tokenizers share a vocabulary but encode the same dev rows differently "
+            f"--dense and {label} tokenizers share a vocabulary but encode the same dev rows differently "
             "(different normalisation or special tokens); bench two models from the same base model"
         )
     return fd

@@ -13,11 +13,18 @@ reduction (K) axis, carried back to the stored tensor (STYLE.md habit 2):
   ``perm``: the axes reversed). Polygraphy's ``perm.index(a)`` agrees only for 2-D;
 - ``Cast``, ``Identity``, Q/DQ: the same axis.
 
+Quantized weights, both forms (``check.qdq``): an INT8/UINT8 initializer behind a ``DequantizeLinear``
+counts values equal to the zero point as zeros; a float initializer behind ``QuantizeLinear ->
+DequantizeLinear`` is quantized as the runtime would (round half to even, saturate) and counted the
+same way. ``MatMulInteger`` (ONNX Runtime's dynamic quantization) reduces along B's axis -2, with B's
+zero point (input 3) as the zero.
+
 Each weight is mapped back to the PyTorch ``nn.Linear`` it came from, in this order: the consumer's
 ``pkg.torch.onnx.name_scopes`` metadata (the dynamo exporter's module path), a stored name ending in
 ``.weight``, a TorchScript-exporter node name (``/bert/encoder/layer.0/.../MatMul``); when reference
 weights are given, an exact value match (against each layer's ``[out, in]`` weight and its
-transpose) comes first, since exporters rename and pre-transpose initializers.
+transpose; for a quantized weight, correlation: ``check.values``) comes first, since exporters
+rename and pre-transpose initializers.
 
 Selection is :class:`~nxm_deploy.models.LayerRule`, the same rule as for modules and safetensors:
 by default weights inside the encoder blocks, that is, whose mapped layer name (or, unmapped, whose
@@ -31,17 +38,18 @@ Subgraphs (``If``/``Loop`` bodies) are not searched.
 from __future__ import annotations
 
 import ast
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nxm_deploy import nm
+from nxm_deploy.check.onnx_trace import Traced, consumed_weights, numpy_of, stored_tensors, traced_values
 from nxm_deploy.check.report import CheckReport, TensorCheck, check_tensor
+from nxm_deploy.check.values import ValueIndex
 from nxm_deploy.errors import ExportError, UserError
 from nxm_deploy.models import DEFAULT_RULE, LayerRule
 
@@ -57,17 +65,6 @@ __all__ = [
     "weights_from_model",
 ]
 
-# Ops a weight may pass through on its way to a MatMul/Gemm without changing which axis is which.
-_SAME_AXIS_OPS = frozenset(
-    {
-        "Cast",
-        "Identity",
-        "QuantizeLinear",
-        "DequantizeLinear",
-        "TRT_FP8QuantizeLinear",
-        "TRT_FP8DequantizeLinear",
-    }
-)
 _CALL_SUFFIX = re.compile(r"@\d+$")  # torch.export marks a module's second call as "name@1"
 
 
@@ -76,13 +73,18 @@ class OnnxWeight:
     """A stored tensor that feeds a MatMul/Gemm B input.
 
     ``axis`` is the axis of the *stored* tensor along which the consumer reduces, i.e. along which
-    the groups of M run. ``layers`` are the PyTorch layers it maps to, best guess first.
+    the groups of M run. ``layers`` are the PyTorch layers it maps to, best guess first. ``array`` is
+    the stored tensor, or for a quantized weight its integer offsets from the zero point
+    (``check.qdq.offsets``: zero exactly where the quantized weight is); ``form`` says which:
+    ``float``, ``int8 -> DequantizeLinear`` (the stored type first), ``float -> QuantizeLinear ->
+    DequantizeLinear`` or ``int8 -> MatMulInteger``.
     """
 
     name: str
     array: np.ndarray
     axis: int
     layers: tuple[str, ...]
+    form: str = "float"
 
     @property
     def layer(self) -> str | None:
@@ -101,78 +103,6 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
         return onnx.load(str(path))
     except (OSError, ValueError, DecodeError) as exc:
         raise UserError(f"{path} is not a readable ONNX model ({exc}); export it again") from exc
-
-
-def _stored_tensors(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
-    """Initializers and ``Constant`` node values, by the tensor name that consumers use."""
-    stored: dict[str, onnx.TensorProto] = {t.name: t for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value":
-                    stored[node.output[0]] = attr.t
-    return stored
-
-
-def _attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
-    import onnx
-
-    for a in node.attribute:
-        if a.name == name:
-            return onnx.helper.get_attribute_value(a)
-    return default
-
-
-def _trace(
-    name: str,
-    axis: int,
-    stored: Mapping[str, onnx.TensorProto],
-    producers: Mapping[str, onnx.NodeProto],
-) -> tuple[str, int] | None:
-    """Follow tensor ``name`` back to a stored tensor, carrying the consumer's ``axis`` along.
-
-    ``axis`` may be negative (``-2`` for MatMul B); it is resolved once the stored rank is known.
-    Returns ``(stored name, axis of the stored tensor)``, or ``None`` when the input is computed
-    from activations or graph inputs.
-    """
-    pending_perms: list[list[int] | None] = []
-    seen: set[str] = set()
-    while name not in stored:
-        node = producers.get(name)
-        if node is None or name in seen:
-            return None
-        seen.add(name)
-        if node.op_type == "Transpose":
-            perm = _attr(node, "perm")
-            pending_perms.append(list(perm) if perm is not None else None)
-        elif node.op_type not in _SAME_AXIS_OPS:
-            return None
-        name = node.input[0]
-    stored_rank = len(stored[name].dims)
-    if stored_rank < 2:
-        return None
-    a = axis % stored_rank
-    for perm in pending_perms:  # consumer side first: output axis a of Transpose is input axis perm[a]
-        a = perm[a] if perm is not None else stored_rank - 1 - a
-    return name, a
-
-
-def _consumed_weights(
-    graph: onnx.GraphProto, stored: Mapping[str, onnx.TensorProto]
-) -> list[tuple[str, int, onnx.NodeProto]]:
-    """``(stored name, stored axis, consumer node)`` for every MatMul/Gemm B input fed by a weight."""
-    producers = {out: node for node in graph.node for out in node.output}
-    found = []
-    for node in graph.node:
-        if node.op_type == "MatMul" and len(node.input) > 1:
-            traced = _trace(node.input[1], -2, stored, producers)
-        elif node.op_type == "Gemm" and len(node.input) > 1:
-            traced = _trace(node.input[1], 1 if _attr(node, "transB", 0) else 0, stored, producers)
-        else:
-            continue
-        if traced is not None:
-            found.append((*traced, node))
-    return found
 
 
 def _layer_from_metadata(node: onnx.NodeProto) -> str | None:
@@ -207,41 +137,6 @@ def _layer_guess(node: onnx.NodeProto, stored_name: str) -> str | None:
     return _layer_from_node_name(node)
 
 
-def _numpy(t: onnx.TensorProto) -> np.ndarray:
-    from onnx import numpy_helper
-
-    return np.asarray(numpy_helper.to_array(t))
-
-
-def _digest(a: np.ndarray) -> tuple[str, tuple[int, ...], bytes]:
-    a = np.ascontiguousarray(a)
-    return a.dtype.str, a.shape, hashlib.blake2b(a.tobytes(), digest_size=16).digest()
-
-
-class _ValueIndex:
-    """Reference ``[out, in]`` weights by the digest of themselves and of their transpose."""
-
-    def __init__(self, reference: Mapping[str, torch.Tensor | np.ndarray]) -> None:
-        self._ref = {
-            k: v.detach().cpu().float().numpy() if hasattr(v, "detach") else np.asarray(v)
-            for k, v in reference.items()
-        }
-        self._by_dtype: dict[np.dtype, dict[tuple[str, tuple[int, ...], bytes], list[str]]] = {}
-
-    def layers_for(self, a: np.ndarray) -> list[str]:
-        if a.dtype.kind != "f":
-            return []
-        index = self._by_dtype.get(a.dtype)
-        if index is None:
-            index = {}
-            for layer, w in self._ref.items():
-                w = w.astype(a.dtype)
-                for view in (w, w.T):
-                    index.setdefault(_digest(view), []).append(layer)
-            self._by_dtype[a.dtype] = index
-        return list(dict.fromkeys(index.get(_digest(a), [])))
-
-
 def weights_from_model(
     model: onnx.ModelProto,
     reference: Mapping[str, torch.Tensor | np.ndarray] | None = None,
@@ -251,20 +146,26 @@ def weights_from_model(
     One entry per (stored tensor, axis), in graph order of its first consumer.
     """
     graph = model.graph
-    stored = _stored_tensors(graph)
+    stored = stored_tensors(graph)
     guesses: dict[tuple[str, int], list[str]] = {}
-    for name, axis, node in _consumed_weights(graph, stored):
-        names = guesses.setdefault((name, axis), [])
-        if (guess := _layer_guess(node, name)) is not None and guess not in names:
+    traced: dict[tuple[str, int], Traced] = {}
+    for t, node in consumed_weights(graph, stored):
+        names = guesses.setdefault((t.name, t.axis), [])
+        traced.setdefault((t.name, t.axis), t)
+        if (guess := _layer_guess(node, t.name)) is not None and guess not in names:
             names.append(guess)
-    index = _ValueIndex(reference) if reference else None
+    index = ValueIndex(reference) if reference else None
     out = []
-    for (name, axis), layers in guesses.items():
-        array = _numpy(stored[name])
-        by_value = index.layers_for(array) if index is not None else []
-        if by_value:  # exact values decide; the name guess only orders equal-valued layers
+    for key, layers in guesses.items():
+        t = traced[key]
+        raw = numpy_of(stored[t.name])
+        array, approx = traced_values(t, raw)
+        by_value: list[str] = []
+        if index is not None:
+            by_value = index.layers_for(raw) if approx is None else index.layers_like(approx)
+        if by_value:  # values decide; the name guess only orders equal-valued layers
             layers = [g for g in layers if g in by_value] + [v for v in by_value if v not in layers]
-        out.append(OnnxWeight(name, array, axis, tuple(layers)))
+        out.append(OnnxWeight(t.name, array, t.axis, tuple(layers), t.form))
     return out
 
 

@@ -29,6 +29,17 @@ def echo_report(r: dict[str, Any]) -> None:
         f"  {acc['main_metric']}: dense {acc['dense']['main']:.4f}, sparse {acc['sparse']['main']:.4f} "
         f"({acc['main_difference']:+.4f}) on {acc['examples']} dev rows"
     )
+    for entry in r.get("also", []):
+        a, lat = entry["accuracy"], entry["latency"]["summary"]["ratio"]
+        agree = (
+            f", same class as dense on {100 * a['agreement_with_dense']:.2f}%"
+            if a["agreement_with_dense"] is not None
+            else ""
+        )
+        click.echo(
+            f"  {entry['name']}: {acc['main_metric']} {a['main']:.4f} ({a['main_difference']:+.4f} vs dense"
+            f"{agree}); latency/dense {lat['min']:.3f} to {lat['max']:.3f}"
+        )
     for note in r["notes"]:
         click.echo(f"  note: {note}")
 
@@ -88,13 +99,21 @@ def echo_report(r: dict[str, Any]) -> None:
     "--eval-batch-size", type=int, default=default(BenchConfig, "eval_batch_size"), show_default=True,
     help="Batch size of the dev pass.",
 )  # fmt: skip
+@click.option(
+    "--also",
+    multiple=True,
+    metavar="NAME=EXPORT_DIR",
+    help="Another model for the same report, measured against --dense (latency, accuracy, agreement "
+    "with the dense model's predictions); repeatable, e.g. --also int8-2:4=exports/sst2-admm-int8.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out, once the new one is complete.")
 def bench(**opts: Any) -> None:
     """Latency and dev accuracy of a sparse export against a dense one, on the same runtime.
 
     Times every --batch-sizes x --seq-lens shape on real dev text padded or truncated to it, the two
     models interleaved; scores the full dev set through the same runtime; checks the sparse model's
-    pattern per layer; writes report.json, report.md and PNG plots to --out (docs/bench.md).
+    pattern per layer; writes report.json, report.md and PNG plots to --out (docs/bench.md). Each
+    --also NAME=EXPORT_DIR adds a model to the report, timed and scored against --dense.
 
     Exit codes: 0 done; 1 a mistake in the input (mismatched tasks or tokenizers, a dense model
     given as --sparse, missing data); 2 usage error; 3 --backend trt where TensorRT or an NVIDIA

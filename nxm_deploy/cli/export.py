@@ -11,6 +11,7 @@ from nxm_deploy.cli.group import CliError, cli
 from nxm_deploy.cli.options import data_dir_option, data_options, default, own_data
 from nxm_deploy.errors import EXIT_NEEDS_GPU
 from nxm_deploy.export.config import ENGINES, ExportConfig
+from nxm_deploy.export.quantize import CALIBRATION_METHODS, QUANTIZE_MODES
 from nxm_deploy.export.trt import PRECISIONS
 
 
@@ -41,6 +42,21 @@ def _echo_export(result: Any) -> None:
         f"  parity vs PyTorch: max abs diff {par['max_abs_diff']:.2e} over {len(par['cases'])} cases ({tol}) "
         f"on {par['inputs']['source']}"
     )
+    q = m.get("quantization")
+    if q:
+        agree, acc = q["agreement"], q["agreement"]["main"]
+        same = (
+            f"same class as PyTorch on {100 * agree['agreement']:.2f}%"
+            if agree["agreement"] is not None
+            else (f"Pearson {100 * agree['pearson_drop']:+.2f} points from PyTorch's")
+        )
+        click.echo(
+            f"  {q['mode']}: {same} of {agree['rows']} dev rows; {agree['main_metric']} {acc['onnx']:.4f} "
+            f"through ONNX Runtime (PyTorch fp32 {acc['torch']:.4f}); max logit diff "
+            f"{agree['logits']['max_abs_diff']:.3g}"
+        )
+    if q and q["agreement"].get("warning"):
+        click.echo(f"warning: {q['agreement']['warning']}", err=True)
     if par["inputs"]["fallback_reason"]:
         click.echo(f"warning: parity ran on built-in sentences: {par['inputs']['fallback_reason']}", err=True)
     if trt_section["built"]:
@@ -48,6 +64,8 @@ def _echo_export(result: Any) -> None:
             f"  tensorrt: {trt_section['engine']} built, sparse kernels picked for "
             f"{len(trt_section['sparse_layers'])} of {len(trt_section['eligible_layers'])} eligible layers"
         )
+    elif not trt_section["build_script"]:
+        click.echo(f"  tensorrt: {trt_section['reason']}")
     elif not trt_section["requested"]:
         click.echo(f"  tensorrt: not requested (--engine onnx); {trt_section['build_script']} written")
     else:
@@ -84,6 +102,40 @@ def _echo_export(result: Any) -> None:
 @click.option("--min-shape", metavar="BxS", help="TensorRT profile: smallest batch x sequence.")
 @click.option("--opt-shape", metavar="BxS", help="TensorRT profile: batch x sequence to tune for.")
 @click.option("--max-shape", metavar="BxS", help="TensorRT profile: largest batch x sequence.")
+@click.option(
+    "--quantize",
+    type=click.Choice(QUANTIZE_MODES),
+    default=default(ExportConfig, "quantize"),
+    help="int8: static INT8 Q/DQ (symmetric, weights per output channel), calibrated on the run's "
+    "training rows; int8-dynamic: ONNX Runtime's dynamic quantization (ONNX Runtime only).",
+)
+@click.option(
+    "--calibration-rows",
+    type=int,
+    default=default(ExportConfig, "calibration_rows"),
+    show_default=True,
+    help="Training rows of the run to calibrate --quantize int8 on (seeded draw; never dev rows).",
+)
+@click.option(
+    "--calibration-method",
+    default=default(ExportConfig, "calibration_method"),
+    show_default=True,
+    help=f"Activation ranges for --quantize int8: {', '.join(CALIBRATION_METHODS)}.",
+)
+@click.option(
+    "--calibration-seed",
+    type=int,
+    default=default(ExportConfig, "calibration_seed"),
+    show_default=True,
+    help="Seed of the calibration rows' draw.",
+)
+@click.option(
+    "--min-agreement",
+    type=float,
+    default=default(ExportConfig, "min_agreement"),
+    show_default=True,
+    help="--quantize int8: the share of dev rows on which it must predict the FP32 PyTorch model's class.",
+)
 @data_dir_option(" for the parity sentences (built-in ones when neither has the task)")
 @data_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out, once the new one is complete.")
@@ -114,6 +166,11 @@ def export(
     min_shape: str | None,
     opt_shape: str | None,
     max_shape: str | None,
+    quantize: str | None,
+    calibration_rows: int,
+    calibration_method: str,
+    calibration_seed: int,
+    min_agreement: float,
     data_dir: str | None,
     overwrite: bool,
     triton_repo: str | None,
@@ -131,6 +188,8 @@ def export(
     tokenizer, build_engine.sh (a trtexec command) and export.json. The directory is built beside
     --out and renamed into place only when complete. With --triton-repo DIR it also writes
     DIR/NAME, a Triton Inference Server model (docs/serving.md).
+    With --quantize int8 model.onnx is a static INT8 Q/DQ graph calibrated on the run's training
+    rows, checked for the pattern again and scored against PyTorch on the full dev set.
 
     The TensorRT shape profile defaults to 1x8, 8x128, 32x512 (sequence capped by the model's
     position limit).
@@ -156,6 +215,11 @@ def export(
         data_dir=data_dir,
         overwrite=overwrite,
         data=own_data(data_opts),
+        quantize=quantize,
+        calibration_rows=calibration_rows,
+        calibration_method=calibration_method,
+        calibration_seed=calibration_seed,
+        min_agreement=min_agreement,
     )
     if triton_repo:  # refuse a bad name or an existing model before the export, not after it
         from nxm_deploy.runtime.triton import (

@@ -14,6 +14,12 @@ from nxm_deploy.data.own import DataOptions
 from nxm_deploy.errors import ExportError
 from nxm_deploy.export import parity, trt
 from nxm_deploy.export.onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+from nxm_deploy.export.quantize import (
+    CALIBRATION_METHODS,
+    DEFAULT_CALIBRATION_ROWS,
+    QuantizeError,
+    QuantizeSpec,
+)
 
 __all__ = ["ENGINES", "ExportConfig"]
 
@@ -24,7 +30,9 @@ ENGINES = ("onnx", "trt")
 class ExportConfig:
     """What to export where, and how. ``profile=None`` derives the TensorRT shape range from the
     model's position limit; ``data_dir=None`` reads parity sentences from ``$GLUE_DIR`` (else the
-    hub, else built-ins)."""
+    hub, else built-ins). ``quantize`` (``int8`` or ``int8-dynamic``, see ``export.quantize``) makes
+    ``model.onnx`` an INT8 graph, static ``int8`` calibrated on ``calibration_rows`` training rows of
+    the run drawn with ``calibration_seed``."""
 
     run_dir: str | os.PathLike[str]
     out: str | os.PathLike[str]
@@ -37,6 +45,11 @@ class ExportConfig:
     batches: Sequence[int] = parity.DEFAULT_BATCHES
     seq_lens: Sequence[int] = parity.DEFAULT_SEQ_LENS
     data: DataOptions | None = None  # own data for the parity rows (default: what the run recorded)
+    quantize: str | None = None
+    calibration_rows: int = DEFAULT_CALIBRATION_ROWS
+    calibration_method: str = "minmax"
+    calibration_seed: int = 0
+    min_agreement: float = 0.99  # INT8: share of dev rows predicted as PyTorch FP32 does, at least
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -51,3 +64,29 @@ class ExportConfig:
         given += [f"--precision {self.precision}"] * (self.precision != "fp32")
         if self.engine != "trt" and given:
             raise ExportError(f"{' and '.join(given)} set the TensorRT engine; add --engine trt or drop them")
+        if self.calibration_method not in CALIBRATION_METHODS:
+            raise QuantizeError(
+                f"unknown calibration method {self.calibration_method!r}: choose one of "
+                f"{', '.join(CALIBRATION_METHODS)}"
+            )
+        if not 0.0 <= self.min_agreement <= 1.0:
+            raise QuantizeError(f"--min-agreement must be between 0 and 1, got {self.min_agreement}")
+        spec = self.quantization
+        if spec is not None and not spec.static and self.engine == "trt":
+            raise QuantizeError(
+                "--quantize int8-dynamic is for ONNX Runtime only (TensorRT takes no dynamic quantization); "
+                "use --quantize int8 with --engine trt"
+            )
+        if spec is not None and self.precision != "fp32":
+            raise QuantizeError(
+                f"--quantize {spec.mode} sets the precision itself: drop --precision {self.precision}"
+            )
+
+    @property
+    def quantization(self) -> QuantizeSpec | None:
+        """The quantization asked for, validated (None: FP32 ONNX)."""
+        if self.quantize is None:
+            return None
+        return QuantizeSpec(
+            self.quantize, self.calibration_rows, self.calibration_method, self.calibration_seed
+        )

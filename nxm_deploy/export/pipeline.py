@@ -13,6 +13,9 @@ directory is renamed into place only when complete):
 2. ``onnx.export_onnx`` and ``onnx.io_problems``: the graph, its inputs, outputs and dynamic axes.
 3. ``check.onnx.require_sparse_layers``: every layer sparse in PyTorch is sparse in the ONNX graph.
 4. ``parity.compare``: ONNX Runtime against PyTorch on dev sentences of the run's task.
+   With ``quantize`` (``export.quantize``): the FP32 ONNX becomes an INT8 one, calibrated on the
+   run's training rows (read and proven first, before any work); the N:M check again on the INT8
+   graph; ``agreement.dev_agreement``: same class as PyTorch on the full dev set.
 5. ``_tensorrt_section``: ``build_engine.sh`` always; the engine with ``engine="trt"`` where
    TensorRT and a GPU exist. Last, ``export.json``.
 """
@@ -29,7 +32,7 @@ from nxm_deploy.check.onnx import require_sparse_layers
 from nxm_deploy.check.report import CheckReport
 from nxm_deploy.check.weights import check_run_dir
 from nxm_deploy.errors import ExportError, SparsityError, UserError
-from nxm_deploy.export import parity, trt
+from nxm_deploy.export import agreement, parity, quantize, trt
 from nxm_deploy.export.config import ExportConfig
 from nxm_deploy.export.onnx import ONNX_NAME, describe_io, export_onnx, io_problems
 from nxm_deploy.io import write_json_atomic
@@ -50,6 +53,7 @@ __all__ = [
 ]
 
 ENGINE_NAME = "model.engine"
+EXPORT_SCHEMA = 2  # 2: "schema", "quantization", onnx.precision, parity.of (INT8 exports)
 
 
 @dataclass(frozen=True)
@@ -143,9 +147,11 @@ def _tensorrt_section(
     profile: trt.ShapeProfile,
     reference: dict[str, Any],
     say: Callable[[str], None],
+    precision: str,
 ) -> dict[str, Any]:
     """Write ``build_engine.sh`` (always), the FP16 ONNX when fp16 needs one (checked for N:M like
-    the FP32 one), and the engine when asked for and possible; return the ``"tensorrt"`` section."""
+    the FP32 one), and the engine when asked for and possible; return the ``"tensorrt"`` section.
+    ``precision`` is ``config.precision``, or ``int8`` for an INT8 Q/DQ ONNX."""
     version = trt_version()
     major = trt.trt_major(version)
     fp16_onnx = None
@@ -155,11 +161,11 @@ def _tensorrt_section(
         trt.to_fp16_onnx(out / ONNX_NAME, out / fp16_onnx)
         require_sparse_layers(out / fp16_onnx, run.layers, run.pattern, reference)
     inputs = tuple(run.input_names)
-    spec = trt.EngineSpec(ONNX_NAME, ENGINE_NAME, inputs, profile, config.precision, fp16_onnx)
+    spec = trt.EngineSpec(ONNX_NAME, ENGINE_NAME, inputs, profile, precision, fp16_onnx)
     script = trt.write_build_script(out, spec, version)
     common = {
         "requested": config.engine == "trt",
-        "precision": config.precision,
+        "precision": precision,
         "profile": {"inputs": list(run.input_names), **profile.as_dict()},
         "build_script": script.name,
         "fp16_onnx": fp16_onnx,
@@ -169,9 +175,49 @@ def _tensorrt_section(
         return {"built": False, "reason": reason, "tensorrt_version": version, **common}
     say("building the TensorRT engine")
     built = trt.build_engine(
-        out / (fp16_onnx or ONNX_NAME), out / ENGINE_NAME, run.input_names, profile, config.precision
+        out / (fp16_onnx or ONNX_NAME), out / ENGINE_NAME, run.input_names, profile, precision
     )
     return {"built": True, "reason": None, **common, **built}
+
+
+def _quantize(
+    tmp: Path,
+    run: SourceRun,
+    config: ExportConfig,
+    rows: quantize.CalibrationRows | None,
+    reference: dict[str, Any],
+    say: Callable[[str], None],
+) -> tuple[dict[str, Any], CheckReport]:
+    """Replace ``tmp/model.onnx`` by its INT8 graph; prove it N:M and in agreement with PyTorch on the
+    full dev set. Returns the ``"quantization"`` section and the N:M check of the INT8 graph."""
+    spec = config.quantization
+    assert spec is not None
+    fp32 = tmp / f".fp32-{ONNX_NAME}"
+    (tmp / ONNX_NAME).rename(fp32)
+    how = f"calibrated on {len(rows.texts_a)} training rows, {spec.calibration_method}" if rows else "dynamic"
+    say(f"quantizing to {spec.mode} ({how})")
+    args = (run.tokenizer, run.input_names, run.max_seq_len)
+    section = quantize.quantize_onnx(fp32, tmp / ONNX_NAME, spec, rows, *args)
+    fp32.unlink()
+    problems = io_problems(describe_io(tmp / ONNX_NAME), run.input_names)
+    if problems:
+        raise ExportError(f"the {spec.mode} {ONNX_NAME}: " + "; ".join(problems))
+    say(f"checking the N:M pattern of the {spec.mode} graph")
+    report = require_sparse_layers(tmp / ONNX_NAME, run.layers, run.pattern, reference)
+    say(f"comparing the {spec.mode} ONNX with PyTorch on the full dev set")
+    task = str(run.run.facts.task)
+    section["agreement"] = agreement.dev_agreement(
+        run.model,
+        tmp / ONNX_NAME,
+        run.tokenizer,
+        task,
+        config.data_dir,
+        run.input_names,
+        run.max_seq_len,
+        enforce=spec.static,  # int8-dynamic: ONNX Runtime's defaults, measured and warned about
+        min_agreement=config.min_agreement,
+    )
+    return section, report
 
 
 def _sparsity_section(
@@ -221,6 +267,12 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
             raise ExportError(
                 f"--max-shape sequence {profile.max[1]} exceeds the model's position limit {limit}"
             )
+        spec = config.quantization
+        rows = None  # calibration rows first: a run whose training rows are gone fails before any work
+        if spec is not None and spec.static:
+            rows = quantize.calibration_rows(
+                run.run, config.data_dir, spec.calibration_rows, spec.calibration_seed
+            )
         sentences = parity.own_sentences(run.run.body.get("dataset"), config.data) or (
             parity.parity_sentences(run.run.facts.task, config.data_dir)
         )
@@ -238,10 +290,19 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
             run.model, onnx_path, run.tokenizer, sentences, run.input_names, config.batches, seq_lens
         )
         parity_report.raise_for_failures()
-        tensorrt = _tensorrt_section(tmp, run, config, profile, reference, say)
+        quantization = None
+        if spec is not None:
+            quantization, nm_report = _quantize(tmp, run, config, rows, reference, say)
+        if spec is not None and not spec.static:  # MatMulInteger graphs are ONNX Runtime's own
+            tensorrt = {"built": False, "requested": False, "build_script": None, "precision": None,
+                        "reason": "int8-dynamic exports are for ONNX Runtime only"}  # fmt: skip
+        else:
+            precision = "int8" if spec is not None else config.precision
+            tensorrt = _tensorrt_section(tmp, run, config, profile, reference, say, precision)
 
         manifest = {
             "kind": EXPORT_KIND,
+            "schema": EXPORT_SCHEMA,
             **provenance(),
             "source_run": run.run.export_facts(),
             "run_check": {
@@ -255,6 +316,7 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
                 "exporter": "torch.onnx.export(dynamo=True)",
                 "torch_version": _version("torch"),
                 "onnx_version": _version("onnx"),
+                "precision": spec.mode if spec is not None else "fp32",
                 "bytes": onnx_path.stat().st_size,
                 "external_data": sorted(p.name for p in tmp.glob(f"{ONNX_NAME}.data*")),
                 **io,
@@ -266,7 +328,11 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
                 "max_seq_len": run.max_seq_len,
             },
             "sparsity": _sparsity_section(nm_report, run.pattern, run.layers),
-            "parity": parity_report.to_json(),
+            "parity": {
+                **parity_report.to_json(),
+                "of": "the FP32 ONNX" + (" (before quantization)" if spec else ""),
+            },
+            "quantization": quantization,
             "tensorrt": tensorrt,
         }
         manifest["files"] = sorted({*_files(tmp), EXPORT_MANIFEST})

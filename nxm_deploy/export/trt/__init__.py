@@ -9,8 +9,8 @@ What is here, by module (every public name is re-exported here):
 - ``profile``: ``parse_shape`` / ``ShapeProfile`` / ``DEFAULT_PROFILE``, the dynamic (batch, sequence)
   range of every token input (default min 1x8, opt 8x128, max 32x512); ``PRECISIONS``,
   ``check_precision``; ``trt_major``.
-- ``build``: ``build_engine``: parse the ONNX with TensorRT's ``OnnxParser``, set
-  ``BuilderFlag.SPARSE_WEIGHTS``, one optimisation profile over all token inputs,
+- ``build``: ``build_engine``: parse the ONNX with TensorRT's ``OnnxParser`` (an INT8 Q/DQ ONNX into a
+  strongly typed network), set ``BuilderFlag.SPARSE_WEIGHTS``, one optimisation profile over all token inputs,
   ``ProfilingVerbosity.DETAILED``; capture the builder's verbose log through a custom ``trt.ILogger``;
   serialise the engine; read per-layer details back with the engine inspector. Returns the
   ``"tensorrt"`` section of ``export.json`` (keys in ``build_engine``'s docstring).
@@ -39,6 +39,7 @@ from nxm_deploy.export.trt.evidence import is_sparse_tactic, parse_builder_log, 
 from nxm_deploy.export.trt.fp16 import FP32_OPS, fp16_onnx_name, onnx_has_fp16_weights, to_fp16_onnx
 from nxm_deploy.export.trt.profile import (
     DEFAULT_PROFILE,
+    ENGINE_PRECISIONS,
     PRECISIONS,
     ShapeProfile,
     check_precision,
@@ -58,6 +59,7 @@ __all__ = [
     "BUILD_LOG",
     "BUILD_SCRIPT",
     "DEFAULT_PROFILE",
+    "ENGINE_PRECISIONS",
     "FP32_OPS",
     "LAYER_INFO",
     "PRECISIONS",

@@ -52,11 +52,21 @@ def _capture_logger(trt: Any, log_file: Any, errors: list[str]) -> Any:
     return CaptureLogger()
 
 
+def network_flags(trt: Any, precision: str, major: int) -> int:
+    """``create_network``'s flags: strongly typed for an INT8 Q/DQ ONNX, so that every op runs in the
+    ONNX's own types (INT8 where Q/DQ say so, FP32 elsewhere). TensorRT 11 is always strongly typed
+    and ignores the flag (deprecated there); TensorRT 10 needs it."""
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if precision != "int8" or major >= 11 or flag is None:
+        return 0
+    return 1 << int(flag)
+
+
 def _network_from_onnx(
-    trt: Any, builder: Any, onnx_path: Path, logger: Any, errors: list[str]
+    trt: Any, builder: Any, onnx_path: Path, logger: Any, errors: list[str], flags: int = 0
 ) -> tuple[Any, Any]:
     """Network and parser; the parser owns the weights, so keep it alive until the build is done."""
-    network = builder.create_network(0)  # strongly typed on TensorRT 11, weakly typed on 10
+    network = builder.create_network(flags)  # 0: strongly typed on TensorRT 11, weakly typed on 10
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         problems = [str(parser.get_error(i)) for i in range(parser.num_errors)] or errors[-1:]
@@ -124,7 +134,8 @@ def build_engine(
 ) -> dict[str, Any]:
     """Build a TensorRT engine that may use 2:4 sparse kernels; return the ``"tensorrt"`` manifest section.
 
-    ``onnx_path`` is the FP16 ONNX for fp16 on TensorRT >= 11 (``to_fp16_onnx``), else the FP32 one.
+    ``onnx_path`` is the FP16 ONNX for fp16 on TensorRT >= 11 (``to_fp16_onnx``), the INT8 Q/DQ ONNX for
+    ``int8`` (built strongly typed: ``network_flags``), else the FP32 one.
     The verbose log goes to ``log_path`` (default ``trt_build.log`` beside the engine) and the
     inspector's JSON to ``layer_info_path`` (default ``trt_layers.json``). Raises
     ``TensorRTUnavailableError`` (exit code 3) without TensorRT or a GPU, ``ExportError`` otherwise.
@@ -163,7 +174,8 @@ def build_engine(
     with open(log_path, "w", encoding="utf-8") as log_file:
         logger = _capture_logger(trt, log_file, errors)
         builder = trt.Builder(logger)
-        network, _parser = _network_from_onnx(trt, builder, onnx_path, logger, errors)
+        flags = network_flags(trt, precision, major)
+        network, _parser = _network_from_onnx(trt, builder, onnx_path, logger, errors, flags)
         config = _config_for(trt, builder, precision, major, workspace_gib)
         config.add_optimization_profile(_profile_for(builder, network, input_names, profile))
         plan = builder.build_serialized_network(network, config)
@@ -183,7 +195,7 @@ def build_engine(
         "tensorrt_version": trt.__version__,
         "gpu": gpu_name(),
         "precision": precision,
-        "strongly_typed": major >= 11,
+        "strongly_typed": major >= 11 or flags != 0,
         "sparse_weights_flag": flag_set,
         "profile": {"inputs": list(input_names), **profile.as_dict()},
         "eligible_layers": sparsity["eligible_layers"],

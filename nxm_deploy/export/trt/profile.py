@@ -15,6 +15,7 @@ from nxm_deploy.errors import ExportError
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "ENGINE_PRECISIONS",
     "PRECISIONS",
     "ShapeProfile",
     "check_precision",
@@ -24,6 +25,9 @@ __all__ = [
 ]
 
 PRECISIONS = ("fp32", "fp16")
+ENGINE_PRECISIONS = (*PRECISIONS, "int8")
+"""What an engine may be built at: ``--precision``'s choices, and ``int8`` for an INT8 Q/DQ ONNX
+(``export --quantize int8``), built as a strongly typed network."""
 
 
 _SHAPE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
@@ -78,8 +82,8 @@ DEFAULT_PROFILE = ShapeProfile()
 
 
 def check_precision(precision: str) -> str:
-    """``precision`` if it is one of ``PRECISIONS``; else a one-line ``ExportError``."""
-    if precision not in PRECISIONS:
+    """``precision`` if it is one of ``ENGINE_PRECISIONS``; else a one-line ``ExportError``."""
+    if precision not in ENGINE_PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     return precision
 

@@ -63,7 +63,9 @@ def trtexec_command(spec: EngineSpec, trt_version: str | None) -> list[str]:
     """The trtexec argument list equivalent to ``build_engine`` (see ``write_build_script``)."""
     major = trt_major(trt_version)
     onnx_file, precision_flags = spec.onnx_name, []
-    if spec.precision == "fp16" and major is not None and major < 11:
+    if spec.precision == "int8":  # an INT8 Q/DQ ONNX: strongly typed (always so on TensorRT 11)
+        precision_flags = [] if major is not None and major >= 11 else ["--stronglyTyped"]
+    elif spec.precision == "fp16" and major is not None and major < 11:
         precision_flags = ["--fp16"]  # weak typing, TensorRT 10
     elif spec.precision == "fp16":
         onnx_file = spec.fp16_onnx or fp16_onnx_name(spec.onnx_name)
@@ -92,9 +94,10 @@ def write_build_script(export_dir: str | os.PathLike[str], spec: EngineSpec, trt
     ``spec.onnx_name``. fp16 on TensorRT < 11 builds ``spec.onnx_name`` with ``--fp16``; fp16 on
     TensorRT >= 11 builds the FP16 ONNX (``spec.fp16_onnx``, default ``fp16_onnx_name(spec.onnx_name)``),
     since TensorRT 11 removed ``--fp16``; fp16 with an unknown version builds the FP16 ONNX with
-    ``--stronglyTyped``, which works on both. The script tees trtexec's output to ``trtexec_build.log``
-    and writes per-layer details to ``layers.json``; extra arguments are passed on to trtexec, and
-    ``$TRTEXEC`` overrides the trtexec binary.
+    ``--stronglyTyped``, which works on both. int8 builds the INT8 Q/DQ ``spec.onnx_name`` with
+    ``--stronglyTyped`` (not on TensorRT >= 11, where every network is strongly typed). The script
+    tees trtexec's output to ``trtexec_build.log`` and writes per-layer details to ``layers.json``;
+    extra arguments are passed on to trtexec, and ``$TRTEXEC`` overrides the trtexec binary.
     """
     args = trtexec_command(spec, trt_version)
     args[0] = '"${TRTEXEC:-trtexec}"'

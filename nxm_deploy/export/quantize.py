@@ -1,0 +1,272 @@
+"""INT8 exports: ONNX Runtime's quantizer on the FP32 ONNX, calibrated on the run's own training rows.
+
+    rows = calibration_rows(RunManifest.read("runs/sst2-admm"), data_dir=None, n=512, seed=0)
+    section = quantize_onnx(Path("fp32.onnx"), Path("model.onnx"), QuantizeSpec("int8"), rows, tokenizer,
+                            input_names, max_seq_len=128)
+
+Two modes (``QUANTIZE_MODES``):
+
+- ``int8``: static quantization, ``onnxruntime.quantization.quantize_static`` in QDQ format. Weights
+  of every MatMul with a constant B and of every Gemm: INT8, symmetric, one scale per output channel
+  (for MatMul B ``[K, N]`` that is axis 1, set explicitly with ``QDQOpTypePerChannelSupportToAxis``:
+  the quantizer's default axis for MatMul is not the output one; Gemm B ``[N, K]`` with ``transB=1``
+  keeps axis 0). Their inputs (activations): INT8, symmetric (zero point 0), ranges calibrated on
+  ``n`` rows of the run's training data (``minmax``, ``entropy`` or ``percentile``). Symmetric INT8 on
+  both sides is what TensorRT's Q/DQ INT8 kernels take. The matrix products of two activations
+  (attention scores) stay FP32 (``MatMulConstBOnly``).
+- ``int8-dynamic``: ``quantize_dynamic`` with its defaults (INT8 weights, one scale per tensor,
+  activations quantized per call): the baseline users reach for first. ONNX Runtime only, not
+  TensorRT.
+
+Calibration rows: the run's training rows exactly as ``train`` used them (the same file, the same
+fixed subset), proven by the sha256 ``nxm.json`` recorded (``data.train_sha256``), then ``n`` of them
+drawn with ``seed``; never dev rows, which score the result. A run whose training rows cannot be read,
+or whose file now holds other rows, is refused in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nxm_deploy.errors import DataError, ExportError
+
+if TYPE_CHECKING:
+    from nxm_deploy.manifest import RunManifest
+
+__all__ = [
+    "CALIBRATION_METHODS",
+    "DEFAULT_CALIBRATION_ROWS",
+    "QUANTIZE_MODES",
+    "CalibrationRows",
+    "QuantizeError",
+    "QuantizeSpec",
+    "calibration_rows",
+    "quantize_onnx",
+]
+
+QUANTIZE_MODES = ("int8", "int8-dynamic")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+DEFAULT_CALIBRATION_ROWS = 512
+_PERCENTILE = 99.999
+
+
+class QuantizeError(ExportError):
+    """The INT8 export cannot be made or is not good enough (one line)."""
+
+
+@dataclass(frozen=True)
+class QuantizeSpec:
+    """How to quantize: ``mode`` one of ``QUANTIZE_MODES``; the calibration settings apply to ``int8``."""
+
+    mode: str
+    calibration_rows: int = DEFAULT_CALIBRATION_ROWS
+    calibration_method: str = "minmax"
+    calibration_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in QUANTIZE_MODES:
+            raise QuantizeError(
+                f"unknown --quantize {self.mode!r}: choose one of {', '.join(QUANTIZE_MODES)}"
+            )
+        if self.calibration_method not in CALIBRATION_METHODS:
+            raise QuantizeError(
+                f"unknown calibration method {self.calibration_method!r}: choose one of "
+                f"{', '.join(CALIBRATION_METHODS)}"
+            )
+        if self.calibration_rows < 1:
+            raise QuantizeError(f"--calibration-rows must be a positive integer, got {self.calibration_rows}")
+
+    @property
+    def static(self) -> bool:
+        return self.mode == "int8"
+
+
+@dataclass(frozen=True)
+class CalibrationRows:
+    """Training rows to calibrate on: texts, where they came from, and their sha256 (``rows_fingerprint``)."""
+
+    texts_a: list[str]
+    texts_b: list[str] | None
+    source: str
+    sha256: str
+    train_sha256: str  # the run's training rows, as nxm.json recorded them
+    train_rows: int
+    seed: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "split": "train",
+            "source": self.source,
+            "rows": len(self.texts_a),
+            "of_train_rows": self.train_rows,
+            "seed": self.seed,
+            "sha256": self.sha256,
+            "run_train_sha256": self.train_sha256,
+        }
+
+
+def calibration_rows(run: RunManifest, data_dir: str | Path | None, n: int, seed: int) -> CalibrationRows:
+    """``n`` rows (all when fewer) of the run's training rows, drawn with ``seed`` (module docstring)."""
+    from nxm_deploy.data import get_task, load_split
+    from nxm_deploy.data.encode import rows_fingerprint, subset_indices
+
+    data = run.body.get("data") if isinstance(run.body.get("data"), dict) else {}
+    recorded = data.get("train_sha256")
+    where = f"cannot calibrate INT8 on the training rows of {run.path}"
+    if not recorded or not run.facts.task:
+        raise QuantizeError(f"{where}: its nxm.json records no training rows (data.train_sha256)")
+    task = get_task(run.facts.task)
+    try:
+        split = load_split(task, task.train_split, data_dir)
+    except DataError as exc:
+        raise QuantizeError(f"{where}: they are gone ({exc}); pass --data-dir with the run's data") from exc
+    limit = (run.body.get("hyperparameters") or {}).get("max_train_samples")
+    idx = subset_indices(len(split), int(limit) if limit else None)
+    a = [split.texts_a[i] for i in idx]
+    b = [split.texts_b[i] for i in idx] if split.texts_b is not None else None
+    y = [split.labels[i] for i in idx]
+    if rows_fingerprint(a, b, y) != recorded:
+        raise QuantizeError(
+            f"{where}: they are gone: {split.source} no longer holds the rows the run trained on (sha256 "
+            f"differs from nxm.json's {recorded[:12]}); pass --data-dir with the run's data"
+        )
+    pick = sorted(random.Random(seed).sample(range(len(a)), min(n, len(a))))
+    pa = [a[i] for i in pick]
+    pb = [b[i] for i in pick] if b is not None else None
+    digest = rows_fingerprint(pa, pb, [y[i] for i in pick])
+    return CalibrationRows(pa, pb, split.source, digest, recorded, len(a), seed)
+
+
+class _Reader:
+    """``CalibrationDataReader``'s protocol: one row per call, padded to the run's ``max_seq_len`` (the
+    histogram calibrators, entropy and percentile, stack every row's activations, so all share a shape)."""
+
+    def __init__(
+        self, rows: CalibrationRows, tokenizer: Any, input_names: Sequence[str], max_len: int
+    ) -> None:
+        self._items = self._feeds(rows, tokenizer, tuple(input_names), max_len)
+
+    @staticmethod
+    def _feeds(rows: CalibrationRows, tok: Any, names: tuple[str, ...], max_len: int) -> Iterator[dict]:
+        for i, a in enumerate(rows.texts_a):
+            b = rows.texts_b[i] if rows.texts_b is not None else None
+            enc = tok(a, b, truncation=True, max_length=max_len, padding="max_length", return_tensors="np")
+            yield {n: np.asarray(enc[n], dtype=np.int64) for n in names}  # each (1, s)
+
+    def get_next(self) -> dict | None:
+        return next(self._items, None)
+
+    def __iter__(self) -> Iterator[dict]:
+        return self._items
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Hide the quantizer's pre-processing advice, which it logs on the root logger."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _static_settings(spec: QuantizeSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """quantize_static's keyword arguments, and their description for export.json."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
+
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[spec.calibration_method]  # fmt: skip
+    extra: dict[str, Any] = {
+        "ActivationSymmetric": True,
+        "WeightSymmetric": True,
+        "MatMulConstBOnly": True,
+        "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
+    }
+    if spec.calibration_method == "percentile":
+        extra["CalibPercentile"] = _PERCENTILE
+    kwargs = dict(quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul", "Gemm"], per_channel=True,
+                  reduce_range=False, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                  calibrate_method=method, extra_options=extra)  # fmt: skip
+    described = {
+        "function": "onnxruntime.quantization.quantize_static",
+        "format": "QDQ",
+        "op_types": ["MatMul", "Gemm"],
+        "weights": {"type": "int8", "symmetric": True, "per_channel": True,
+                    "per_channel_axis": {"MatMul": 1, "Gemm": "0 (B is [N, K], transB=1)"}},
+        "activations": {"type": "int8", "symmetric": True, "calibrated": True},
+        "reduce_range": False,
+        "calibration_method": spec.calibration_method,
+        "extra_options": extra,
+    }  # fmt: skip
+    return kwargs, described
+
+
+def _copy_metadata(fp32: Any, quantized: Any) -> None:
+    """Give each ``MatMulInteger`` the metadata (PyTorch module path) of the MatMul/Gemm it replaced, found
+    by its weight (``W`` became ``W_quantized``), so that ``nxm-deploy check`` maps it to its layer."""
+    props = {}
+    for node in fp32.graph.node:
+        if node.op_type in ("MatMul", "Gemm") and len(node.input) > 1:
+            props.setdefault(node.input[1], list(node.metadata_props))
+    for node in quantized.graph.node:
+        if node.op_type == "MatMulInteger" and not node.metadata_props:
+            source = props.get(node.input[1].removesuffix("_quantized"))
+            if source:
+                node.metadata_props.extend(source)
+
+
+def quantize_onnx(
+    fp32: Path,
+    out: Path,
+    spec: QuantizeSpec,
+    rows: CalibrationRows | None,
+    tokenizer: Any,
+    input_names: Sequence[str],
+    max_seq_len: int,
+) -> dict[str, Any]:
+    """Quantize ``fp32`` into ``out``; return the ``"quantization"`` section of export.json (without the
+    agreement, which ``export.agreement`` adds)."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
+
+    try:
+        with _quiet():
+            if spec.static:
+                assert rows is not None
+                kwargs, described = _static_settings(spec)
+                reader = _Reader(rows, tokenizer, input_names, max_seq_len)
+                quantize_static(str(fp32), str(out), reader, **kwargs)
+            else:
+                quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8)
+                model = onnx.load(str(out))
+                _copy_metadata(onnx.load(str(fp32), load_external_data=False), model)
+                onnx.save(model, str(out))
+                described = {
+                    "function": "onnxruntime.quantization.quantize_dynamic",
+                    "format": "QOperator (MatMulInteger, DynamicQuantizeLinear)",
+                    "weights": {"type": "int8", "symmetric": True, "per_channel": False},
+                    "activations": {"type": "uint8", "symmetric": False, "calibrated": False,
+                                    "note": "quantized per call from its own range (DynamicQuantizeLinear)"},
+                    "reduce_range": False,
+                }  # fmt: skip
+    except (ValueError, RuntimeError, KeyError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise QuantizeError(f"ONNX Runtime's quantizer failed on {fp32.name}: {first[:300]}") from exc
+    return {
+        "mode": spec.mode,
+        "quantizer": "onnxruntime.quantization",
+        "onnxruntime_version": ort.__version__,
+        **described,
+        "calibration": rows.to_json() if spec.static and rows is not None else None,
+    }
