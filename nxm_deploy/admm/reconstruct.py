@@ -28,8 +28,8 @@ AXIS = 1  # nn.Linear weight [out, in]: groups run along the input axis
 class AdmmSolver:
     """The solver's settings (benchmarks/prune_solver.py measures them on MiniLM, SST-2 train rows)."""
 
-    iterations: int = 30
-    tighten: int = 15  # iterations over which the mask goes from dense to N:M
+    iterations: int = 20
+    tighten: int = 10  # iterations over which the mask goes from dense to N:M
     damp: float = 0.1  # fraction of the mean (normalised) Gram diagonal added to it
     rho: float = 1.0  # in units of the mean normalised diagonal (1 after normalisation)
 

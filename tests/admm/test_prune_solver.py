@@ -127,3 +127,28 @@ def test_prune_options_the_method_would_ignore_are_refused(
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.output
     assert not out.exists()
+
+
+def test_cached_block_inputs_give_the_same_weights_as_whole_model_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import copy
+
+    from conftest import make_tiny_model
+
+    from nxm_deploy.admm import calibrate
+    from nxm_deploy.models import select_layers
+
+    model = make_tiny_model("bert")
+    layers = select_layers(model, "2:4")
+    g = torch.Generator().manual_seed(0)
+    batches = [{"input_ids": torch.randint(5, 99, (4, 10), generator=g),
+                "attention_mask": torch.ones(4, 10, dtype=torch.long)} for _ in range(2)]  # fmt: skip
+    batches[0]["attention_mask"][:, 7:] = 0  # padding: not part of any Gram matrix
+    cached, whole = copy.deepcopy(model), copy.deepcopy(model)
+    report = calibrate.reconstruct(cached, layers, nm.parse_pattern("2:4"), batches)
+    monkeypatch.setattr(calibrate, "_blocks", lambda *a: None)
+    calibrate.reconstruct(whole, layers, nm.parse_pattern("2:4"), batches)
+    assert report["cached_blocks"] and report["calibration_tokens"] == 4 * 7 + 4 * 10
+    for (name, a), b in zip(cached.named_parameters(), whole.parameters(), strict=True):
+        assert torch.equal(a, b), name
