@@ -8,7 +8,9 @@ SST-2 *training* rows (GLUE_DIR; at most 128 tokens each, padding excluded). Tar
 most 60 s on a 2-core machine. Besides the default (in order, 20 iterations) it measures the choices
 that matter: Gram matrices all from the dense model, and fewer / more iterations. Each layer's
 relative output error ``||X (W - W')^T||^2 / ||X W^T||^2`` is reported for magnitude, Wanda's
-``|w| * ||x||`` mask without an update, and ADMM. Writes benchmarks/results/prune_solver.json.
+``|w| * ||x||`` mask without an update, and ADMM. Writes benchmarks/results/prune_solver.json, with
+the wall time, the process's CPU time (all threads) and the load average before each variant: on a
+shared machine the wall time is the CPU time over the cores this process actually got.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import os
 import platform
 import statistics
+import time
 from pathlib import Path
 
 import torch
@@ -76,8 +79,11 @@ def main() -> None:
     for name in args.variants:
         solver, in_order = VARIANTS[name]
         model = copy.deepcopy(base)
+        load, cpu0 = os.getloadavg()[0], time.process_time()
         report = reconstruct(model, layers, pattern, batches, solver, in_order=in_order)
-        results["variants"][name] = {**_summary(report), "settings": report["settings"], "in_order": in_order}
+        cpu = round(time.process_time() - cpu0, 1)  # CPU seconds of this process, all threads
+        results["variants"][name] = {**_summary(report), "cpu_time_s": cpu, "load_average_before": load,
+                                     "settings": report["settings"], "in_order": in_order}  # fmt: skip
         if name == "admm":
             results["layer_errors"] = report["layer_errors"]
         print(f"{name}: {json.dumps(results['variants'][name])}", flush=True)
