@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 from nxm_deploy import nm
+from nxm_deploy.admm.calibrate import hard_prune
 from nxm_deploy.admm.callbacks import (
     AdmmCallback,
     LogCallback,
@@ -115,13 +116,13 @@ def _evaluate(trainer: NxmTrainer, data: TaskData) -> dict[str, float]:
     return metrics
 
 
-def _start_phase(phase: Phase, sparsity: SparsityState, cfg: TrainConfig) -> None:
+def _start_phase(phase: Phase, run: _Run) -> None:
     if phase.kind == "admm":
-        sparsity.start_admm(cfg.rho)
+        run.sparsity.start_admm(run.cfg.rho)
     elif phase.kind == "masked":
-        sparsity.stop_admm()
-        if not sparsity.masked:
-            sparsity.hard_prune()
+        run.sparsity.stop_admm()
+        if not run.sparsity.masked:
+            hard_prune(run.sparsity, run.model, run.data.train, run.cfg)
 
 
 @dataclass
@@ -186,7 +187,7 @@ def _run_phase(run: _Run, phase: Phase, i: int, n_phases: int) -> dict[str, Any]
     else:
         if cfg.resume:
             trainlog.truncate_after(i, -1)  # a kill after phase_start, before the first checkpoint
-        begin = functools.partial(_start_phase, phase, sparsity, cfg)
+        begin = functools.partial(_start_phase, phase, run)
         trainlog.write({"phase": i, "phase_kind": phase.kind, "step": 0, "event": "phase_start",
                         "epochs": phase.epochs, "masked": phase.kind == "masked"})  # fmt: skip
         log.info("phase %d/%d: %s for %g epochs", i + 1, n_phases, phase.kind, phase.epochs)
@@ -265,29 +266,20 @@ def _train(cfg: TrainConfig) -> RunResult:
     prepare_run_dir(cfg, stage)
     sparsity = SparsityState(model, layers, pattern)
     trainlog = TrainLog(stage / LOG_NAME, enabled=rank() == 0)
-    run = _Run(
-        cfg,
-        method.sparse,
-        task,
-        model,
-        tokenizer,
-        teacher,
-        data,
-        sparsity,
-        trainlog,
-        checkpoints_root(stage),
-    )
+    run = _Run(cfg, method.sparse, task, model, tokenizer, teacher, data, sparsity, trainlog,
+               checkpoints_root(stage))  # fmt: skip
     log.info(
         "%s on %s: %s; %d train rows, %d selected layers, %s",
         cfg.method, task.name, " + ".join(f"{p.kind} {p.epochs:g} ep" for p in phases),
         len(data.train), len(layers), f"pattern {pattern}" if method.sparse else "dense",
     )  # fmt: skip
     phase_results = [_run_phase(run, phase, i, len(phases)) for i, phase in enumerate(phases)]
-    metrics = phase_results[-1]["metrics"]
-    if method.sparse and not run.sparsity.masked:  # admm with --admm-epochs == --epochs: prune at the end
-        run.sparsity.stop_admm()
-        run.sparsity.hard_prune()
-        metrics = _evaluate(run.trainer(phases[-1], len(phases) - 1, []), data)
+    metrics = phase_results[-1]["metrics"] if phase_results else {}
+    if method.sparse and not sparsity.masked:  # admm for the whole budget, or training-free oneshot
+        sparsity.stop_admm()
+        hard_prune(sparsity, model, data.train, cfg)
+        trainer = run.trainer((phases or [Phase("masked", 0)])[-1], len(phases) - 1, [])
+        metrics = _evaluate(trainer, data)
         phase_results.append({"phase": len(phases), "kind": "hard_prune", "epochs": 0, "metrics": metrics})
     if method.sparse:
         bad = [(n, r) for n, r in run.sparsity.check() if not r.ok]
@@ -299,6 +291,8 @@ def _train(cfg: TrainConfig) -> RunResult:
             )
     manifest = _manifest(cfg, method.name, task, pattern if method.sparse else None, layers, phases,
                          phase_results, metrics, data.info, init, time.time() - t0)  # fmt: skip
+    prune = {"solver": cfg.prune_solver, **(sparsity.prune_report or {})}
+    manifest["prune"] = prune if method.sparse else None  # with --prune-solver admm: per-layer errors
     manifest["dataset"] = rows.dataset  # own data: source, columns, label map, sha256; None for GLUE
     if rank() == 0:
         model.save_pretrained(stage)

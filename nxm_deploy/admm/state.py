@@ -67,6 +67,7 @@ class SparsityState:
         self.updates = 0
         self.last: Residuals | None = None
         self.pending = False  # a Z/U update fell on a step fp16's loss scaler skipped: do it next step
+        self.prune_report: dict[str, Any] | None = None  # --prune-solver admm's errors, for nxm.json
 
     # ---- ADMM --------------------------------------------------------------------------------
 
@@ -230,6 +231,7 @@ class SparsityState:
             "admm_active": self.admm_active,
             "masked": self.masked,
             "last_residuals": asdict(self.last) if self.last else None,
+            "prune": self.prune_report,
             **(extra or {}),
         }
         write_json_atomic(directory / STATE_META, meta)
@@ -249,6 +251,7 @@ class SparsityState:
         self.pending = bool(meta.get("pending_update", False))
         last = meta.get("last_residuals")
         self.last = Residuals(**last) if last else None
+        self.prune_report = meta.get("prune")
         self._refresh_targets()
         return meta
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from nxm_deploy.admm.config import ADMM_PENALTIES, MIXED_PRECISIONS, REPORT_TO, TrainConfig
+from nxm_deploy.admm.config import ADMM_PENALTIES, MIXED_PRECISIONS, PRUNE_SOLVERS, REPORT_TO, TrainConfig
 from nxm_deploy.cli.group import cli, setup_logging
 from nxm_deploy.cli.options import (
     data_dir_option,
@@ -75,6 +75,13 @@ def _opt(name: str, help_text: str | None = None, **kwargs: Any) -> Any:
 )
 @_opt("admm_epochs", "ADMM: epochs of the ADMM phase [2/3 of --epochs].", type=float)
 @_opt("dense_epochs", "ASP: epochs of the dense phase [1/2 of --epochs].", type=float)
+@_opt(
+    "prune_solver",
+    "Hard prune (every sparse method): keep the largest |w| of each M, or reconstruct each layer's "
+    "outputs on training rows by ADMM (Boza 2024).",
+    type=click.Choice(PRUNE_SOLVERS),
+)
+@_opt("calibration_rows", "--prune-solver admm: training rows (at most 128 tokens each) for its inputs.")
 @_opt("save_steps", "Checkpoint every N optimizer steps.")
 @_opt("logging_steps")
 @_opt(

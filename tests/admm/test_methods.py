@@ -39,8 +39,11 @@ def test_init_from_counts_its_epochs() -> None:
     assert plan("admm", epochs=4, init=1) == [Phase("admm", 2), Phase("masked", 1)]
     with pytest.raises(UserError, match="contradicts --init-from"):
         plan("asp", epochs=4, init=2, dense=1)
+    assert plan("oneshot", epochs=2, init=2) == []  # training-free: the run prunes at its end
     with pytest.raises(UserError, match="leaves nothing to train"):
-        plan("oneshot", epochs=2, init=2)
+        plan("oneshot", epochs=1, init=2)
+    with pytest.raises(UserError, match="leaves nothing to train"):
+        plan("asp", epochs=2, init=2)
 
 
 @pytest.mark.parametrize(("method", "kw", "flag"), [("admm", {"admm": 5}, "--admm-epochs"),
