@@ -279,7 +279,7 @@ def test_build_script_rejects_unknown_precision_and_no_inputs(tmp_path):
 @pytest.mark.parametrize(
     ("precision", "inputs", "message"),
     [
-        ("int8", INPUTS, "unknown precision 'int8': choose one of fp32, fp16"),
+        ("int4", INPUTS, "unknown precision 'int4': choose one of fp32, fp16"),
         ("fp16", (), "no model inputs given for the TensorRT shape profile"),
     ],
 )
