@@ -265,9 +265,9 @@ def test_build_script_quotes_odd_input_names_and_named_fp16_file(tmp_path):
 
 
 def test_build_script_rejects_unknown_precision_and_no_inputs(tmp_path):
-    with pytest.raises(ExportError, match="unknown precision 'int8'"):
+    with pytest.raises(ExportError, match="unknown precision 'int4'"):
         trt.write_build_script(
-            tmp_path, trt.EngineSpec("m.onnx", "m.engine", INPUTS, trt.DEFAULT_PROFILE, "int8"), None
+            tmp_path, trt.EngineSpec("m.onnx", "m.engine", INPUTS, trt.DEFAULT_PROFILE, "int4"), None
         )
     with pytest.raises(ExportError, match="no model inputs"):
         trt.write_build_script(
@@ -279,7 +279,7 @@ def test_build_script_rejects_unknown_precision_and_no_inputs(tmp_path):
 @pytest.mark.parametrize(
     ("precision", "inputs", "message"),
     [
-        ("int8", INPUTS, "unknown precision 'int8': choose one of fp32, fp16"),
+        ("int4", INPUTS, "unknown precision 'int4': choose one of fp32, fp16"),
         ("fp16", (), "no model inputs given for the TensorRT shape profile"),
     ],
 )
