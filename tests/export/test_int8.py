@@ -237,8 +237,11 @@ def test_refused_when_the_training_rows_are_gone(int8_run, glue_dir, tmp_path):
     args = ["export", str(run), "--out", str(tmp_path / "x"), "--quantize", "int8", "--data-dir"]
     line = _one_error_line(runner.invoke(cli, [*args, str(glue_dir)]))
     assert "training rows" in line and "gone" in line
+    (tmp_path / "glue-without-task").mkdir()  # a data directory that no longer holds the task's files
+    line = _one_error_line(runner.invoke(cli, [*args, str(tmp_path / "glue-without-task")]))
+    assert "training rows" in line and "gone" in line and "glue-without-task" in line
     line = _one_error_line(runner.invoke(cli, [*args, str(tmp_path / "no-such-glue")]))
-    assert "training rows" in line and "gone" in line and "no-such-glue" in line
+    assert "GLUE data directory" in line and "no-such-glue" in line and "does not exist" in line
     assert not (tmp_path / "x").exists()
 
 
