@@ -174,12 +174,17 @@ def load_tokenizer(name_or_path: str | os.PathLike[str]) -> Any:
     """Load the (fast, where available) tokenizer that belongs to a model dir or hub id."""
     from transformers import AutoTokenizer
 
+    return _auto_load(AutoTokenizer, name_or_path, "tokenizer")
+
+
+def _auto_load(auto_class: Any, name_or_path: str | os.PathLike[str], what: str) -> Any:
+    """``auto_class.from_pretrained`` quietly, a loading failure as one :class:`ModelError` line."""
     name = _resolve(name_or_path)
     try:
         with _quiet_transformers():
-            return AutoTokenizer.from_pretrained(name)
+            return auto_class.from_pretrained(name)
     except (OSError, ValueError, KeyError) as exc:
-        raise _load_error("tokenizer", name, exc) from exc
+        raise _load_error(what, name, exc) from exc
 
 
 def linear_layers(model: nn.Module) -> dict[str, nn.Linear]:
@@ -319,12 +324,7 @@ def load_config(name_or_path: str | os.PathLike[str]) -> Any:
     """The model's ``config.json`` alone (no weights): what can be checked before loading."""
     from transformers import AutoConfig
 
-    name = _resolve(name_or_path)
-    try:
-        with _quiet_transformers():
-            return AutoConfig.from_pretrained(name)
-    except (OSError, ValueError, KeyError) as exc:
-        raise _load_error("model", name, exc) from exc
+    return _auto_load(AutoConfig, name_or_path, "model")
 
 
 def position_limit(model: nn.Module | Any, tokenizer: Any = None) -> int:
