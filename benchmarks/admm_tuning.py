@@ -143,12 +143,12 @@ def main() -> None:
     for name, extra in GRID.items():  # stage 1
         runner.run(name, extra, 1)
     stage2(runner)
-    for name, extra in LEVERS.items():  # stage 3
-        runner.run(name, extra, 1)
     seeds = [int(s) for s in args.seeds.split(",")]
     for seed in seeds:  # issue 17 item 3: the converging schedule against asp, paired
         for name in PAIRED:
             runner.run(name, GRID[name], seed)
+    for name, extra in LEVERS.items():  # stage 3
+        runner.run(name, extra, 1)
     if any(k not in results["settings"] for k in LEVERS):
         return report(results)  # stage 4 picks its finalists from a complete stage 3
     for seed in seeds:  # stage 4: the finalists of each starting point
