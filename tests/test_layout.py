@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "admm": 4,
     "export": 4,
     "bench": 4,
+    "sensitivity": 4,
     "demo": 5,
     "cli": 6,
     "__main__": 7,
