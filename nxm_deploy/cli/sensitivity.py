@@ -59,7 +59,10 @@ def sensitivity(**opts: Any) -> None:
     result = run_sensitivity(SensitivityConfig(**opts))
     r = result.report
     click.echo(f"sensitivity written to {result.out} (plot {result.plot})")
-    click.echo(f"  baseline {r['metric']} {r['baseline']:.2f} points on {r['rows']['rows']} training rows")
+    click.echo(
+        f"  baseline {r['metric']} {r['baseline']:.2f} points on {r['rows']['rows']} training rows; "
+        f"{r['measurements']} measurements in {r['wall_time_s']:.0f} s"
+    )
     for k in r["kinds"]:
         click.echo(f"  {k['label']:<18} every block {r['pattern']}: drop {k['drop']:.2f}")
     top = ", ".join(f"{x['name']} ({x['drop']:.2f})" for x in r["ranking"][:3])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,7 @@ def sensitivity(cfg: SensitivityConfig) -> SensitivityResult:
     batches = encode_rows(tokenizer, rows, input_names_for(model, tokenizer), max_len, cfg.batch_size)
     log.info("%s: %d layers, %d training rows of %s, %s by magnitude", run.path, len(layers),
              len(rows.texts_a), task.name, pattern)  # fmt: skip
+    t0 = time.perf_counter()
     meter = _Meter(model, task, batches, rows.labels, pattern)
     log.info("baseline (dense) %s: %.2f points", task.main_metric, meter.baseline)
     per_layer = []
@@ -168,6 +170,7 @@ def sensitivity(cfg: SensitivityConfig) -> SensitivityResult:
         "attention score products not counted",
         "greedy": steps,
         "measurements": meter.count,
+        "wall_time_s": round(time.perf_counter() - t0, 1),  # the measurements, model loading excluded
         "plot": plot.name,
         "config": cfg.to_json(),
         "torch_version": torch.__version__,
