@@ -8,6 +8,7 @@ from row to row and pruning a layer moves them; seed 2 makes its 2:4 model lose 
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import shlex
@@ -125,3 +126,28 @@ def test_cli(dense_run: Path, glue_dir: Path, tmp_path: Path, capsys: pytest.Cap
     with pytest.raises(SystemExit) as replaced:
         main([*args, "--overwrite"])
     assert replaced.value.code == 0
+
+
+def test_own_data_run_reads_the_data_it_recorded(tmp_path: Path, minilm_dir: Path, glue_dir: Path) -> None:
+    from nxm_deploy.data import load_split
+    from nxm_deploy.data.own import DataOptions, load_own
+
+    sst = load_split("sst2", "train", glue_dir).select(80)
+    data = tmp_path / "reviews.csv"
+    with data.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["review", "verdict"])
+        w.writerows([a, ["thumbs-down", "thumbs-up"][y]] for a, _, y in sst.rows())
+    options = DataOptions(str(data), text_column="review", label_column="verdict", validation_fraction=0.25)
+    run = write_run_dir(
+        tmp_path / "own", make_tiny_model("bert", seed=2), minilm_dir, sparse=False, max_seq_len=64
+    )
+    manifest = json.loads((run / "nxm.json").read_text(encoding="utf-8"))
+    manifest.update(task="data:reviews.csv", dataset=load_own(options).record)
+    (run / "nxm.json").write_text(json.dumps(manifest), encoding="utf-8")
+    r = sensitivity(SensitivityConfig(run_dir=run, out=tmp_path / "s.json", rows=1000, budget=100.0)).report
+    assert r["task"] == "data:reviews.csv" and r["rows"]["source"].endswith("reviews.csv")
+    assert (
+        r["rows"]["rows"] == r["rows"]["of_train_rows"] == 60
+    )  # all 60 training rows; the 20 held out never
+    assert len(r["layers"]) == 12 and len(r["kinds"]) == 6
