@@ -2,8 +2,8 @@
 task (or own data), never dev rows; and the metric on them, in points.
 
     task, rows = training_rows(cfg, run)        # GlueTask, Rows (texts, labels, where from)
-    batches = encode_rows(tokenizer, rows, max_seq_len=128, batch_size=32)
-    points = score(model, task, batches)        # the task's main metric x 100
+    batches = encode_rows(tokenizer, rows, ["input_ids", "attention_mask"], max_seq_len=128, batch_size=32)
+    points = score(model, task, batches, rows.labels)   # the task's main metric x 100
 """
 
 from __future__ import annotations
