@@ -4,7 +4,8 @@ TensorRT with the pattern proven at every step, and latency/accuracy reports aga
     from nxm_deploy import nm, Predictor, TrainConfig, ExportConfig, BenchConfig, train
 
 One verb per subpackage, as ``torch.export.export``: ``nxm_deploy.admm.train``,
-``nxm_deploy.export.export``, ``nxm_deploy.check.check``, ``nxm_deploy.bench.bench``. The names
+``nxm_deploy.export.export``, ``nxm_deploy.check.check``, ``nxm_deploy.bench.bench``,
+``nxm_deploy.sensitivity.sensitivity``. The names
 here are imported on first use, so ``import nxm_deploy`` (and ``nxm-deploy --help``) stays light.
 ``export``, ``check`` and ``bench`` are the subpackages' own names, so their functions are reached
 through the subpackage: ``from nxm_deploy.export import export``.

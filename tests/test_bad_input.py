@@ -174,6 +174,8 @@ BENCH = [
     "--out",
     "{new}",
 ]
+SENS = ["sensitivity", "{dense}", "--out", "{new}.json", "--data-dir", "{glue}"]
+SENS_OUT = "{new}.json"
 
 # (id, argv, exit code, text the error line must hold)
 # fmt: off
@@ -348,6 +350,35 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("bench-out-dot", sub(BENCH, "{new}", "."), 1, "current directory"),
     ("bench-data-missing", sub(BENCH, "{glue}", "{world}/nope"), 1, "does not exist"),
     ("bench-data-header-only", sub(BENCH, "{glue}", "{glue-nodev}"), 1, "no rows after the header"),
+    # ---- sensitivity --------------------------------------------------------------------------------
+    ("sensitivity-run-missing", sub(SENS, "{dense}", "{world}/nope"), 1, "does not exist"),
+    ("sensitivity-run-not-run", sub(SENS, "{dense}", "{empty}"), 1, "not a run directory (no nxm.json)"),
+    ("sensitivity-run-is-export", sub(SENS, "{dense}", "{exp-dense}"), 1, "not a run directory"),
+    ("sensitivity-run-file", sub(SENS, "{dense}", "{afile}"), 1, "not a directory"),
+    ("sensitivity-run-sparse", sub(SENS, "{dense}", "{sparse}"), 1, "is sparse (2:4); sensitivity analyses a dense run"),
+    ("sensitivity-run-badjson", sub(SENS, "{dense}", "{run-badjson}"), 1, "not valid JSON"),
+    ("sensitivity-run-corrupt", sub(SENS, "{dense}", "{run-corrupt}"), 1, "cannot load model"),
+    ("sensitivity-rows-0", [*SENS, "--rows", "0"], 1, "--rows must be a positive integer, got 0"),
+    ("sensitivity-rows-negative", [*SENS, "--rows", "-5"], 1, "--rows must be a positive integer"),
+    ("sensitivity-rows-text", [*SENS, "--rows", "many"], 2, "Invalid value for '--rows'"),
+    ("sensitivity-budget-negative", [*SENS, "--budget", "-1"], 1, "--budget must be a number of points, 0 or more"),
+    ("sensitivity-budget-nan", [*SENS, "--budget", "nan"], 1, "--budget must be"),
+    ("sensitivity-batch-0", [*SENS, "--batch-size", "0"], 1, "--batch-size must be a positive integer"),
+    ("sensitivity-pattern-bad", [*SENS, "--pattern", "5:4"], 1, "invalid N:M pattern 5:4"),
+    ("sensitivity-include-nothing", [*SENS, "--include", "nomatch*"], 1, "no layers selected"),
+    ("sensitivity-task-other", [*SENS, "--task", "mrpc"], 1, "was trained on RTE, not MRPC"),
+    ("sensitivity-task-unknown", [*SENS, "--task", "imdb"], 1, "unknown GLUE task"),
+    ("sensitivity-task-and-data", [*SENS, "--task", "rte", "--data", "{afile}"], 2, "not both"),
+    ("sensitivity-data-dir-missing", sub(SENS, "{glue}", "{world}/nope"), 1, "does not exist"),
+    ("sensitivity-data-header-only", sub(SENS, "{glue}", "{glue-header}"), 1, "no rows after the header"),
+    ("sensitivity-out-empty", sub(SENS, SENS_OUT, ""), 1, "--out is empty"),
+    ("sensitivity-out-dir", sub(SENS, SENS_OUT, "{empty}"), 1, "is a directory"),
+    ("sensitivity-out-not-json", sub(SENS, SENS_OUT, "{afile}"), 1, "must name a .json file"),
+    ("sensitivity-out-under-file", sub(SENS, SENS_OUT, "{afile}/s.json"), 1, "lies under the file"),
+    ("sensitivity-out-unwritable", sub(SENS, SENS_OUT, "/proc/1/s.json"), 1, "/proc/1 is not writable"),
+    ("sensitivity-out-existing", sub(SENS, SENS_OUT, "{exp-dense}/export.json"), 1, "already exists; pass --overwrite"),
+    ("sensitivity-out-foreign-overwrite", [*sub(SENS, SENS_OUT, "{exp-dense}/export.json"), "--overwrite"], 1,
+     "was not written by 'nxm-deploy sensitivity'"),
     # ---- demo ---------------------------------------------------------------------------------------
     ("demo-threads-0", ["demo", "--out", "{new}", "--data-dir", "{glue}", "--threads", "0"], 1,
      "--threads must be a positive integer"),
@@ -431,6 +462,7 @@ def _api_cases() -> list[tuple[str, Callable[[Path], object], str]]:
     from nxm_deploy.check import check
     from nxm_deploy.export import ExportConfig, export
     from nxm_deploy.runtime import Predictor
+    from nxm_deploy.sensitivity import SensitivityConfig, sensitivity
 
     return [
         (
@@ -466,6 +498,16 @@ def _api_cases() -> list[tuple[str, Callable[[Path], object], str]]:
         ("Predictor-escape", lambda w: Predictor.from_export(w / "exp-escape"), "points outside it"),
         ("Predictor-empty", lambda w: Predictor.from_export(w / "exp-sparse").predict([]), "empty"),
         ("nm-pattern", lambda w: nm.parse_pattern("4:2"), "invalid N:M pattern"),
+        (
+            "SensitivityConfig-rows",
+            lambda w: SensitivityConfig(run_dir=w / "dense", out=w / "s.json", rows=0),
+            "--rows must be a positive integer",
+        ),
+        (
+            "sensitivity-sparse",
+            lambda w: sensitivity(SensitivityConfig(run_dir=w / "sparse", out=w / "s.json")),
+            "is sparse",
+        ),
     ]
 
 

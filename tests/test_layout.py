@@ -1,6 +1,7 @@
 """The package's layers: imports run one way and never in a circle (docs/ARCHITECTURE.md).
 
-    cli -> demo -> {admm, export, bench} -> {runtime, check} -> {models, data, manifest, io} -> nm -> errors
+    cli -> demo -> {admm, export, bench, sensitivity} -> {runtime, check} -> {models, data, manifest, io}
+        -> nm -> errors
 
 Every ``import`` of an ``nxm_deploy`` module counts, at module level or inside a function (a lazy
 import is still a dependency). Within a layer, two sibling subpackages (admm and export, runtime
@@ -38,6 +39,7 @@ LAYERS: dict[str, int] = {
     "admm": 4,
     "export": 4,
     "bench": 4,
+    "sensitivity": 4,
     "demo": 5,
     "cli": 6,
     "__main__": 7,
@@ -156,6 +158,8 @@ def test_help_and_the_public_names_load_neither_torch_nor_onnxruntime():
         "import sys\n"
         "from nxm_deploy.cli import main\n"
         "import nxm_deploy.admm, nxm_deploy.export, nxm_deploy.bench, nxm_deploy.check, nxm_deploy.runtime\n"
+        "import nxm_deploy.sensitivity\n"
+        "from nxm_deploy.sensitivity import SensitivityConfig\n"
         "from nxm_deploy.export import ExportConfig\n"
         "from nxm_deploy.bench import BenchConfig\n"
         "from nxm_deploy.admm import TrainConfig\n"

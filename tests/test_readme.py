@@ -1,8 +1,9 @@
 """README's Python blocks run as written (its Library and Serving sections), on a tiny random BERT.
 
 The blocks use the real functions; only the amounts are cut for a test: 64 training and 64 dev
-rows, one epoch, one batch shape timed briefly. ``MODEL`` is the tiny model's directory and
-``weight`` a random ``nn.Linear`` weight, the two names README leaves to the reader.
+rows, one epoch, one batch shape timed briefly, 64 rows for the sensitivity analysis. ``MODEL`` is
+the tiny model's directory and ``weight`` a random ``nn.Linear`` weight, the two names README leaves
+to the reader.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import nxm_deploy.admm
 import nxm_deploy.admm.run
 import nxm_deploy.bench
 import nxm_deploy.bench.run
+import nxm_deploy.sensitivity
+import nxm_deploy.sensitivity.run
 from nxm_deploy.bench.latency import TimingPlan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +45,7 @@ def test_readme_has_the_blocks():
 @pytest.mark.slow
 def test_readme_python_blocks_run(tmp_path: Path, tiny_bert_dir: Path, glue_dir: Path, monkeypatch):
     real_train, real_bench = nxm_deploy.admm.run.train, nxm_deploy.bench.run.bench
+    real_sensitivity = nxm_deploy.sensitivity.run.sensitivity
 
     def small_train(cfg):
         return real_train(dataclasses.replace(cfg, max_train_samples=64, max_eval_samples=64, epochs=1.0))
@@ -50,10 +54,15 @@ def test_readme_python_blocks_run(tmp_path: Path, tiny_bert_dir: Path, glue_dir:
         plan = TimingPlan(warmup=1, repeats=3, min_time_s=0.0, max_time_s=0.2)
         return real_bench(dataclasses.replace(cfg, batch_sizes=(2,), seq_lens=(16,), plan=plan))
 
+    def small_sensitivity(cfg):
+        return real_sensitivity(dataclasses.replace(cfg, rows=64))
+
     for module in (nxm_deploy.admm, nxm_deploy.admm.run):
         monkeypatch.setattr(module, "train", small_train, raising=False)
     for module in (nxm_deploy.bench, nxm_deploy.bench.run):
         monkeypatch.setattr(module, "bench", small_bench, raising=False)
+    for module in (nxm_deploy.sensitivity, nxm_deploy.sensitivity.run):
+        monkeypatch.setattr(module, "sensitivity", small_sensitivity, raising=False)
     monkeypatch.setenv("GLUE_DIR", str(glue_dir))
     monkeypatch.chdir(tmp_path)
     namespace = {"MODEL": str(tiny_bert_dir), "weight": torch.randn(8, 16)}
@@ -64,3 +73,4 @@ def test_readme_python_blocks_run(tmp_path: Path, tiny_bert_dir: Path, glue_dir:
     assert namespace["report"].ok
     assert (tmp_path / "reports" / "rte" / "report.json").is_file()
     assert namespace["p"].label in ("entailment", "not_entailment")
+    assert namespace["sens"].report["combined_drop"] <= namespace["sens"].report["budget"]

@@ -1,15 +1,16 @@
 """The ``nxm-deploy`` command line: a thin click layer over the library.
 
-Each subcommand (one module here: ``check``, ``train``, ``export``, ``bench``, ``demo``) parses its
-options, builds the library's config (whose defaults and choices it shows), calls the library and
-prints. ``group`` holds the error handling; ``options`` the option groups the commands share.
+Each subcommand (one module here: ``check``, ``train``, ``export``, ``bench``, ``sensitivity``,
+``demo``) parses its options, builds the library's config (whose defaults and choices it shows),
+calls the library and prints. ``group`` holds the error handling; ``options`` the option groups
+the commands share.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nxm_deploy.cli import bench, check, demo, export, train  # noqa: F401  (each registers its command)
+from nxm_deploy.cli import bench, check, demo, export, sensitivity, train  # noqa: F401  (each registers its command)
 from nxm_deploy.cli.group import cli
 
 __all__ = ["cli", "main"]
