@@ -103,8 +103,8 @@ class TrainConfig:
             "lr": self.lr,
             "batch_size": self.batch_size,
             "max_seq_len": self.max_seq_len,
-            "rho": self.admm_rho(),
-            "rho_max": self.admm_rho_max(),
+            "rho": 1.0 if self.rho is None else self.rho,  # None: the default of --admm-penalty
+            "rho_max": 1.0 if self.rho_max is None else self.rho_max,
             "admm_interval": self.admm_interval,
             "kd_temperature": self.kd_temperature,
             "save_steps": self.save_steps,
@@ -118,8 +118,6 @@ class TrainConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
         if self.rho_growth < 1:
             raise UserError(f"--rho-growth must be at least 1, got {self.rho_growth}")
-        if self.admm_rho_max() < self.admm_rho():
-            raise UserError(f"--rho-max {self.admm_rho_max():g} is below --rho {self.admm_rho():g}")
         if self.admm_penalty not in ADMM_PENALTIES:
             raise UserError(
                 f"--admm-penalty must be one of {', '.join(ADMM_PENALTIES)}, got {self.admm_penalty!r}"
@@ -150,6 +148,8 @@ class TrainConfig:
         if self.resume and self.overwrite:
             raise UserError("pass --resume or --overwrite, not both")
         self._refuse_ignored()
+        if self.admm_rho_max() < self.admm_rho():
+            raise UserError(f"--rho-max {self.admm_rho_max():g} is below --rho {self.admm_rho():g}")
 
     def _refuse_ignored(self) -> None:
         """Options that only some methods read are refused elsewhere: they would be silently ignored."""
