@@ -59,7 +59,7 @@ def main() -> None:
         batches.append(dict(enc))
     pattern = nm.Pattern(2, 4)
     sparsity = SparsityState(model, select_layers(model, pattern), pattern)
-    sparsity.start_admm(TrainConfig.rho)
+    sparsity.start_admm(1e-4)  # the loss penalty's default rho
     opt = torch.optim.AdamW(model.parameters(), lr=1e-9)  # tiny lr: the weights barely move
     model.train()
 
@@ -80,7 +80,7 @@ def main() -> None:
     for batch in batches[2:]:
         dense.append(step(batch, False))
         admm.append(step(batch, True))
-    schedule = AdmmSchedule(TrainConfig.rho_max, TrainConfig.rho_growth)
+    schedule = AdmmSchedule(1.0, TrainConfig.rho_growth)  # the loss-penalty schedule's cap
     updates = []
     for _ in range(args.updates):
         t0 = time.perf_counter()

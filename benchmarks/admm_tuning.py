@@ -40,6 +40,7 @@ WORK = REPO / "benchmarks" / "work" / "admm_tuning"
 STUDY_SST2_ROWS = 8000  # covers glue_methods.py's fixed seed-0 subset of SST-2 train (5000 rows)
 
 DECOUPLED = "--method admm --admm-penalty decoupled --rho-max 1e4"
+# (stage 1 ran when "loss" was the default penalty; its loss-penalty settings name it now)
 BASE = ["--lr", "1e-4", "--batch-size", "32", "--max-seq-len", "64"]
 PRETRAINED_EPOCHS = "3"
 FINE_TUNED_EPOCHS = "6"  # the dense run's 3 and 3 more
@@ -50,12 +51,13 @@ GRID: dict[str, list[str]] = {
         "dense": "--method dense",
         "oneshot": "--method oneshot",
         "asp": "--method asp",
-        "admm rho1e-3 x1.3 every32 (defaults)": "--method admm",
-        "admm rho1e-3 x1.3 every8": "--method admm --admm-interval 8",
-        "admm rho1e-2 x1.3 every8": "--method admm --rho 1e-2 --admm-interval 8",
-        "admm rho1e-2 x1.1 every8": "--method admm --rho 1e-2 --rho-growth 1.1 --admm-interval 8",
-        "admm rho1e-3 x1.3 every32, half ADMM": "--method admm --admm-epochs 1.5",
-        "admm rho1e-4 x1.3 every32": "--method admm --rho 1e-4",
+        "admm rho1e-3 x1.3 every32 (defaults)": "--method admm --admm-penalty loss",
+        "admm rho1e-3 x1.3 every8": "--method admm --admm-interval 8 --admm-penalty loss",
+        "admm rho1e-2 x1.3 every8": "--method admm --rho 1e-2 --admm-interval 8 --admm-penalty loss",
+        "admm rho1e-2 x1.1 every8": "--method admm --rho 1e-2 --rho-growth 1.1 --admm-interval 8"
+        " --admm-penalty loss",
+        "admm rho1e-3 x1.3 every32, half ADMM": "--method admm --admm-epochs 1.5 --admm-penalty loss",
+        "admm rho1e-4 x1.3 every32": "--method admm --rho 1e-4 --admm-penalty loss",
         # the penalty applied after each optimizer step, outside Adam (--admm-penalty decoupled);
         # rho is then a pull per unit of learning rate: sum(lr * rho) over the ~250 ADMM steps is
         # about 0.035 * rho0 with this schedule, so 30 / 100 / 300 pull W about 1 / 3.5 / 10 e-folds

@@ -160,6 +160,8 @@ def train(profile: Profile, task: str, method: str, seed: int, glue: str, log_di
            "--max-seq-len", str(profile.max_seq_len), "--no-progress"]  # fmt: skip
     if cfg["method"] == "admm":  # train refuses ADMM options for other methods (they never used them)
         cmd += cfg["train_args"]
+        if "--admm-penalty" not in cfg["train_args"]:  # this study ran when the loss penalty was the default
+            cmd += ["--admm-penalty", "loss"]
     if cfg["max_train_samples"]:
         cmd += ["--max-train-samples", str(cfg["max_train_samples"])]
     if cfg["teacher"]:

@@ -237,7 +237,7 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("train-rho-for-dense", train("--rho", "0.1", method="dense"), 1, "--rho only apply to --method admm"),
     ("train-rho-max-for-asp", train("--rho-max", "5", method="asp"), 1, "--rho-max only apply to --method admm"),
     ("train-interval-oneshot", train("--admm-interval", "4", method="oneshot"), 1, "only apply to --method admm"),
-    ("train-penalty-for-asp", train("--admm-penalty", "decoupled", method="asp"), 1, "only apply to --method admm"),
+    ("train-penalty-for-asp", train("--admm-penalty", "loss", method="asp"), 1, "only apply to --method admm"),
     ("train-admm-epochs-asp", train("--admm-epochs", "1", method="asp"), 1, "only apply to --method admm"),
     ("train-dense-epochs-admm", train("--dense-epochs", "1"), 1, "--dense-epochs only apply to --method asp"),
     ("train-kd-alpha-no-teacher", train("--kd-alpha", "0.3"), 1, "pass --teacher or drop them"),

@@ -118,7 +118,7 @@ def _evaluate(trainer: NxmTrainer, data: TaskData) -> dict[str, float]:
 
 def _start_phase(phase: Phase, run: _Run) -> None:
     if phase.kind == "admm":
-        run.sparsity.start_admm(run.cfg.rho)
+        run.sparsity.start_admm(run.cfg.admm_rho())
     elif phase.kind == "masked":
         run.sparsity.stop_admm()
         if not run.sparsity.masked:
@@ -199,7 +199,7 @@ def _run_phase(run: _Run, phase: Phase, i: int, n_phases: int) -> dict[str, Any]
     if phase.kind == "masked":
         callbacks.append(MaskCallback(sparsity))
     if phase.kind == "admm":
-        schedule = AdmmSchedule(cfg.rho_max, cfg.rho_growth)
+        schedule = AdmmSchedule(cfg.admm_rho_max(), cfg.rho_growth)
         decoupled = cfg.admm_penalty == "decoupled"
         callbacks.append(AdmmCallback(sparsity, schedule, cfg.admm_interval, trainlog, i, decoupled))
     trainer = run.trainer(phase, i, callbacks)

@@ -63,14 +63,14 @@ def _opt(name: str, help_text: str | None = None, **kwargs: Any) -> Any:
 @click.option("--resume", is_flag=True, help="Continue from the newest complete checkpoint in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @layer_glob_options
-@_opt("rho", "ADMM: initial penalty weight.")
-@_opt("rho_max", "ADMM: largest penalty weight.")
+@_opt("rho", "ADMM: initial penalty weight [decoupled: 0.01/lr; in the loss: 1e-4].", type=float)
+@_opt("rho_max", "ADMM: largest penalty weight [decoupled: 100 x rho; in the loss: 1].", type=float)
 @_opt("rho_growth", "ADMM: rho factor per update.")
 @_opt("admm_interval", "ADMM: optimizer steps between Z/U updates.")
 @_opt(
     "admm_penalty",
-    "ADMM: the penalty in the loss (the paper), or applied after each optimizer step like "
-    "AdamW's weight decay (W -= lr*rho*(W-Z+U); rho then needs ~10-300 at lr 1e-4).",
+    "ADMM: the penalty applied after each optimizer step like AdamW's weight decay "
+    "(W -= lr*rho*(W-Z+U); it converges), or in the loss (the paper).",
     type=click.Choice(ADMM_PENALTIES),
 )
 @_opt("admm_epochs", "ADMM: epochs of the ADMM phase [2/3 of --epochs].", type=float)

@@ -84,9 +84,10 @@ def test_admm_log_has_residuals_every_interval(runs: dict[str, Path]) -> None:
     # 48 rows / batch 8 = 6 steps per epoch; ADMM phase = 2/3 of 2 epochs = 8 steps; interval 2
     assert [u["step"] for u in updates] == [2, 4, 6, 8]
     assert all(u["primal_residual"] > 0 and u["dual_residual"] >= 0 for u in updates)
-    assert [u["rho"] for u in updates] == pytest.approx([1e-3 * 1.3**k for k in range(4)])
+    # the default penalty is decoupled, with rho 0.01 / lr (lr 1e-3 here) growing x1.3 per update
+    assert [u["rho"] for u in updates] == pytest.approx([10 * 1.3**k for k in range(4)])
     losses = [r for r in records if "loss" in r and r["phase"] == 0]
-    assert losses and all("admm_penalty" in r and "primal_residual" in r for r in losses[1:])
+    assert losses and all("primal_residual" in r and "admm_penalty" not in r for r in losses[1:])
 
 
 def test_decoupled_penalty_closes_the_gap_before_the_prune(
@@ -94,6 +95,12 @@ def test_decoupled_penalty_closes_the_gap_before_the_prune(
 ) -> None:
     """--admm-penalty decoupled pulls W onto Z after each optimizer step, outside Adam: at the same
     budget the primal residual at the hard prune is clearly smaller than with the penalty in the loss."""
+    in_loss = tmp_path / "in-loss"
+    result = run_cli(*tiny_args(tiny_bert_dir, glue_dir, in_loss, "admm", "--admm-penalty", "loss"))
+    assert result.exit_code == 0, result.output
+    records = [json.loads(x) for x in (in_loss / "train_log.jsonl").read_text().splitlines()]
+    assert next(r["rho"] for r in records if r.get("event") == "admm_update") == pytest.approx(1e-4)
+    assert any("admm_penalty" in r for r in records)  # the penalty is a term of the loss
     out = tmp_path / "decoupled"
     result = run_cli(*tiny_args(tiny_bert_dir, glue_dir, out, "admm", "--admm-penalty", "decoupled",
                                 "--rho", "100", "--rho-max", "1000"))  # fmt: skip
@@ -101,7 +108,7 @@ def test_decoupled_penalty_closes_the_gap_before_the_prune(
     assert run_cli("check", str(out)).exit_code == 0
     manifest = json.loads((out / "nxm.json").read_text())
     assert manifest["hyperparameters"]["admm_penalty"] == "decoupled"
-    loss_mode = json.loads((runs["admm"] / "nxm.json").read_text())["phases"][0]["primal_residual"]
+    loss_mode = json.loads((in_loss / "nxm.json").read_text())["phases"][0]["primal_residual"]
     decoupled = manifest["phases"][0]["primal_residual"]
     assert decoupled < 0.7 * loss_mode, (decoupled, loss_mode)
     records = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
@@ -211,9 +218,9 @@ def test_existing_out_is_refused_and_kept(runs: dict[str, Path], tiny_bert_dir: 
 def test_nonfinite_loss_stops_and_names_the_last_good_checkpoint(tiny_bert_dir: Path, glue_dir: Path,
                                                                   tmp_path: Path) -> None:  # fmt: skip
     out = tmp_path / "nan"
-    # rho explodes at each Z/U update until the penalty overflows float32
-    args = tiny_args(tiny_bert_dir, glue_dir, out, "admm", "--rho", "1e30", "--rho-max", "1e38",
-                     "--rho-growth", "1e10", "--save-steps", "2")  # fmt: skip
+    # rho explodes at each Z/U update until the penalty in the loss overflows float32
+    args = tiny_args(tiny_bert_dir, glue_dir, out, "admm", "--admm-penalty", "loss", "--rho", "1e30",
+                     "--rho-max", "1e38", "--rho-growth", "1e10", "--save-steps", "2")  # fmt: skip
     result = run_cli(*args)
     _one_line_error(result, "the training loss became inf at step")
     match = re.search(r"Last good checkpoint: (\S+);", result.output)
@@ -253,8 +260,8 @@ def test_resume_refuses_a_checkpoint_that_is_not_safe_to_load(tiny_bert_dir: Pat
 
     out = tmp_path / "stopped"
     # the loss overflows after a few Z/U updates: the run stops and stays staged with its checkpoints
-    args = tiny_args(tiny_bert_dir, glue_dir, out, "admm", "--rho", "1e30", "--rho-max", "1e38",
-                     "--rho-growth", "1e10", "--save-steps", "2")  # fmt: skip
+    args = tiny_args(tiny_bert_dir, glue_dir, out, "admm", "--admm-penalty", "loss", "--rho", "1e30",
+                     "--rho-max", "1e38", "--rho-growth", "1e10", "--save-steps", "2")  # fmt: skip
     _one_line_error(run_cli(*args), "the training loss became inf at step")
     phase = staging_dir(out) / "checkpoints" / "phase-0-admm"
     newest = max(phase.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
