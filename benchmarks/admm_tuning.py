@@ -1,6 +1,8 @@
 """Choose the default 2:4 recipe without touching any dev set.
 
-    python benchmarks/admm_tuning.py [--data-dir DIR] [--only TEXT] [--seeds 1,2,3] [--report]
+    OMP_NUM_THREADS=1 python benchmarks/admm_tuning.py [--data-dir DIR] [--only TEXT] [--seeds 1,2,3] [--report]
+
+(one thread: on a shared 2-core machine two threads per run are several times slower per step)
 
 The shipped MiniLM is trained on ``--rows`` rows of SST-2's *training* set and scored on
 ``--holdout`` other training rows; both are drawn (seed 1234) from the rows that the GLUE studies
@@ -278,8 +280,10 @@ def run_setting(name: str, extra: list[str], data: Path) -> dict[str, object]:
 
     out = WORK / _dirname(name)
     model = [] if "--init-from" in extra else ["--model", str(minilm_path())]
+    staged = out.with_name(f".{out.name}.staging")  # an interrupted run resumes from its checkpoint
+    again = "--resume" if any(staged.glob("checkpoints/phase-*/checkpoint-*/COMPLETE")) else "--overwrite"
     cmd = [sys.executable, "-m", "nxm_deploy", "train", *model, "--task", "sst2",
-           "--data-dir", str(data), "--out", str(out), "--overwrite", "--no-progress",
+           "--data-dir", str(data), "--out", str(out), again, "--no-progress",
            *BASE, *extra]  # fmt: skip
     print(f"[admm_tuning] {name}", flush=True)
     t0 = time.time()
