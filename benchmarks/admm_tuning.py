@@ -1,8 +1,9 @@
 """Choose the default 2:4 recipe without touching any dev set.
 
-    OMP_NUM_THREADS=1 python benchmarks/admm_tuning.py [--data-dir DIR] [--only TEXT] [--seeds 1,2,3] [--report]
+    OMP_NUM_THREADS=1 python benchmarks/admm_tuning.py [--data-dir DIR] [--only TEXT] [--seeds 1,2,3]
 
-(one thread: on a shared 2-core machine two threads per run are several times slower per step)
+(--report: apply the rule, train nothing. One thread: on a shared 2-core machine two threads per
+ run are several times slower per step.)
 
 The shipped MiniLM is trained on ``--rows`` rows of SST-2's *training* set and scored on
 ``--holdout`` other training rows; both are drawn (seed 1234) from the rows that the GLUE studies
