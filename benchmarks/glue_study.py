@@ -785,8 +785,8 @@ def report(profile: Profile, lay: Layout) -> dict[str, Any]:
         "budget": {
             **profile.budget(),
             "methods": {
-                "P1": methods_of("P1"),
-                "P2": methods_of("P2"),
+                "P1": _described("P1"),
+                "P2": _described("P2"),
                 "layers": {"ffn_only": FFN_GLOBS, "sensitivity_budget": SENSITIVITY_BUDGET},
             },
             "distillation": DISTILLATION,
@@ -804,6 +804,19 @@ def report(profile: Profile, lay: Layout) -> dict[str, Any]:
     plots = _plots(lay, data)
     _write_doc(profile, lay, data, plots)
     return data
+
+
+def _described(protocol: str) -> dict[str, Any]:
+    """Each method's options; the default recipe's from admm_tuning.json, sparsegpt's script."""
+    out: dict[str, Any] = {}
+    for m, args in methods_of(protocol).items():
+        if m == "default":
+            name, args, free = default_recipe(protocol)
+            args = {"admm_tuning": name, "args": args, "training_free": free} if name else "not decided yet"
+        elif m == "sparsegpt":
+            args = "benchmarks/sparsegpt.py on the P1 dense run (ModelOpt, its own interpreter)"
+        out[m] = args
+    return out
 
 
 def _plots(lay: Layout, data: dict[str, Any]) -> list[Path]:
