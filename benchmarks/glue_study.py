@@ -49,6 +49,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -505,9 +506,11 @@ def ffn_flops_share() -> float:
 def run_sparsegpt(profile: Profile, lay: Layout, glue: str, task: str, seed: int, python: str) -> dict | None:
     """ModelOpt's SparseGPT on the P1 dense run through benchmarks/sparsegpt.py (its own venv)."""
     script = REPO / "benchmarks" / "sparsegpt.py"
-    if not Path(python).is_file() or not script.is_file():
-        missing = python if not Path(python).is_file() else script
-        say(f"  sparsegpt skipped: {missing} is missing (pass --modelopt-python PATH)")
+    if not script.is_file():
+        say(f"  sparsegpt skipped: {script.relative_to(REPO)} is not in this tree")
+        return None
+    if not Path(python).is_file():
+        say(f"  sparsegpt skipped: no ModelOpt interpreter at {python} (pass --modelopt-python PATH)")
         return None
     dense = ensure_dense(profile, lay, glue, task, seed)
     out = gm.RESULTS / "sparsegpt.json" if profile.name == "full" else lay.results / "sparsegpt.json"
@@ -857,7 +860,7 @@ def _plots(lay: Layout, data: dict[str, Any]) -> list[Path]:
         pts = [(1.0, all_nm)] if all_nm is not None else []
         pts += [(lc[v][m]["flops_share"], lc[v][m]["average"]) for v in ("ffn_only", "sensitivity")
                 if m in lc[v] and lc[v][m]["average"] is not None]  # fmt: skip
-        if pts:
+        if len(pts) > 1:  # at least one layer choice beside all linears
             points.append((m, pts))
     if points:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -907,8 +910,8 @@ def _protocol_lines(profile: Profile, p: str, v: dict[str, Any]) -> list[str]:
         return [*lines, "Nothing has run yet.", ""]
     methods = list(dict.fromkeys(m for by in v["tasks"].values() for m in by))
     lines += _table(v, profile.tasks, methods)
-    chosen = v["chosen"] or "(not decided yet: admm_tuning.json has no winner)"
-    lines += ["", f"Chosen: `{chosen}` ({v['chosen_rule']}); "
+    chosen = f"`{v['chosen']}`" if v["chosen"] else "not decided yet (admm_tuning.json has no winner)"
+    lines += ["", f"Chosen: {chosen}; the rule: {v['chosen_rule']}; "
               f"{'complete' if v['complete'] else 'incomplete: results so far'}.", ""]  # fmt: skip
     lines += _targets_lines(v["targets"])
     if v["per_seed_average"]:
@@ -945,12 +948,24 @@ def _protocol_lines(profile: Profile, p: str, v: dict[str, Any]) -> list[str]:
 
 def _write_doc(profile: Profile, lay: Layout, data: dict[str, Any], plots: list[Path]) -> None:
     begin, end = "<!-- glue_study:begin -->", "<!-- glue_study:end -->"
-    lines = [begin, "", "## GLUE study, second edition", "", "```bash", *COMMANDS, "```", "",
-             f"MiniLM, 2:4 on every encoder linear, {', '.join(profile.tasks)}; seeds "
-             f"{', '.join(map(str, profile.seeds))}; the first study's training subsets, dev sets whole. "
-             "Pieces resume where they stopped (one JSON per result under `benchmarks/results/glue_study/`); "
-             "two pieces run side by side with `OMP_NUM_THREADS=1` and different `--tasks`. Distillation: "
-             f"{DISTILLATION}. Machine: {data['machine']}; last result {data['date']}.", ""]  # fmt: skip
+    intro = [
+        f"MiniLM, 2:4 on every encoder linear, {', '.join(profile.tasks)}; seeds "
+        f"{', '.join(map(str, profile.seeds))}; the first study's training subsets (SST-2 5000 and CoLA 6000 "
+        "rows, fixed seed-0 subsets), dev sets whole; lr 1e-4, batch 32, 128 tokens. P1: 3 epochs from "
+        "the pretrained weights; P2: from the P1 `dense` run of the same task and seed (`--init-from`, "
+        "`--epochs 6`), `free_admm` (training-free `--prune-solver admm`) and `sparsegpt` (ModelOpt, "
+        "`benchmarks/sparsegpt.py`) add no epochs. `admm` is the new default: `--admm-penalty decoupled "
+        "--rho 100 --rho-max 1e4`. The chosen recipe is the default recipe of `benchmarks/admm_tuning.py` "
+        "for each start, fixed before any dev number. Distillation: " + DISTILLATION + ".",
+        "Pieces resume where they stopped (one JSON per result under `benchmarks/results/glue_study/`, "
+        "first-study P1 results reused where their options match: `reused_from`); two pieces run side by "
+        "side with `OMP_NUM_THREADS=1` and different `--tasks`. Paired intervals: 10,000 bootstrap "
+        "resamples of the (task, seed) pairs within each task. Machine: "
+        f"{data['machine']}; last result {data['date'] or 'none yet'}.",
+    ]
+    lines = [begin, "", "## GLUE study, second edition", "", "```bash", *COMMANDS, "```", ""]
+    for para in intro:
+        lines += [*textwrap.wrap(para, 100, break_on_hyphens=False, break_long_words=False), ""]
     for p, v in data["protocols"].items():
         lines += _protocol_lines(profile, p, v)
     lc = data["layer_choice"]
