@@ -119,6 +119,7 @@ class Profile:
     lr: float = 1e-4
     batch_size: int = 32
     max_seq_len: int = 128
+    sensitivity_rows: int | None = None  # training rows that sensitivity scores [its default]
 
     def base(self, task: str, seed: int, epochs: float) -> list[str]:
         """The options every method of this profile shares."""
@@ -134,7 +135,9 @@ class Profile:
         return {"profile": self.name, "tasks": list(self.tasks), "seeds": list(self.seeds),
                 "epochs": {"P1": self.epochs, "P2": 2 * self.epochs, "free_admm": self.epochs},
                 "max_train_samples": self.caps, "max_eval_samples": self.eval_cap, "lr": self.lr,
-                "batch_size": self.batch_size, "max_seq_len": self.max_seq_len}  # fmt: skip
+                "batch_size": self.batch_size, "max_seq_len": self.max_seq_len,
+                "sensitivity": {"budget": SENSITIVITY_BUDGET, "rows": self.sensitivity_rows or 1000,
+                                "on": "the P1 dense run of seed 1 (training rows)"}}  # fmt: skip
 
 
 _FULL = gm.PROFILES["full"]
@@ -151,7 +154,7 @@ PROFILES = {
         _FULL.max_seq_len,
     ),
     # plumbing only: one task, 64 rows, 0.2 epochs, into benchmarks/work/glue_study-smoke/
-    "smoke": Profile("smoke", ("RTE",), (1,), 0.2, {"RTE": 64}, 32),
+    "smoke": Profile("smoke", ("RTE",), (1,), 0.2, {"RTE": 64}, 32, sensitivity_rows=32),
 }
 
 
@@ -483,6 +486,8 @@ def sensitivity_exclude(profile: Profile, lay: Layout, glue: str, task: str, see
         out = lay.work / "layers" / task / f"sensitivity-seed{seed}.json"
         cmd = [sys.executable, "-m", "nxm_deploy", "sensitivity", str(dense), "--out", str(out), "--data-dir",
                glue, "--budget", str(SENSITIVITY_BUDGET), "--overwrite"]  # fmt: skip
+        if profile.sensitivity_rows:
+            cmd += ["--rows", str(profile.sensitivity_rows)]
         _run(cmd, lay.work / "logs" / f"sensitivity-{task}-seed{seed}.log", f"sensitivity {task} seed {seed}")
         keep.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out, keep)
