@@ -105,6 +105,7 @@ COMMANDS = [  # the head of the docs/RESULTS.md section
     "OMP_NUM_THREADS=1 python benchmarks/glue_study.py --protocols P2 --tasks RTE --seeds 1 --max-hours 2",
     "python benchmarks/glue_study.py --protocols layers --tasks RTE   # P2, seed 1: FFN only, sensitivity",
     "python benchmarks/glue_study.py --report-only   # benchmarks/results/glue_study.json and this section",
+    "git add benchmarks/results/glue_study* docs/RESULTS.md   # commit each result as it lands",
 ]
 
 
