@@ -377,7 +377,8 @@ def train(profile: Profile, lay: Layout, glue: str, protocol: str, task: str, me
     return out
 
 
-def _run(cmd: list[str], log: Path, what: str) -> None:
+def _call(cmd: list[str], log: Path) -> int:
+    """Run ``cmd`` with its output appended to ``log``; its exit status."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as f:
         f.write(f"$ {' '.join(cmd)}\n")
@@ -385,7 +386,11 @@ def _run(cmd: list[str], log: Path, what: str) -> None:
         proc = subprocess.run(
             cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
         )
-    if proc.returncode != 0:
+    return proc.returncode
+
+
+def _run(cmd: list[str], log: Path, what: str) -> None:
+    if _call(cmd, log) != 0:
         tail = log.read_text().splitlines()[-5:]
         sys.exit(f"{what} failed; log {log}:\n" + "\n".join(tail))
 
@@ -522,7 +527,11 @@ def run_sparsegpt(profile: Profile, lay: Layout, glue: str, task: str, seed: int
     out = gm.RESULTS / "sparsegpt.json" if profile.name == "full" else lay.results / "sparsegpt.json"
     cmd = [python, str(script), str(dense), "--data-dir", glue, "--out", str(out),
            "--work", str(lay.work / "P2" / task / "sparsegpt")]  # fmt: skip
-    _run(cmd, lay.work / "logs" / f"P2-{task}-sparsegpt-seed{seed}.log", f"sparsegpt {task} seed {seed}")
+    log = lay.work / "logs" / f"P2-{task}-sparsegpt-seed{seed}.log"
+    if _call(cmd, log) != 0:  # the comparison, not the study: the other methods go on
+        last = (log.read_text().splitlines() or [""])[-1]
+        say(f"  sparsegpt failed on {task} seed {seed} (log {log}): {last}")
+        return None
     name = f"{_manifest(dense)['task']}/{dense.name}"
     entry = json.loads(out.read_text())["runs"][name]
     result = {
@@ -530,7 +539,7 @@ def run_sparsegpt(profile: Profile, lay: Layout, glue: str, task: str, seed: int
         "value": round(100 * entry["sparsegpt"]["dev"], 2), "phases": [],
         "config": config(profile, "P2", task, "sparsegpt", seed), "start_value": _value(task, dense),
         "source": f"{out.relative_to(REPO) if out.is_relative_to(REPO) else out} runs[{name!r}]",
-        "wall_time_s": entry["sparsegpt"].get("wall_time_s", 0), "date": entry.get("date", ""),
+        "wall_time_s": entry["sparsegpt"].get("wall_s", 0), "date": entry.get("date", ""),
         "machine": gm.machine(),
     }  # fmt: skip
     save(result_path(lay, "P2", task, "sparsegpt", seed), result)
