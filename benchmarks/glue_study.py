@@ -5,7 +5,10 @@ from the pretrained weights (P1) and from the fine-tuned dense run (P2), and a l
     OMP_NUM_THREADS=1 python benchmarks/glue_study.py --protocols P2 --tasks MRPC --max-hours 2
     python benchmarks/glue_study.py --protocols layers          # P2, seed 1: FFN only, sensitivity
     python benchmarks/glue_study.py --report-only               # rebuild the JSON and docs/RESULTS.md
-    python benchmarks/glue_study.py --smoke                     # RTE, 64 rows, 0.2 epochs, a temp dir
+    python benchmarks/glue_study.py --smoke --protocols P1,P2 --methods dense,asp,free_admm
+        # plumbing only: RTE, 64 train / 32 dev rows, 0.2 epochs; everything under
+        # benchmarks/work/glue_study-smoke/ (results, JSON, RESULTS.md, plots), never benchmarks/results;
+        # sparsegpt.py scores whole dev sets, so under the smoke's dev cap it refuses (one line)
 
 Data: CoLA, SST-2, MRPC, STS-B and RTE from ``--data-dir`` (default ``$GLUE_DIR``), the training
 subsets of the first study (``glue_methods.py``'s ``full`` profile: SST-2 5000 and CoLA 6000 rows,
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import shutil
@@ -502,6 +506,7 @@ def sensitivity_exclude(profile: Profile, lay: Layout, glue: str, task: str, see
     return {"exclude": rep["exclude"], "flops_share": rep["flops_share"], "args": args}
 
 
+@functools.cache
 def ffn_flops_share() -> float:
     """The share of the encoder's linear multiply-accumulates that the FFN-only globs select."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
