@@ -198,7 +198,11 @@ def default_recipe(protocol: str) -> tuple[str | None, list[str] | None, bool]:
     winner = (t.get("default_recipe") or {}).get(start, {}).get("winner")
     if not winner:
         return None, None, False
-    args = t["settings"][winner]["args"]
+    # admm_tuning.py's own definition of the setting when it has one: settings that ran while the loss
+    # penalty was the default name it there (--admm-penalty loss), not in the args they recorded
+    import admm_tuning
+
+    args = {**admm_tuning.GRID, **admm_tuning.LEVERS}.get(winner) or t["settings"][winner]["args"]
     return winner, list(args), "training-free" in winner
 
 
@@ -279,6 +283,8 @@ def first_study_args(cfg: dict[str, Any]) -> list[str]:
            "--max-seq-len", str(cfg["max_seq_len"])]  # fmt: skip
     if cfg["method"] == "admm":
         out += cfg["train_args"]
+        if "--admm-penalty" not in cfg["train_args"]:  # it ran when the loss penalty was the default
+            out += ["--admm-penalty", "loss"]
     if cfg["max_train_samples"]:
         out += ["--max-train-samples", str(cfg["max_train_samples"])]
     if cfg.get("teacher"):
@@ -335,23 +341,24 @@ def say(msg: str) -> None:
 
 
 def reuse_first_study(profile: Profile, lay: Layout, task: str, method: str, seed: int) -> dict | None:
-    """A P1 result of glue_methods.py whose training options are exactly P1's now, copied with
-    ``reused_from``; None when there is none or its options differ."""
-    if profile.name != "full":
-        return None
-    old_path = gm.RESULTS / "glue_methods" / "full" / task / f"{method}-seed{seed}.json"
+    """A P1 result of glue_methods.py whose training options are exactly P1's now (for ``default``:
+    any first-study method's), copied with ``reused_from``; None when there is none."""
     cfg = config(profile, "P1", task, method, seed)
-    if cfg is None or not old_path.is_file():
+    if profile.name != "full" or cfg is None:
         return None
-    old = json.loads(old_path.read_text())
-    if old["config"].get("teacher") or canonical(first_study_args(old["config"])) != canonical(
-        cfg["train_args"]
-    ):
-        return None
-    result = {**old, "method": method, "config": cfg, "protocol": "P1",
-              "reused_from": str(old_path.relative_to(REPO))}  # fmt: skip
-    save(result_path(lay, "P1", task, method, seed), result)
-    return result
+    for name in [method] if method != "default" else list(gm.METHODS):
+        old_path = gm.RESULTS / "glue_methods" / "full" / task / f"{name}-seed{seed}.json"
+        if not old_path.is_file():
+            continue
+        old = json.loads(old_path.read_text())
+        if old["config"].get("teacher"):
+            continue
+        if canonical(first_study_args(old["config"])) == canonical(cfg["train_args"]):
+            result = {**old, "method": method, "config": cfg, "protocol": "P1",
+                      "reused_from": str(old_path.relative_to(REPO))}  # fmt: skip
+            save(result_path(lay, "P1", task, method, seed), result)
+            return result
+    return None
 
 
 # ---------------------------------------------------------------- training

@@ -129,3 +129,14 @@ def test_report_from_result_files(gs, tmp_path, monkeypatch):
     doc = (tmp_path / "RESULTS.md").read_text()
     assert doc.count("<!-- glue_study:begin -->") == 1 and "after" in doc and "before" in doc
     assert "not met, missed by" in doc and "| asp | 4 | 4 | +4.50 |" in doc
+
+
+def test_reuse_copies_a_matching_first_study_result(gs, tmp_path):
+    lay = gs.Layout(tmp_path / "r", tmp_path / "w", tmp_path / "s.json", tmp_path / "RESULTS.md", tmp_path)
+    full = gs.PROFILES["full"]
+    r = gs.reuse_first_study(full, lay, "RTE", "dense", 1)
+    assert r["reused_from"] == "benchmarks/results/glue_methods/full/RTE/dense-seed1.json"
+    assert gs.load_result(
+        gs.result_path(lay, "P1", "RTE", "dense", 1), gs.config(full, "P1", "RTE", "dense", 1)
+    )
+    assert gs.reuse_first_study(full, lay, "RTE", "admm", 1) is None  # the loss penalty, rho 1e-4
