@@ -281,6 +281,7 @@ def main() -> None:
         work = Path(args.work) / run.name if args.work else run.with_name(f"{run.name}.training-free")
         entry = measure(run, dense, args.data_dir, work, args.rows, mts)
         entry["date"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        entry["command"] = results["command"]
         results["runs"][name] = entry
         write_json_atomic(out, results)
         print(f"{name} ({entry['task']}, {entry['metric']}): dense {entry['dense']:.4f}, magnitude "
