@@ -72,11 +72,12 @@ class TrainConfig:
     # SR-STE (Zhou et al. 2021). The forward pass uses the top-N-of-M mask of the dense weights,
     # recomputed every mask_interval optimizer steps (1: every step, the paper's setting); the pruned
     # weights decay by srste_decay (the paper's lambda_W = 2e-4). "grad": lambda * (1 - mask) * W is
-    # added to the gradient, as the paper writes it, and goes through Adam with it (Adam rescales it
-    # per weight, so the paper's value keeps an effect at BERT's learning rates). "decoupled": after
-    # each optimizer step W <- W - lr_t * lambda * (1 - mask) * W, like AdamW's weight decay (at lr
-    # 2e-5 that needs lambda in the hundreds to matter). "grad" is the default: the paper's form, not
-    # yet measured against "decoupled" on held-out data (benchmarks/admm_tuning.py chooses).
+    # added to the gradient, as the paper writes it (for SGD), and goes through Adam with it, rescaled
+    # per weight like the task gradient. "decoupled": after
+    # each optimizer step W <- W - lr_t * lambda * (1 - mask) * W, like AdamW's weight decay (lambda is
+    # a shrink per unit of learning rate: at lr 1e-4, lambda 100 shrinks a pruned weight 1% per step).
+    # "grad" is the default: the paper's form, not yet compared with "decoupled" on held-out data
+    # (benchmarks/admm_tuning.py chooses).
     srste_decay: float = 2e-4
     srste_decay_mode: str = "grad"
     mask_interval: int = 1
