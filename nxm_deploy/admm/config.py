@@ -87,8 +87,8 @@ class TrainConfig:
     # STEP (Lu et al. 2023): a dense warm-up inside the SR-STE phase, then Adam's second moment is
     # frozen and used as a fixed preconditioner while the mask is learned. The switch is at a fixed
     # fraction of the phase's optimizer steps (STEP's AutoSwitch rule is not implemented): a quarter
-    # lets the 10% learning-rate warm-up finish and Adam's variance average over a few hundred steps
-    # on GLUE-sized tasks, and leaves three quarters of the phase to learn the mask.
+    # comes well after the 10% learning-rate warm-up, lets Adam's variance average over a quarter of
+    # the phase (about a thousand steps on SST-2), and leaves three quarters to learn the mask.
     freeze_variance: bool = False
     switch_fraction: float = 0.25
     # The hard prune (oneshot, asp, the end of admm). "magnitude": keep the N largest |w| of each M.
