@@ -233,6 +233,12 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("train-admm-epochs-over", train("--admm-epochs", "5"), 1, "epochs"),
     ("train-dense-epochs-over", train("--dense-epochs", "9", method="asp"), 1, "epochs"),
     ("train-kd-alpha-2", train("--kd-alpha", "2"), 1, "--kd-alpha must be within"),
+    ("train-srste-decay-neg", train("--srste-decay", "-1", method="srste"), 1, "--srste-decay must be 0 or more"),
+    ("train-srste-decay-mode", train("--srste-decay-mode", "l1", method="srste"), 2, "Invalid value for '--srste-decay-mode'"),
+    ("train-mask-interval-0", train("--mask-interval", "0", method="srste"), 1, "--mask-interval must be positive"),
+    ("train-masked-epochs-neg", train("--masked-epochs", "-1", method="srste"), 1, "--masked-epochs must be 0 or more"),
+    ("train-masked-epochs-over", train("--masked-epochs", "3", method="srste"), 1, "--masked-epochs 3 does not fit the budget"),
+    ("train-switch-fraction-1", train("--freeze-variance", "--switch-fraction", "1", method="srste"), 1, "--switch-fraction must be within (0, 1)"),
     # ---- train: options that the method would ignore --------------------------------------------------
     ("train-rho-for-dense", train("--rho", "0.1", method="dense"), 1, "--rho only apply to --method admm"),
     ("train-rho-max-for-asp", train("--rho-max", "5", method="asp"), 1, "--rho-max only apply to --method admm"),
@@ -240,6 +246,10 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("train-penalty-for-asp", train("--admm-penalty", "loss", method="asp"), 1, "only apply to --method admm"),
     ("train-admm-epochs-asp", train("--admm-epochs", "1", method="asp"), 1, "only apply to --method admm"),
     ("train-dense-epochs-admm", train("--dense-epochs", "1"), 1, "--dense-epochs only apply to --method asp"),
+    ("train-srste-decay-admm", train("--srste-decay", "1e-3"), 1, "--srste-decay only apply to --method srste"),
+    ("train-freeze-variance-asp", train("--freeze-variance", method="asp"), 1, "--freeze-variance only apply to --method srste"),
+    ("train-masked-epochs-admm", train("--masked-epochs", "1"), 1, "--masked-epochs only apply to --method srste"),
+    ("train-switch-no-freeze", train("--switch-fraction", "0.5", method="srste"), 1, "--switch-fraction only applies with --freeze-variance"),
     ("train-kd-alpha-no-teacher", train("--kd-alpha", "0.3"), 1, "pass --teacher or drop them"),
     ("train-kd-temp-no-teacher", train("--kd-temperature", "4"), 1, "pass --teacher or drop them"),
     # ---- train: teacher ------------------------------------------------------------------------------

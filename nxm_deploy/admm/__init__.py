@@ -4,8 +4,9 @@
     result = train(TrainConfig(model=MODEL, task="RTE", method="admm", out="runs/rte-admm"))
 
 - ``config``: ``TrainConfig``, every option with its default and why (the CLI reads them there);
-- ``registry`` and ``methods/``: one file per method (dense, oneshot, asp, admm), registered;
-- ``run``: the phases of a method, the run directory, ``nxm.json``;
+- ``registry`` and ``methods/``: one file per method (dense, oneshot, asp, admm, srste), registered;
+- ``run``: the phases of a method, the run directory, ``nxm.json``; ``phases``: each kind's start
+  and callbacks; ``srste``: SR-STE's learned masks and STEP's frozen-variance AdamW;
 - ``inputs``: task rows, student and teacher; ``state``: Z, U, masks and rho of the selected layers;
 - ``trainer`` (Hugging Face ``Trainer`` with the ADMM penalty and distillation), ``callbacks``,
   ``checkpoints``, ``trainlog`` (``train_log.jsonl``), ``dist`` (torchrun).

@@ -9,7 +9,10 @@ The hooks are Trainer's own (no monkey-patched optimizer):
 * ``on_optimizer_step``: in masked phases, re-apply the masks (weight decay and Adam cannot revive
   a pruned weight);
 * ``on_step_end``: every ``admm_interval`` optimizer steps, the Z/U update and the rho step;
-* ``on_save``: after Trainer wrote a checkpoint, save Z, U, masks and rho into it, then the marker.
+* ``on_save``: after Trainer wrote a checkpoint, save Z, U, masks and rho into it, then the marker;
+* SR-STE (``SrsteCallback``): the decay of the pruned weights (before or after the optimizer step),
+  the mask recomputed every ``--mask-interval`` steps, and STEP's switch (freeze Adam's variance,
+  start learning the mask) at ``--switch-fraction`` of the phase's steps.
 
 Under ``--mixed-precision fp16`` the loss scaler skips an optimizer step whose gradients overflowed;
 the masking, the decoupled step and the Z/U update skip it too (an update due at a skipped step
@@ -27,6 +30,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from nxm_deploy.admm.checkpoints import mark_complete
 from nxm_deploy.admm.hardware import model_device, step_was_skipped
+from nxm_deploy.admm.srste import SrsteState
 from nxm_deploy.admm.state import AdmmSchedule, SparsityState
 from nxm_deploy.admm.trainlog import TrainLog
 
@@ -111,6 +115,46 @@ class AdmmCallback(TrainerCallback):
                     f"ADMM state diverged between processes at step {state.global_step}: {digests}"
                 )
         self.log.write(record)
+
+
+class SrsteCallback(TrainerCallback):
+    """SR-STE's decay and mask updates; with ``switch`` (a fraction of the phase's optimizer steps),
+    STEP's switch from the dense warm-up to mask learning with Adam's variance frozen."""
+
+    def __init__(self, srste: SrsteState, log: TrainLog, phase: int, switch: float | None) -> None:
+        self.srste = srste
+        self.log = log
+        self.phase = phase
+        self.switch = switch
+        self.switch_at: int | None = None
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState,
+                       control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
+        if self.switch is not None:
+            self.switch_at = max(1, round(self.switch * state.max_steps))
+
+    def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState,
+                              control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
+        if self.srste.active and not self.srste.decoupled:
+            self.srste.decay_grads()  # after clipping (and fp16's unscaling), once per optimizer step
+
+    def on_optimizer_step(self, args: TrainingArguments, state: TrainerState,
+                          control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
+        optimizer = kwargs["optimizer"]
+        if self.srste.active and self.srste.decoupled and not step_was_skipped(optimizer):
+            self.srste.decoupled_decay(float(optimizer.param_groups[0]["lr"]))
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState,
+                    control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
+        s = self.srste
+        if not s.active and state.global_step == self.switch_at:
+            optimizer = kwargs["optimizer"]  # accelerate's wrapper around FrozenVarianceAdamW
+            s.switch_step = getattr(optimizer, "optimizer", optimizer).freeze_variance()
+            s.begin()
+            self.log.write({"phase": self.phase, "phase_kind": "srste", "step": state.global_step,
+                            "event": "variance_frozen"})  # fmt: skip
+        elif s.active and state.global_step % s.interval == 0:
+            s.recompute()
 
 
 def _gather_digests(digest: list[float]) -> list[list[float]] | None:

@@ -17,7 +17,16 @@ ADMM_PENALTIES = ("loss", "decoupled")
 METHOD_OPTIONS = {
     "admm": ("rho", "rho_max", "rho_growth", "admm_interval", "admm_penalty", "admm_epochs"),
     "asp": ("dense_epochs",),
+    "srste": (
+        "srste_decay",
+        "srste_decay_mode",
+        "mask_interval",
+        "masked_epochs",
+        "freeze_variance",
+        "switch_fraction",
+    ),
 }
+SRSTE_DECAY_MODES = ("grad", "decoupled")
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
 PRUNE_SOLVERS = ("magnitude", "admm")
 # options of the hard prune, which every sparse method has and the dense one does not
@@ -66,6 +75,28 @@ class TrainConfig:
     admm_interval: int = 32
     admm_epochs: float | None = None  # default: two thirds of the budget
     dense_epochs: float | None = None  # asp: default half of the budget
+    # SR-STE (Zhou et al. 2021). The forward pass uses the top-N-of-M mask of the dense weights,
+    # recomputed every mask_interval optimizer steps (1: every step, the paper's setting); the pruned
+    # weights decay by srste_decay (the paper's lambda_W = 2e-4). "grad": lambda * (1 - mask) * W is
+    # added to the gradient, as the paper writes it (for SGD), and goes through Adam with it, rescaled
+    # per weight like the task gradient. "decoupled": after
+    # each optimizer step W <- W - lr_t * lambda * (1 - mask) * W, like AdamW's weight decay (lambda is
+    # a shrink per unit of learning rate: at lr 1e-4, lambda 100 shrinks a pruned weight 1% per step).
+    # "grad" is the default: the paper's form, not yet compared with "decoupled" on held-out data
+    # (benchmarks/admm_tuning.py chooses).
+    srste_decay: float = 2e-4
+    srste_decay_mode: str = "grad"
+    mask_interval: int = 1
+    # The fixed-mask phase after the hard prune. Default: one third of the budget, as admm's masked
+    # phase, so the two learned-mask methods get the same fine-tuning after their prune.
+    masked_epochs: float | None = None
+    # STEP (Lu et al. 2023): a dense warm-up inside the SR-STE phase, then Adam's second moment is
+    # frozen and used as a fixed preconditioner while the mask is learned. The switch is at a fixed
+    # fraction of the phase's optimizer steps (STEP's AutoSwitch rule is not implemented): a quarter
+    # comes well after the 10% learning-rate warm-up, lets Adam's variance average over a quarter of
+    # the phase (about a thousand steps on SST-2), and leaves three quarters to learn the mask.
+    freeze_variance: bool = False
+    switch_fraction: float = 0.25
     # The hard prune (oneshot, asp, the end of admm). "magnitude": keep the N largest |w| of each M.
     # "admm": layer-wise reconstruction (Boza 2024) on the inputs of calibration_rows training rows
     # (at most 128 tokens each): 512 rows hold tens of thousands of tokens, enough for a Gram
@@ -112,18 +143,26 @@ class TrainConfig:
             "eval_batch_size": self.eval_batch_size,
             "grad_accum": self.grad_accum,
             "calibration_rows": self.calibration_rows,
+            "mask_interval": self.mask_interval,
         }
         for name, value in positive.items():
             if not value > 0:
                 raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}")
         if self.rho_growth < 1:
             raise UserError(f"--rho-growth must be at least 1, got {self.rho_growth}")
+        if self.srste_decay < 0:
+            raise UserError(f"--srste-decay must be 0 or more, got {self.srste_decay}")
+        if self.masked_epochs is not None and self.masked_epochs < 0:
+            raise UserError(f"--masked-epochs must be 0 or more, got {self.masked_epochs}")
+        if not 0 < self.switch_fraction < 1:
+            raise UserError(f"--switch-fraction must be within (0, 1), got {self.switch_fraction}")
         if self.admm_penalty not in ADMM_PENALTIES:
             raise UserError(
                 f"--admm-penalty must be one of {', '.join(ADMM_PENALTIES)}, got {self.admm_penalty!r}"
             )
         for name, choices in (("mixed_precision", MIXED_PRECISIONS), ("report_to", REPORT_TO),
-                              ("prune_solver", PRUNE_SOLVERS)):  # fmt: skip
+                              ("prune_solver", PRUNE_SOLVERS),
+                              ("srste_decay_mode", SRSTE_DECAY_MODES)):  # fmt: skip
             value = getattr(self, name)
             if value not in choices:
                 flag = "--" + name.replace("_", "-")
@@ -165,6 +204,8 @@ class TrainConfig:
         changed = [f"--{n.replace('_', '-')}" for n in PRUNE_OPTIONS if getattr(self, n) != defaults[n]]
         if changed and self.method == "dense":
             raise UserError(f"{', '.join(changed)} only apply to sparse methods, not dense; drop them")
+        if self.switch_fraction != defaults["switch_fraction"] and not self.freeze_variance:
+            raise UserError("--switch-fraction only applies with --freeze-variance; drop it or pass that")
         if self.calibration_rows != defaults["calibration_rows"] and self.prune_solver != "admm":
             raise UserError("--calibration-rows only applies to --prune-solver admm; drop it or pass that")
         changed = [f"--{n.replace('_', '-')}" for n in ("kd_alpha", "kd_temperature")

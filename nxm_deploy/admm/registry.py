@@ -15,7 +15,7 @@ from typing import Literal
 
 from nxm_deploy.errors import UserError
 
-PhaseKind = Literal["dense", "admm", "masked"]
+PhaseKind = Literal["dense", "admm", "srste", "masked"]
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,10 @@ class Phase:
     """One stretch of training with its own optimizer and learning-rate schedule.
 
     ``dense``: plain fine-tuning. ``admm``: task loss plus the ADMM penalty, Z/U updated every
-    ``admm_interval`` optimizer steps. ``masked``: a fixed N:M mask on weights and gradients; the mask
-    is made at the start of the phase by magnitude projection of the current weights (hard prune).
+    ``admm_interval`` optimizer steps. ``srste``: learned masks (SR-STE): the forward pass uses the
+    current top-N-of-M mask of the dense weights, gradients pass straight through. ``masked``: a
+    fixed N:M mask on weights and gradients; the mask is made at the start of the phase by magnitude
+    projection of the current weights (hard prune).
     """
 
     kind: PhaseKind
@@ -42,6 +44,7 @@ class Budget:
     init_epochs: float  # epochs already spent by --init-from's run (0 without it)
     admm_epochs: float | None
     dense_epochs: float | None
+    masked_epochs: float | None = None  # srste: the fixed-mask phase
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,7 @@ from torch import nn
 
 from nxm_deploy import nm
 from nxm_deploy.admm.calibrate import hard_prune
-from nxm_deploy.admm.callbacks import (
-    AdmmCallback,
-    LogCallback,
-    MaskCallback,
-    PlaceCallback,
-    StateCheckpointCallback,
-)
+from nxm_deploy.admm.callbacks import LogCallback, PlaceCallback, StateCheckpointCallback
 from nxm_deploy.admm.checkpoints import (
     checkpoints_root,
     discard_after,
@@ -56,8 +50,9 @@ from nxm_deploy.admm.hardware import (
     training_kwargs,
 )
 from nxm_deploy.admm.inputs import TaskData, load_rows, load_student, load_task_data, load_teacher
+from nxm_deploy.admm.phases import phase_callbacks, start_phase
 from nxm_deploy.admm.registry import Budget, Phase, get_method
-from nxm_deploy.admm.state import AdmmSchedule, SparsityState
+from nxm_deploy.admm.state import SparsityState
 from nxm_deploy.admm.trainer import NxmTrainer
 from nxm_deploy.admm.trainlog import LOG_NAME, TrainLog
 from nxm_deploy.admm.validate import check_before_loading
@@ -116,15 +111,6 @@ def _evaluate(trainer: NxmTrainer, data: TaskData) -> dict[str, float]:
     return metrics
 
 
-def _start_phase(phase: Phase, run: _Run) -> None:
-    if phase.kind == "admm":
-        run.sparsity.start_admm(run.cfg.admm_rho())
-    elif phase.kind == "masked":
-        run.sparsity.stop_admm()
-        if not run.sparsity.masked:
-            hard_prune(run.sparsity, run.model, run.data.train, run.cfg)
-
-
 @dataclass
 class _Run:
     """Everything the phases of one run share."""
@@ -161,6 +147,7 @@ class _Run:
             phase_dir=phase_dir,
             penalty_in_loss=self.cfg.admm_penalty == "loss",
             watch_projected=self.sparse and self.cfg.eval_steps > 0,
+            freeze_variance=self.cfg.freeze_variance and phase.kind == "srste",
         )
 
 
@@ -187,7 +174,7 @@ def _run_phase(run: _Run, phase: Phase, i: int, n_phases: int) -> dict[str, Any]
     else:
         if cfg.resume:
             trainlog.truncate_after(i, -1)  # a kill after phase_start, before the first checkpoint
-        begin = functools.partial(_start_phase, phase, run)
+        begin = functools.partial(start_phase, phase, run)
         trainlog.write({"phase": i, "phase_kind": phase.kind, "step": 0, "event": "phase_start",
                         "epochs": phase.epochs, "masked": phase.kind == "masked"})  # fmt: skip
         log.info("phase %d/%d: %s for %g epochs", i + 1, n_phases, phase.kind, phase.epochs)
@@ -195,21 +182,13 @@ def _run_phase(run: _Run, phase: Phase, i: int, n_phases: int) -> dict[str, Any]
         PlaceCallback(sparsity, begin, run.teacher),
         LogCallback(trainlog, i, phase.kind),
         StateCheckpointCallback(sparsity, {"phase": i, "phase_kind": phase.kind}),
+        *phase_callbacks(phase, run, i),
     ]
-    if phase.kind == "masked":
-        callbacks.append(MaskCallback(sparsity))
-    if phase.kind == "admm":
-        schedule = AdmmSchedule(cfg.admm_rho_max(), cfg.rho_growth)
-        decoupled = cfg.admm_penalty == "decoupled"
-        callbacks.append(AdmmCallback(sparsity, schedule, cfg.admm_interval, trainlog, i, decoupled))
     trainer = run.trainer(phase, i, callbacks)
     with loading(ckpt):
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     metrics = _evaluate(trainer, run.data)
-    end: dict[str, Any] = {"metrics": metrics, "steps": trainer.state.global_step}
-    if sparsity.admm_active and sparsity.last is not None:
-        end["primal_residual"] = sparsity.last.primal
-        end["rho"] = sparsity.rho
+    end: dict[str, Any] = {"metrics": metrics, "steps": trainer.state.global_step, **sparsity.phase_facts()}
     trainlog.write({"phase": i, "phase_kind": phase.kind, "step": trainer.state.global_step,
                     "event": "phase_end", **end})  # fmt: skip
     log.info("phase %d/%d (%s) done: %s", i + 1, n_phases, phase.kind, _fmt(metrics))
@@ -259,7 +238,8 @@ def _train(cfg: TrainConfig) -> RunResult:
     set_seed(cfg.seed)  # the fresh classifier head is drawn from this seed
     model, tokenizer, init = load_student(cfg, rows)
     init_epochs = init.epochs_total if init else 0.0
-    phases = method.plan(Budget(cfg.epochs, init_epochs, cfg.admm_epochs, cfg.dense_epochs))
+    budget = Budget(cfg.epochs, init_epochs, cfg.admm_epochs, cfg.dense_epochs, cfg.masked_epochs)
+    phases = method.plan(budget)
     layers = select_layers(model, pattern, cfg.include, cfg.exclude) if method.sparse else []
     teacher = load_teacher(cfg.teacher, rows) if cfg.teacher else None
     data = load_task_data(cfg, tokenizer, rows)

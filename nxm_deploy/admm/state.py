@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from nxm_deploy import nm
+from nxm_deploy.admm.srste import SrsteState
 from nxm_deploy.io import write_json_atomic
 
 AXIS = 1  # nn.Linear weight [out, in]: groups run along the input (reduction) axis
@@ -68,6 +69,7 @@ class SparsityState:
         self.last: Residuals | None = None
         self.pending = False  # a Z/U update fell on a step fp16's loss scaler skipped: do it next step
         self.prune_report: dict[str, Any] | None = None  # --prune-solver admm's errors, for nxm.json
+        self.srste: SrsteState | None = None  # SR-STE's learned masks, until the hard prune
 
     # ---- ADMM --------------------------------------------------------------------------------
 
@@ -160,7 +162,16 @@ class SparsityState:
         for store in (self.z, self.u, self.masks):
             for n in list(store):
                 store[n] = store[n].to(self.weights[n].device)
+        if self.srste is not None:
+            self.srste.place()
         self._refresh_targets()
+
+    def phase_facts(self) -> dict[str, Any]:
+        """What the end of a phase records about the pull towards N:M (ADMM's or SR-STE's)."""
+        out: dict[str, Any] = self.srste.facts() if self.srste is not None else {}
+        if self.admm_active and self.last is not None:
+            out.update(primal_residual=self.last.primal, rho=self.rho)
+        return out
 
     @contextlib.contextmanager
     def projected(self) -> Iterator[None]:
@@ -187,7 +198,9 @@ class SparsityState:
 
     @torch.no_grad()
     def hard_prune(self) -> None:
-        """W <- project(W) by magnitude; the masks are fixed from here on."""
+        """W <- project(W) by magnitude; the masks are fixed from here on (SR-STE's learning ends:
+        the magnitude mask of its dense weights is its final learned mask)."""
+        self.srste = None
         for n, w in self.weights.items():
             self.masks[n] = nm.mask(w.detach(), self.pattern, AXIS)
         self.apply_masks()
@@ -219,6 +232,8 @@ class SparsityState:
             tensors[f"u/{n}"] = self.u[n].contiguous().cpu()
         for n, m in self.masks.items():
             tensors[f"mask/{n}"] = m.contiguous().cpu()
+        if self.srste is not None:
+            tensors.update(self.srste.tensors())
         tmp = directory / f".{STATE_TENSORS}.tmp"
         save_file(tensors, str(tmp))
         tmp.replace(directory / STATE_TENSORS)
@@ -232,6 +247,7 @@ class SparsityState:
             "masked": self.masked,
             "last_residuals": asdict(self.last) if self.last else None,
             "prune": self.prune_report,
+            "srste": self.srste.meta() if self.srste is not None else None,
             **(extra or {}),
         }
         write_json_atomic(directory / STATE_META, meta)
@@ -252,6 +268,8 @@ class SparsityState:
         last = meta.get("last_residuals")
         self.last = Residuals(**last) if last else None
         self.prune_report = meta.get("prune")
+        if self.srste is not None and meta.get("srste"):
+            self.srste.restore(tensors, meta["srste"])
         self._refresh_targets()
         return meta
 

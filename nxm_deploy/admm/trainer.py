@@ -24,6 +24,7 @@ from torch import nn
 from transformers import Trainer
 
 from nxm_deploy.admm.checkpoints import newest_complete
+from nxm_deploy.admm.srste import FrozenVarianceAdamW
 from nxm_deploy.admm.state import SparsityState
 from nxm_deploy.errors import UserError
 
@@ -44,8 +45,12 @@ class NxmTrainer(Trainer):
         phase_dir: Path | None = None,
         penalty_in_loss: bool = True,
         watch_projected: bool = False,
+        freeze_variance: bool = False,
         **kwargs: Any,
     ) -> None:
+        if freeze_variance:  # STEP: AdamW whose second moment the SR-STE callback freezes
+            _, opt_kwargs = Trainer.get_optimizer_cls_and_kwargs(kwargs["args"])
+            kwargs["optimizer_cls_and_kwargs"] = (FrozenVarianceAdamW, opt_kwargs)
         super().__init__(*args, **kwargs)
         self.loss_is_scaled_for_ga = False  # our loss is a per-batch mean
         self.sparsity = sparsity
@@ -75,6 +80,14 @@ class NxmTrainer(Trainer):
                 prefix = "eval_nm" + metric_key_prefix[len("eval") :]
                 metrics.update(super().evaluate(eval_dataset, ignore_keys, prefix))
         return metrics
+
+    def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+        """SR-STE: forward and backward with the masked weights; the gradients reach the dense ones."""
+        srste = self.sparsity.srste if self.sparsity is not None else None
+        if srste is None:
+            return super().training_step(model, inputs, num_items_in_batch)
+        with srste.masked_weights():
+            return super().training_step(model, inputs, num_items_in_batch)
 
     def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.regression:
@@ -135,7 +148,8 @@ class NxmTrainer(Trainer):
         return f"Last good checkpoint: {good}; lower --lr (or --rho) and continue with --resume."
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Adds the loss parts and, in the ADMM phase, rho and the last residuals to every log."""
+        """Adds the loss parts and, in the ADMM phase, rho and the last residuals to every log; in
+        the SR-STE phase, the fraction of mask entries flipped since mask learning began."""
         if "loss" in logs:
             logs.update(self._parts)
             s = self.sparsity
@@ -144,4 +158,6 @@ class NxmTrainer(Trainer):
                 if s.last is not None:
                     logs["primal_residual"] = s.last.primal
                     logs["dual_residual"] = s.last.dual
+            if s is not None and s.srste is not None and s.srste.active:
+                logs["mask_flipped"] = s.srste.flipped()
         super().log(logs, start_time)

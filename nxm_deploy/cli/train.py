@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from nxm_deploy.admm.config import ADMM_PENALTIES, MIXED_PRECISIONS, PRUNE_SOLVERS, REPORT_TO, TrainConfig
+from nxm_deploy.admm.config import (
+    ADMM_PENALTIES,
+    MIXED_PRECISIONS,
+    PRUNE_SOLVERS,
+    REPORT_TO,
+    SRSTE_DECAY_MODES,
+    TrainConfig,
+)
 from nxm_deploy.cli.group import cli, setup_logging
 from nxm_deploy.cli.options import (
     data_dir_option,
@@ -75,6 +82,23 @@ def _opt(name: str, help_text: str | None = None, **kwargs: Any) -> Any:
 )
 @_opt("admm_epochs", "ADMM: epochs of the ADMM phase [2/3 of --epochs].", type=float)
 @_opt("dense_epochs", "ASP: epochs of the dense phase [1/2 of --epochs].", type=float)
+@_opt("srste_decay", "SR-STE: decay of the pruned weights (the paper's lambda_W).")
+@_opt(
+    "srste_decay_mode",
+    "SR-STE: the decay added to the gradient (the paper; it then goes through Adam), or applied after "
+    "each optimizer step like AdamW's weight decay (W -= lr*decay*(1-mask)*W; needs a far larger decay).",
+    type=click.Choice(SRSTE_DECAY_MODES),
+)
+@_opt("mask_interval", "SR-STE: optimizer steps between mask updates.")
+@_opt(
+    "masked_epochs", "SR-STE: epochs of the fixed-mask phase after the prune [1/3 of --epochs].", type=float
+)
+@click.option(
+    "--freeze-variance",
+    is_flag=True,
+    help="SR-STE: STEP's recipe: dense warm-up, then Adam's second moment frozen while the mask is learned.",
+)
+@_opt("switch_fraction", "--freeze-variance: fraction of the SR-STE phase's steps before the switch.")
 @_opt(
     "prune_solver",
     "Hard prune (every sparse method): keep the largest |w| of each M, or reconstruct each layer's "
@@ -99,7 +123,8 @@ def train(**opts: Any) -> None:
     """Fine-tune MODEL on TASK (or your own --data) with an N:M pattern (or dense, the reference).
 
     Methods: dense (plain fine-tuning), oneshot (magnitude-prune, then fine-tune with the mask),
-    asp (NVIDIA's recipe: dense, prune, masked), admm (NxMTransformer: ADMM, prune, masked).
+    asp (NVIDIA's recipe: dense, prune, masked), admm (NxMTransformer: ADMM, prune, masked),
+    srste (SR-STE: learn the mask, prune, masked; --freeze-variance for STEP).
     """
     from nxm_deploy.admm.run import train as run_train
 

@@ -13,9 +13,10 @@ def plan(method: str, epochs: float = 3, init: float = 0, admm: float | None = N
     return get_method(method).plan(Budget(epochs, init, admm, dense))
 
 
-def test_registry_lists_the_four_methods() -> None:
-    assert method_names() == ["admm", "asp", "dense", "oneshot"]
-    with pytest.raises(UserError, match="unknown method 'magic'; choose one of: admm, asp, dense, oneshot"):
+def test_registry_lists_the_five_methods() -> None:
+    assert method_names() == ["admm", "asp", "dense", "oneshot", "srste"]
+    choices = "admm, asp, dense, oneshot, srste"
+    with pytest.raises(UserError, match=f"unknown method 'magic'; choose one of: {choices}$"):
         get_method("magic")
 
 
@@ -24,6 +25,7 @@ def test_default_plans_add_up_to_the_budget() -> None:
     assert plan("oneshot") == [Phase("masked", 3)]
     assert plan("asp") == [Phase("dense", 1.5), Phase("masked", 1.5)]
     assert plan("admm") == [Phase("admm", 2), Phase("masked", 1)]
+    assert plan("srste") == [Phase("srste", 2), Phase("masked", 1)]
     for m in method_names():
         assert sum(p.epochs for p in plan(m, epochs=4.5)) == pytest.approx(4.5)
 
