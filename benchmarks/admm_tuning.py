@@ -453,7 +453,7 @@ def run_setting(name: str, extra: list[str], data: Path) -> dict[str, object]:
         sys.exit(f"{name} failed:\n{proc.stderr[-2000:]}")
     manifest = json.loads((out / "nxm.json").read_text())
     phases = manifest["phases"]
-    admm = next((p for p in phases if p["kind"] == "admm"), None)
+    admm = next((p for p in phases if p["kind"] in ("admm", "srste")), None)  # the learned-mask phase
     prune = manifest.get("prune") or {}
     result = {
         "holdout_accuracy": round(100 * manifest["metrics"]["accuracy"], 2),
@@ -462,6 +462,7 @@ def run_setting(name: str, extra: list[str], data: Path) -> dict[str, object]:
         "rho_at_prune": admm.get("rho") if admm else None,
         "prune_mean_relative_error": _mean_error(prune.get("layer_errors")),
         "prune_wall_s": prune.get("wall_time_s"),
+        "mask_flipped": admm.get("mask_flipped") if admm else None,
         "wall_s": round(time.time() - t0),
     }
     print(f"[admm_tuning]   {result}", flush=True)
