@@ -393,6 +393,11 @@ def markdown(results: dict) -> str:
             "| start | finalist | seed 1 | seed 2 | seed 3 | mean | wall s (seed 1) |",
             "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     chosen = results.get("default_recipe", {})
+    dense = [(st.get(key("dense", s)) or {}).get("holdout_accuracy") for s in (1, 2, 3)]
+    if all(dense):
+        cells = " | ".join(_cell(d) for d in dense)
+        out.append(f"| both | dense (the reference; the fine-tuned start) | {cells} | "
+                   f"{_cell(statistics.mean(dense))} | |")  # fmt: skip
     for start in ("pretrained", "fine-tuned"):
         rows = chosen.get(start, {}).get("finalists", {})
         winner = chosen.get(start, {}).get("winner")

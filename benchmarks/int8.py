@@ -1,7 +1,7 @@
 """INT8 with 2:4 on a CPU: the MiniLM runs of the demo exported in fp32, int8-dynamic and int8 (static
 Q/DQ), all six benched in one report against the fp32 dense export, with one thread.
 
-    python benchmarks/int8.py [--dense-run demo-out/runs/dense] [--sparse-run demo-out/runs/admm]
+    python benchmarks/int8.py [--dense-run demo-out/runs/dense] [--sparse-run demo-out/runs/sparse]
                               [--work int8-bench] [--json benchmarks/results/int8.json]
 
 Steps: ``nxm-deploy export`` of each run three times (``--quantize`` none, ``int8-dynamic``, ``int8``
@@ -135,7 +135,7 @@ def _figures(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--dense-run", type=Path, default=Path("demo-out/runs/dense"))
-    ap.add_argument("--sparse-run", type=Path, default=Path("demo-out/runs/admm"))
+    ap.add_argument("--sparse-run", type=Path, default=Path("demo-out/runs/sparse"))
     ap.add_argument("--task", default="SST-2")
     ap.add_argument("--data-dir", default=None, help="GLUE root (default $GLUE_DIR)")
     ap.add_argument("--work", type=Path, default=Path("int8-bench"), help="exports and the report go here")

@@ -76,6 +76,12 @@ def main() -> None:
         "torch": torch.__version__,
         "variants": {},
     }
+    previous = Path(args.out)
+    if previous.is_file():  # keep the variants not measured this time (same settings: same rows)
+        old = json.loads(previous.read_text(encoding="utf-8"))
+        if all(old.get(k) == results[k] for k in ("rows", "tokens", "pattern", "layers")):
+            results["variants"] = old.get("variants", {})
+            results["layer_errors"] = old.get("layer_errors")
     for name in args.variants:
         solver, in_order = VARIANTS[name]
         model = copy.deepcopy(base)
@@ -83,7 +89,8 @@ def main() -> None:
         report = reconstruct(model, layers, pattern, batches, solver, in_order=in_order)
         cpu = round(time.process_time() - cpu0, 1)  # CPU seconds of this process, all threads
         results["variants"][name] = {**_summary(report), "cpu_time_s": cpu, "load_average_before": load,
-                                     "settings": report["settings"], "in_order": in_order}  # fmt: skip
+                                     "settings": report["settings"], "in_order": in_order,
+                                     "date": time.strftime("%Y-%m-%d")}  # fmt: skip
         if name == "admm":
             results["layer_errors"] = report["layer_errors"]
         print(f"{name}: {json.dumps(results['variants'][name])}", flush=True)
