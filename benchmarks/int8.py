@@ -3,6 +3,7 @@ Q/DQ), all six benched in one report against the fp32 dense export, with one thr
 
     python benchmarks/int8.py [--dense-run demo-out/runs/dense] [--sparse-run demo-out/runs/sparse]
                               [--work int8-bench] [--json benchmarks/results/int8.json]
+                              [--smooth-alpha 0.95] [--exports-only]
 
 Steps: ``nxm-deploy export`` of each run three times (``--quantize`` none, ``int8-dynamic``, ``int8``
 calibrated on 512 of the run's training rows), each export proven N:M and scored against PyTorch on
@@ -25,6 +26,7 @@ from typing import Any
 
 from nxm_deploy.bench import BenchConfig, TimingPlan, bench
 from nxm_deploy.export import ExportConfig, export
+from nxm_deploy.export.quantize import DEFAULT_SMOOTH_ALPHA
 from nxm_deploy.manifest import EXPORT_MANIFEST
 
 MODES = (None, "int8-dynamic", "int8")
@@ -44,6 +46,7 @@ def _export(run: Path, out: Path, mode: str | None, args: argparse.Namespace) ->
         config = ExportConfig(run_dir=run, out=out, data_dir=args.data_dir, quantize=mode,
                               calibration_rows=args.calibration_rows, overwrite=True,
                               calibration_method=args.calibration_method,
+                              smooth_alpha=args.smooth_alpha,
                               min_agreement=args.min_agreement)  # fmt: skip
         export(config, progress=lambda msg: print(f"[export] {msg}", flush=True))
     return json.loads((out / EXPORT_MANIFEST).read_text(encoding="utf-8"))
@@ -63,6 +66,7 @@ def _export_figures(m: dict[str, Any]) -> dict[str, Any]:
         "agreement_with_pytorch_fp32": q["agreement"]["agreement"] if q else None,
         "max_logit_diff": q["agreement"]["logits"]["max_abs_diff"] if q else None,
         "calibration": q["calibration"] if q else None,
+        "smoothquant": q.get("smoothquant") if q else None,
     }
 
 
@@ -141,6 +145,10 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("int8-bench"), help="exports and the report go here")
     ap.add_argument("--calibration-rows", type=int, default=512)
     ap.add_argument("--calibration-method", default="minmax")
+    ap.add_argument("--smooth-alpha", type=float, default=DEFAULT_SMOOTH_ALPHA,
+                    help="SmoothQuant's alpha for the static int8 exports (0: off)")  # fmt: skip
+    ap.add_argument("--exports-only", action="store_true",
+                    help="make the exports (no idle machine needed) and stop before the timing")  # fmt: skip
     ap.add_argument("--min-agreement", type=float, default=0.0,
                     help="the INT8 gate of export; 0: record the agreement, never refuse")  # fmt: skip
     ap.add_argument("--threads", type=int, default=1)
@@ -156,6 +164,9 @@ def main() -> None:
             name = _name(role, mode)
             dirs[name] = args.work / "exports" / name
             exports[name] = _export(run, dirs[name], mode, args)
+    if args.exports_only:
+        print(f"[int8] {len(dirs)} exports ready in {args.work / 'exports'}", flush=True)
+        return
     also = tuple(f"{name}={dirs[name]}" for name in dirs if not name.endswith("-fp32"))
     config = BenchConfig(dense=dirs["dense-fp32"], sparse=dirs["sparse-fp32"], task=args.task,
                          out=args.work / "report", data_dir=args.data_dir, threads=args.threads,

@@ -130,6 +130,14 @@ def _echo_export(result: Any) -> None:
     help="Seed of the calibration rows' draw.",
 )
 @click.option(
+    "--smooth-alpha",
+    type=float,
+    default=default(ExportConfig, "smooth_alpha"),
+    show_default=True,
+    help="--quantize int8: SmoothQuant's migration strength before calibration (moves activation "
+    "outliers into the weights, keeping their zeros); 0 turns it off.",
+)
+@click.option(
     "--min-agreement",
     type=float,
     default=default(ExportConfig, "min_agreement"),
@@ -170,6 +178,7 @@ def export(
     calibration_rows: int,
     calibration_method: str,
     calibration_seed: int,
+    smooth_alpha: float,
     min_agreement: float,
     data_dir: str | None,
     overwrite: bool,
@@ -219,6 +228,7 @@ def export(
         calibration_rows=calibration_rows,
         calibration_method=calibration_method,
         calibration_seed=calibration_seed,
+        smooth_alpha=smooth_alpha,
         min_agreement=min_agreement,
     )
     if triton_repo:  # refuse a bad name or an existing model before the export, not after it

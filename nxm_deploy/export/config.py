@@ -17,6 +17,7 @@ from nxm_deploy.export.onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from nxm_deploy.export.quantize import (
     CALIBRATION_METHODS,
     DEFAULT_CALIBRATION_ROWS,
+    DEFAULT_SMOOTH_ALPHA,
     QuantizeError,
     QuantizeSpec,
 )
@@ -49,6 +50,7 @@ class ExportConfig:
     calibration_rows: int = DEFAULT_CALIBRATION_ROWS
     calibration_method: str = "minmax"
     calibration_seed: int = 0
+    smooth_alpha: float = DEFAULT_SMOOTH_ALPHA  # int8: SmoothQuant's alpha before calibration (0: off)
     min_agreement: float = 0.99  # INT8: share of dev rows predicted as PyTorch FP32 does, at least
 
     def __post_init__(self) -> None:
@@ -88,5 +90,9 @@ class ExportConfig:
         if self.quantize is None:
             return None
         return QuantizeSpec(
-            self.quantize, self.calibration_rows, self.calibration_method, self.calibration_seed
+            self.quantize,
+            self.calibration_rows,
+            self.calibration_method,
+            self.calibration_seed,
+            self.smooth_alpha,
         )

@@ -194,7 +194,10 @@ def _quantize(
     assert spec is not None
     fp32 = tmp / f".fp32-{ONNX_NAME}"
     (tmp / ONNX_NAME).rename(fp32)
-    how = f"calibrated on {len(rows.texts_a)} training rows, {spec.calibration_method}" if rows else "dynamic"
+    how = "dynamic"
+    if rows:
+        smooth = f", SmoothQuant alpha {spec.smooth_alpha:g}" if spec.smooth_alpha > 0 else ""
+        how = f"calibrated on {len(rows.texts_a)} training rows, {spec.calibration_method}{smooth}"
     say(f"quantizing to {spec.mode} ({how})")
     args = (run.tokenizer, run.input_names, run.max_seq_len)
     section = quantize.quantize_onnx(fp32, tmp / ONNX_NAME, spec, rows, *args)

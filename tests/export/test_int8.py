@@ -73,6 +73,8 @@ def test_int8_manifest_records_quantizer_calibration_and_agreement(int8_export, 
     assert set(agree["metrics"]["onnx"]) == {"accuracy"} and 0 <= agree["main"]["onnx"] <= 1
     assert 0 < agree["logits"]["max_abs_diff"] < 0.5  # INT8 moves the logits, but not much
     assert m["parity"]["ok"] and "before quantization" in m["parity"]["of"]
+    assert q["smoothquant"]["alpha"] == quantize.DEFAULT_SMOOTH_ALPHA and q["smoothquant"]["tensors"] == 10
+    assert q["graph"]["activation_products_left_fp32"] == 4
     assert m["tensorrt"]["precision"] == "int8"
     assert "--stronglyTyped" in (int8_export / "build_engine.sh").read_text()
     assert not any(".fp32-" in f for f in m["files"])  # the FP32 intermediate is gone
@@ -92,6 +94,98 @@ def test_int8_graph_is_symmetric_per_output_channel(int8_export):
         assert zp.dtype == np.int8 and not zp.any()  # symmetric
     activations = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
     assert activations and all(not inits[n.input[2]].any() for n in activations)
+
+
+@pytest.fixture(scope="session")
+def int8_export_unsmoothed(tmp_path_factory: pytest.TempPathFactory, int8_run: Path, glue_dir: Path) -> Path:
+    out = tmp_path_factory.mktemp("int8-exports") / "int8-unsmoothed"
+    config = ExportConfig(run_dir=int8_run, out=out, data_dir=glue_dir, quantize="int8", smooth_alpha=0.0,
+                          calibration_rows=CALIBRATION_ROWS, batches=(2,), seq_lens=(16,))  # fmt: skip
+    export(config)
+    return out
+
+
+@pytest.mark.parametrize("which", ["smoothed", "unsmoothed"])
+def test_int8_quantizes_only_weight_products_and_onnxruntime_runs_them_in_int8(
+    which, int8_export, int8_export_unsmoothed
+):
+    """Only the inputs of MatMul/Gemm with INT8 weights are quantized, each through a Q -> DQ pair of its
+    own; the attention products and the residual stream stay FP32; and ONNX Runtime's optimized graph
+    runs every weight product as an integer kernel (a float MatMul over dequantized weights would be
+    slower than FP32). Without SmoothQuant the quantizer's pairs sit on the LayerNorm outputs themselves,
+    which residual Adds read too: those reads get the FP32 tensor back."""
+    import onnxruntime as ort
+
+    export_dir = int8_export if which == "smoothed" else int8_export_unsmoothed
+    graph = manifest_of(export_dir)["quantization"]["graph"]
+    if which == "unsmoothed":
+        assert manifest_of(export_dir)["quantization"]["smoothquant"] is None
+        # the quantizer's pair on each layer's second LayerNorm output is read by the FFN input and by
+        # the residual Add; the Add gets the FP32 tensor back (one per layer)
+        assert graph["float_reads_restored"] == 2
+    model = onnx.load(str(export_dir / "model.onnx"))
+    by_output = {o: n for n in model.graph.node for o in n.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for n in model.graph.node:
+        for name in n.input:
+            readers.setdefault(name, []).append(n)
+    weight_dq = {n.output[0] for n in weight_dequantizers(model)}
+    products = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and n.input[1] in weight_dq]
+    assert len(products) == 14  # 12 encoder linears, the pooler and the classifier
+    quantized = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert len(quantized) == len(products)  # one pair per product: Q, K and V each have their own
+    for q in quantized:
+        (dq,) = readers[q.output[0]]
+        assert dq.op_type == "DequantizeLinear"
+        (reader,) = readers[dq.output[0]]
+        assert reader in products and reader.input[0] == dq.output[0]
+    attention = [n for n in model.graph.node if n.op_type == "MatMul" and n not in products]
+    assert len(attention) == 4  # scores and weighted sum, 2 layers
+    for n in attention:
+        assert all(by_output[i].op_type != "DequantizeLinear" for i in n.input if i in by_output)
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(export_dir.parent / f"optimized-{which}.onnx")
+    ort.InferenceSession(str(export_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    optimized = onnx.load(options.optimized_model_filepath)
+    ops = [n.op_type for n in optimized.graph.node]
+    integer = sum(ops.count(op) for op in ("MatMulIntegerToFloat", "QLinearMatMul", "QGemm", "MatMulInteger"))
+    assert integer == 14, sorted(set(ops))
+    produced = {o: n.op_type for n in optimized.graph.node for o in n.output}
+    float_products = [n for n in optimized.graph.node if n.op_type in ("MatMul", "Gemm", "FusedMatMul")]
+    assert all(produced.get(i) != "DequantizeLinear" for n in float_products for i in n.input)
+
+
+def test_smoothquant_keeps_the_fp32_function_and_the_zeros(sparse_export):
+    """SmoothQuant moves each input channel's scale into the weight rows: the FP32 outputs stay the same,
+    every weight keeps its zeros (its N:M pattern), and only the products read the scaled inputs."""
+    import onnxruntime as ort
+
+    from nxm_deploy.export.smooth import smooth_onnx
+
+    path = sparse_export / "model.onnx"
+    model = onnx.load(str(path))
+    before = {t.name: numpy_helper.to_array(t).copy() for t in model.graph.initializer}
+    rng = np.random.default_rng(0)
+    names = [i.name for i in model.graph.input]
+    feeds = [{n: (rng.integers(5, 90, (2, 16)) if n == "input_ids" else np.ones((2, 16), np.int64)
+                  if n == "attention_mask" else np.zeros((2, 16), np.int64)).astype(np.int64)
+              for n in names} for _ in range(4)]  # fmt: skip
+    stats = smooth_onnx(model, feeds, alpha=0.95)
+    # per layer one input for Q, K and V together, attention out, FFN in, FFN out; pooler; classifier
+    assert stats["alpha"] == 0.95 and stats["tensors"] == 2 * 4 + 2
+    after = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    changed = [n for n in before if before[n].ndim == 2 and not np.array_equal(before[n], after[n])]
+    assert len(changed) == 14
+    for name in changed:
+        assert np.array_equal(before[name] == 0, after[name] == 0)
+    muls = [n for n in model.graph.node if n.op_type == "Mul" and n.name.endswith("_smooth_mul")]
+    readers = [r for m in muls for r in model.graph.node if m.output[0] in r.input]
+    assert len(muls) == 10 and all(r.op_type in ("MatMul", "Gemm") for r in readers) and len(readers) == 14
+    a = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    b = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for feed in feeds:
+        np.testing.assert_allclose(b.run(None, feed)[0], a.run(None, feed)[0], rtol=1e-4, atol=1e-4)
 
 
 def test_int8_holds_the_pattern_and_maps_to_layers_without_the_run(int8_export, int8_run):
@@ -250,6 +344,8 @@ def test_refused_unknown_calibration_method_and_dynamic_for_tensorrt(int8_run, t
     base = ["export", str(int8_run), "--out", str(tmp_path / "x")]
     line = _one_error_line(runner.invoke(cli, [*base, "--quantize", "int8", "--calibration-method", "kl"]))
     assert "unknown calibration method 'kl'" in line and "minmax, entropy, percentile" in line
+    line = _one_error_line(runner.invoke(cli, [*base, "--quantize", "int8", "--smooth-alpha", "1"]))
+    assert "--smooth-alpha" in line and "got 1.0" in line
     line = _one_error_line(runner.invoke(cli, [*base, "--quantize", "int8-dynamic", "--engine", "trt"]))
     assert "int8-dynamic" in line and "TensorRT" in line
     assert not (tmp_path / "x").exists()
