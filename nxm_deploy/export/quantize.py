@@ -15,7 +15,7 @@ Two modes (``QUANTIZE_MODES``):
   both sides is what TensorRT's Q/DQ INT8 kernels take. Only those inputs are quantized: the
   matrix products of two activations (attention scores and their weighted sum) are left out by name
   (the quantizer's ``MatMulConstBOnly`` applies to its QOperator format only), products are not
-  re-quantized, and the residual stream and every other reader keep FP32 (:func:`_own_pairs`). Each
+  re-quantized, and the residual stream and every other reader keep FP32 (``qdq_graph.own_pairs``). Each
   quantized input has a Q -> DQ pair of its own, so ONNX Runtime's CPU provider runs every weight
   product as ``MatMulIntegerToFloat`` (UINT8 x INT8 with VNNI) instead of dequantizing the weights and
   multiplying in FP32, which made a shared-Q graph slower than FP32.
@@ -205,7 +205,7 @@ def _static_settings(spec: QuantizeSpec) -> tuple[dict[str, Any], dict[str, Any]
         "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1},
         # the products stay FP32 (bias, residual and attention read them unrounded)
         "OpTypesToExcludeOutputQuantization": ["MatMul", "Gemm"],
-        "DedicatedQDQPair": True,  # one Q -> DQ per reader: see _own_pairs
+        "DedicatedQDQPair": True,  # one Q -> DQ per reader: see qdq_graph.own_pairs
     }
     if spec.calibration_method == "percentile":
         extra["CalibPercentile"] = _PERCENTILE
@@ -226,132 +226,6 @@ def _static_settings(spec: QuantizeSpec) -> tuple[dict[str, Any], dict[str, Any]
         "extra_options": extra,
     }  # fmt: skip
     return kwargs, described
-
-
-def _own_pairs(model: Any) -> dict[str, int]:
-    """Rewrite ``quantize_static``'s QDQ graph (made with ``DedicatedQDQPair``) so that only the inputs of
-    quantized MatMul/Gemm are quantized, each through a Q -> DQ pair of its own.
-
-    The quantizer puts one Q -> DQ on a tensor and lets every reader see the dequantized value, so the
-    residual Add after a LayerNorm also reads the INT8-rounded stream (an error the FP32 model never
-    sees, and BERT's residual stream has the outliers that make it large). Here a reader that is not a
-    quantized MatMul/Gemm is given the float tensor back and its pair removed. A pair feeding a
-    MatMul/Gemm keeps one Q per DQ: ONNX Runtime turns an INT8 Q -> DQ pair into UINT8 (its fast x86
-    kernels, ``QDQS8ToU8Transformer``) only when the Q has exactly one DQ reader, and a Q shared by the
-    Q, K and V projections would otherwise leave them as float MatMuls over dequantized weights.
-    TensorRT reads the same graph: the values (scales, zero points 0, INT8) are unchanged.
-    Returns counts of what changed."""
-    import onnx
-
-    nodes = list(model.graph.node)
-    by_output = {o: n for n in nodes for o in n.output}
-    readers: dict[str, list[Any]] = {}
-    for n in nodes:
-        for name in n.input:
-            readers.setdefault(name, []).append(n)
-    inits = {i.name for i in model.graph.initializer}
-
-    def quantized_reader(dq: Any, reader: Any) -> bool:
-        # a MatMul/Gemm whose weight (input 1) is quantized too: the node ONNX Runtime fuses
-        if reader.op_type not in ("MatMul", "Gemm") or len(reader.input) < 2:
-            return False
-        weight = by_output.get(reader.input[1])
-        return weight is not None and weight.op_type == "DequantizeLinear" and weight.input[0] in inits
-
-    counts = {"float_reads_restored": 0, "pairs_removed": 0, "q_split": 0}
-    drop: set[int] = set()
-    for dq in nodes:
-        if dq.op_type != "DequantizeLinear" or dq.input[0] in inits:
-            continue
-        q = by_output.get(dq.input[0])
-        if q is None or q.op_type != "QuantizeLinear":
-            continue
-        source = q.input[0]
-        keep = False
-        for reader in readers.get(dq.output[0], []):
-            if quantized_reader(dq, reader):
-                keep = True
-                continue
-            for i, name in enumerate(reader.input):
-                if name == dq.output[0]:
-                    reader.input[i] = source
-                    counts["float_reads_restored"] += 1
-        if not keep and dq.output[0] not in {o.name for o in model.graph.output}:
-            drop.add(id(dq))
-            counts["pairs_removed"] += 1
-    kept = [n for n in nodes if id(n) not in drop]
-    # a Q whose every DQ is gone goes too; a Q read by several DQs is split, one copy per DQ
-    dq_readers: dict[str, list[Any]] = {}
-    for n in kept:
-        if n.op_type == "DequantizeLinear":
-            dq_readers.setdefault(n.input[0], []).append(n)
-    other_readers = {name for n in kept if n.op_type != "DequantizeLinear" for name in n.input}
-    out_nodes: list[Any] = []
-    for n in kept:
-        if n.op_type != "QuantizeLinear":
-            out_nodes.append(n)
-            continue
-        dqs = dq_readers.get(n.output[0], [])
-        if not dqs and n.output[0] not in other_readers:
-            continue
-        out_nodes.append(n)
-        for k, dq in enumerate(dqs[1:], start=2):
-            clone = onnx.NodeProto()
-            clone.CopyFrom(n)
-            clone.name = f"{n.name}_{k}"
-            clone.output[0] = f"{n.output[0]}_{k}"
-            dq.input[0] = clone.output[0]
-            out_nodes.append(clone)
-            counts["q_split"] += 1
-    _distinct_scales(model, out_nodes, counts)
-    del model.graph.node[:]
-    model.graph.node.extend(out_nodes)
-    used = {name for n in out_nodes for name in n.input}
-    unused = [i for i in model.graph.initializer if i.name not in used]
-    for init in unused:
-        model.graph.initializer.remove(init)
-    return counts
-
-
-def _activation_products(model: Any) -> list[str]:
-    """Names of the MatMul nodes whose B is not a constant (attention scores and their weighted sum)."""
-    inits = {i.name for i in model.graph.initializer}
-    constant = {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
-    return [n.name for n in model.graph.node
-            if n.op_type == "MatMul" and n.input[1] not in inits and n.input[1] not in constant]  # fmt: skip
-
-
-def _distinct_scales(model: Any, nodes: list[Any], counts: dict[str, int]) -> None:
-    """Give the k-th Q -> DQ pair of one float tensor (k >= 1) its own scale, ``k`` float32 steps (ulps)
-    above the calibrated one. ONNX Runtime's common-subexpression pass merges Q nodes with equal inputs,
-    which would undo :func:`_own_pairs`' split (and with it the UINT8 conversion); a relative change
-    of about 1e-7 keeps them apart and changes no rounding that matters."""
-    from onnx import numpy_helper
-
-    inits = {i.name: i for i in model.graph.initializer}
-    dq_of: dict[str, list[Any]] = {}
-    for n in nodes:
-        if n.op_type == "DequantizeLinear":
-            dq_of.setdefault(n.input[0], []).append(n)
-    seen: dict[tuple[str, str], int] = {}
-    for q in nodes:
-        if q.op_type != "QuantizeLinear" or q.input[1] not in inits:
-            continue
-        key = (q.input[0], q.input[1])
-        k = seen.get(key, 0)
-        seen[key] = k + 1
-        if k == 0:
-            continue
-        scale = numpy_helper.to_array(inits[q.input[1]]).astype(np.float32)
-        for _ in range(k):
-            scale = np.nextafter(scale, np.float32(np.inf), dtype=np.float32)
-        name = f"{q.input[1]}_{k + 1}"
-        model.graph.initializer.append(numpy_helper.from_array(scale, name))
-        for dq in dq_of.get(q.output[0], []):
-            if dq.input[1] == q.input[1]:
-                dq.input[1] = name
-        q.input[1] = name
-        counts["scales_split"] = counts.get("scales_split", 0) + 1
 
 
 def _copy_metadata(fp32: Any, quantized: Any) -> None:
@@ -383,6 +257,7 @@ def quantize_onnx(
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
 
+    from nxm_deploy.export.qdq_graph import activation_products, own_pairs
     from nxm_deploy.export.smooth import smooth_onnx
 
     try:
@@ -391,7 +266,7 @@ def quantize_onnx(
                 assert rows is not None
                 kwargs, described = _static_settings(spec)
                 source = onnx.load(str(fp32))
-                kwargs["nodes_to_exclude"] = _activation_products(source)
+                kwargs["nodes_to_exclude"] = activation_products(source)
                 described["smoothquant"] = None
                 if spec.smooth_alpha > 0:
                     feeds = _Reader(rows, tokenizer, input_names, max_seq_len)
@@ -406,7 +281,7 @@ def quantize_onnx(
                         fp32.unlink(missing_ok=True)
                 model = onnx.load(str(out))
                 described["graph"] = {"activation_products_left_fp32": len(kwargs["nodes_to_exclude"]),
-                                      **_own_pairs(model)}  # fmt: skip
+                                      **own_pairs(model)}  # fmt: skip
                 onnx.save(model, str(out))
             else:
                 quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8)
