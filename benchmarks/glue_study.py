@@ -684,8 +684,9 @@ def paired(tasks: dict[str, dict[str, Any]], chosen: str, others: list[str]) -> 
         means = total / n
         diffs = np.concatenate(strata)
         lo, hi = np.percentile(means, [2.5, 97.5])
-        out[other] = {"mean": round(float(diffs.mean()), 2),
-                      "ci95": [round(float(lo), 2), round(float(hi), 2)],
+        # a task with one pair has no spread to resample: no interval until every task has two
+        ci = [round(float(lo), 2), round(float(hi), 2)] if min(len(d) for d in strata) > 1 else None
+        out[other] = {"mean": round(float(diffs.mean()), 2), "ci95": ci,
                       "wins": int((diffs > 0).sum()), "pairs": int(n)}  # fmt: skip
     return out
 
@@ -738,7 +739,7 @@ def protocol_report(profile: Profile, lay: Layout, protocol: str, p1_dense: floa
     if c is not None and asp is not None:
         targets["chosen_minus_asp"] = _target(round(c - asp, 2), 0.5)
     if protocol == "P2":
-        if "asp" in pairs:
+        if "asp" in pairs and pairs["asp"]["ci95"] is not None:
             targets["chosen_minus_asp_ci95_low"] = _target(pairs["asp"]["ci95"][0], 0.0)
             targets["chosen_minus_asp_ci95_low"]["strict"] = True  # above 0, not at 0
             targets["chosen_minus_asp_ci95_low"]["met"] = pairs["asp"]["ci95"][0] > 0
@@ -958,8 +959,8 @@ def _protocol_lines(profile: Profile, p: str, v: dict[str, Any]) -> list[str]:
                   f"{BOOTSTRAP['seed']}):", "", "| against | pairs | wins | mean difference | 95% interval |",
                   "|---|---:|---:|---:|---|"]  # fmt: skip
         for m, x in v["paired"].items():
-            lo, hi = x["ci95"]
-            lines.append(f"| {m} | {x['pairs']} | {x['wins']} | {x['mean']:+.2f} | [{lo:+.2f}, {hi:+.2f}] |")
+            ci = "– (a task with one pair)" if x["ci95"] is None else "[{:+.2f}, {:+.2f}]".format(*x["ci95"])
+            lines.append(f"| {m} | {x['pairs']} | {x['wins']} | {x['mean']:+.2f} | {ci} |")
     rows = [(t, m, x) for t, by in v["prune"].items() for m, x in by.items()]
     if rows:
         lines += ["", "Where each recipe loses accuracy (means over seeds): the start (P2: the dense run), "

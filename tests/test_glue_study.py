@@ -83,6 +83,16 @@ def test_bootstrap_is_stratified_by_task(gs):
     assert a["ci95"][0] < a["mean"] < a["ci95"][1] and a["wins"] == 5
 
 
+def test_no_interval_while_a_task_has_one_pair(gs):
+    # one seed per task so far: resampling within each task always draws the same pair, so the
+    # "interval" would be a point; it is withheld (and with it the interval target) until seed 2
+    tasks = {
+        "A": {"c": entry({1: 61.0}), "o": entry({1: 60.0})},
+        "B": {"c": entry({1: 43.0, 2: 50.0}), "o": entry({1: 40.0, 2: 52.0})},
+    }
+    assert gs.paired(tasks, "c", ["o"]) == {"o": {"mean": 0.67, "ci95": None, "wins": 2, "pairs": 3}}
+
+
 def write(gs, lay, profile, protocol, task, method, seed, value, phases=None, start=None):
     r = {"protocol": protocol, "task": task, "method": method, "seed": seed, "metric": gs.METRIC[task],
          "value": value, "phases": phases or [], "config": gs.config(profile, protocol, task, method, seed),
