@@ -21,14 +21,14 @@ def own_pairs(model: Any) -> dict[str, int]:
     The quantizer puts one Q -> DQ on a tensor and lets every reader see the dequantized value, so the
     residual Add after a LayerNorm also reads the INT8-rounded stream (an error the FP32 model never
     sees, and BERT's residual stream has the outliers that make it large). Here a reader that is not a
-    quantized MatMul/Gemm is given the float tensor back and its pair removed. A pair feeding a
-    MatMul/Gemm keeps one Q per DQ: ONNX Runtime turns an INT8 Q -> DQ pair into UINT8 (its fast x86
-    kernels, ``QDQS8ToU8Transformer``) only when the Q has exactly one DQ reader, and a Q shared by the
-    Q, K and V projections would otherwise leave them as float MatMuls over dequantized weights.
+    quantized MatMul/Gemm is given the float tensor back, and a pair left without readers is removed.
+    ``DedicatedQDQPair`` already gives each product its own Q -> DQ in the file: ONNX Runtime turns an
+    INT8 pair into UINT8 (its fast x86 kernels, ``QDQS8ToU8Transformer``) only when the Q has exactly
+    one DQ reader, and a Q shared by the Q, K and V projections would otherwise leave them as float
+    MatMuls over dequantized weights. Its load-time common-subexpression pass would merge those equal Q
+    nodes again, which :func:`_distinct_scales` prevents.
     TensorRT reads the same graph: the values (scales, zero points 0, INT8) are unchanged.
     Returns counts of what changed."""
-    import onnx
-
     nodes = list(model.graph.node)
     by_output = {o: n for n in nodes for o in n.output}
     readers: dict[str, list[Any]] = {}
@@ -37,14 +37,15 @@ def own_pairs(model: Any) -> dict[str, int]:
             readers.setdefault(name, []).append(n)
     inits = {i.name for i in model.graph.initializer}
 
-    def quantized_reader(dq: Any, reader: Any) -> bool:
+    def quantized_reader(reader: Any) -> bool:
         # a MatMul/Gemm whose weight (input 1) is quantized too: the node ONNX Runtime fuses
         if reader.op_type not in ("MatMul", "Gemm") or len(reader.input) < 2:
             return False
         weight = by_output.get(reader.input[1])
         return weight is not None and weight.op_type == "DequantizeLinear" and weight.input[0] in inits
 
-    counts = {"float_reads_restored": 0, "pairs_removed": 0, "q_split": 0}
+    counts = {"float_reads_restored": 0, "pairs_removed": 0, "scales_split": 0}
+    graph_outputs = {o.name for o in model.graph.output}
     drop: set[int] = set()
     for dq in nodes:
         if dq.op_type != "DequantizeLinear" or dq.input[0] in inits:
@@ -55,40 +56,20 @@ def own_pairs(model: Any) -> dict[str, int]:
         source = q.input[0]
         keep = False
         for reader in readers.get(dq.output[0], []):
-            if quantized_reader(dq, reader):
+            if quantized_reader(reader):
                 keep = True
                 continue
             for i, name in enumerate(reader.input):
                 if name == dq.output[0]:
                     reader.input[i] = source
                     counts["float_reads_restored"] += 1
-        if not keep and dq.output[0] not in {o.name for o in model.graph.output}:
+        if not keep and dq.output[0] not in graph_outputs:
             drop.add(id(dq))
             counts["pairs_removed"] += 1
     kept = [n for n in nodes if id(n) not in drop]
-    # a Q whose every DQ is gone goes too; a Q read by several DQs is split, one copy per DQ
-    dq_readers: dict[str, list[Any]] = {}
-    for n in kept:
-        if n.op_type == "DequantizeLinear":
-            dq_readers.setdefault(n.input[0], []).append(n)
-    other_readers = {name for n in kept if n.op_type != "DequantizeLinear" for name in n.input}
-    out_nodes: list[Any] = []
-    for n in kept:
-        if n.op_type != "QuantizeLinear":
-            out_nodes.append(n)
-            continue
-        dqs = dq_readers.get(n.output[0], [])
-        if not dqs and n.output[0] not in other_readers:
-            continue
-        out_nodes.append(n)
-        for k, dq in enumerate(dqs[1:], start=2):
-            clone = onnx.NodeProto()
-            clone.CopyFrom(n)
-            clone.name = f"{n.name}_{k}"
-            clone.output[0] = f"{n.output[0]}_{k}"
-            dq.input[0] = clone.output[0]
-            out_nodes.append(clone)
-            counts["q_split"] += 1
+    read = {name for n in kept for name in n.input} | graph_outputs
+    # a Q whose every DQ is gone goes too
+    out_nodes = [n for n in kept if n.op_type != "QuantizeLinear" or n.output[0] in read]
     _distinct_scales(model, out_nodes, counts)
     del model.graph.node[:]
     model.graph.node.extend(out_nodes)
@@ -137,4 +118,4 @@ def _distinct_scales(model: Any, nodes: list[Any], counts: dict[str, int]) -> No
             if dq.input[1] == q.input[1]:
                 dq.input[1] = name
         q.input[1] = name
-        counts["scales_split"] = counts.get("scales_split", 0) + 1
+        counts["scales_split"] += 1

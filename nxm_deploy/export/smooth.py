@@ -1,6 +1,6 @@
 """SmoothQuant on an FP32 ONNX graph: move activation outliers into the weights before INT8 calibration.
 
-    stats = smooth_onnx(model, feeds, alpha=0.5)   # model: onnx.ModelProto, changed in place
+    stats = smooth_onnx(model, feeds, alpha=0.95)  # model: onnx.ModelProto, changed in place
 
 BERT's LayerNorm and GELU outputs carry a few channels far larger than the rest (in MiniLM up to 16x
 the median channel's maximum), so one scale per tensor leaves the ordinary channels a handful of INT8
@@ -22,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_ALPHA", "smooth_onnx"]
+__all__ = ["smooth_onnx"]
 
-DEFAULT_ALPHA = 0.5  # the paper's default
 _CLIP = (1e-4, 1e4)
 
 
@@ -70,10 +69,9 @@ def _channel_max(
     return out
 
 
-def smooth_onnx(
-    model: Any, feeds: Iterable[dict[str, np.ndarray]], alpha: float = DEFAULT_ALPHA
-) -> dict[str, Any]:
-    """Apply SmoothQuant to ``model`` in place (module docstring); return what it did, for export.json."""
+def smooth_onnx(model: Any, feeds: Iterable[dict[str, np.ndarray]], alpha: float) -> dict[str, Any]:
+    """Apply SmoothQuant to ``model`` in place (module docstring); return what it did, for export.json.
+    The export's default alpha is ``quantize.DEFAULT_SMOOTH_ALPHA`` (chosen on held-out training rows)."""
     from onnx import helper, numpy_helper
 
     if not 0.0 < alpha < 1.0:
