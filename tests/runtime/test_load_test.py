@@ -30,7 +30,9 @@ def test_load_test_runs_clean(rte_export, glue_dir, tmp_path, capsys):
     lat = report["latency_ms"]
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
     rss = report["rss_mb"]
-    assert 0 < rss["before_load"] < rss["start"] and rss["end"] > 0 and rss["peak"] >= rss["end"]
+    # a tiny model in a warm test process can load into memory the allocator already holds: RSS need
+    # not grow (it failed 2 of 3 runs alone as a strict <), so only its order is asserted
+    assert 0 < rss["before_load"] <= rss["start"] and rss["end"] > 0 and rss["peak"] >= rss["end"]
     assert report["predictor"]["backend"] == "ort"
     summary = capsys.readouterr().out
     assert "errors: 0, mismatches vs single-threaded answers: 0" in summary
