@@ -71,6 +71,9 @@ def main() -> None:
     trainer = NxmTrainer(model=model, args=args, train_dataset=data, processing_class=tok,
                          callbacks=[DumpGrads(sparsity, model, out)], sparsity=sparsity)  # fmt: skip
     trainer.train()
+    if torch.distributed.is_initialized():  # leave gloo's threads joined: an exit without it can abort
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
