@@ -27,3 +27,11 @@ def init_distributed() -> None:
 def barrier() -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
+
+
+def shutdown() -> None:
+    """Leave the process group before the process exits (NCCL warns of leaked resources, and a
+    process can abort at exit, when it is left up). The library's ``train`` keeps it up for
+    whatever the caller runs next; the command line calls this when its command ends."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

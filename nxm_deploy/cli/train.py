@@ -126,6 +126,7 @@ def train(**opts: Any) -> None:
     asp (NVIDIA's recipe: dense, prune, masked), admm (NxMTransformer: ADMM, prune, masked),
     srste (SR-STE: learn the mask, prune, masked; --freeze-variance for STEP).
     """
+    from nxm_deploy.admm.dist import rank, shutdown
     from nxm_deploy.admm.run import train as run_train
 
     setup_logging()
@@ -135,6 +136,10 @@ def train(**opts: Any) -> None:
     opts["include"] = tuple(opts["include"])
     opts["exclude"] = tuple(opts["exclude"])
     opts["progress"] = not opts.pop("no_progress")
-    result = run_train(TrainConfig(**opts))
+    try:
+        result = run_train(TrainConfig(**opts))
+    finally:
+        shutdown()  # under torchrun: leave the process group before exit
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
-    click.echo(f"run written to {result.run_dir}: {metrics}")
+    if rank() == 0:  # under torchrun: one line, not one per process
+        click.echo(f"run written to {result.run_dir}: {metrics}")

@@ -46,6 +46,8 @@ def test_two_process_train_writes_one_run_with_identical_zu(tiny_bert_dir: Path,
                     "--max-seq-len", "32", "--lr", "1e-3", "--admm-interval", "2",
                     "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # the progress lines and the result line once (rank 0), not once per process
+    assert proc.stderr.count("phase 1/2: admm") == 1 and proc.stdout.count("run written to") == 1
     manifest = json.loads((out / "nxm.json").read_text())
     assert manifest["world_size"] == 2 and manifest["pattern"] == "2:4"
     assert sorted(p.name for p in out.iterdir() if p.name.endswith(".safetensors")) == ["model.safetensors"]
