@@ -974,6 +974,54 @@ def _protocol_lines(profile: Profile, p: str, v: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _seed1(v: dict[str, Any], task: str, method: str | None) -> float | None:
+    """A protocol's seed-1 value of one task and method (None where it has not run)."""
+    e = v["tasks"].get(task, {}).get(method or "")
+    return dict(zip(e["seeds"], e["values"], strict=True)).get(1) if e else None
+
+
+def _layer_lines(profile: Profile, data: dict[str, Any]) -> list[str]:
+    """The layer-choice section: averages with FLOPs shares, the targets, and the per-task values beside
+    the seed-1 dense start and the seed-1 all-linears runs of P2."""
+    lc, p1, p2 = data["layer_choice"], data["protocols"]["P1"], data["protocols"]["P2"]
+    lines = ["### Layer choice (P2, seed 1)", ""]
+    if not lc["ffn_only"] and not lc["sensitivity"]:
+        return [*lines, "Nothing has run yet.", ""]
+    lines += ["| layers at 2:4 | method | five-task average | share of encoder linear FLOPs at 2:4 |",
+              "|---|---|---:|---:|"]  # fmt: skip
+    for m in LAYER_METHODS:
+        name = p2.get("chosen") if m == "default" else m
+        a = p2["per_seed_average"].get(name or "", {}).get("1")
+        if a is not None:
+            lines.append(f"| all linears (P2 seed 1, `{name}`) | {m} | {a:.2f} | 100.0% |")
+    for variant in ("ffn_only", "sensitivity"):
+        for m, e in lc[variant].items():
+            a = f"{e['average']:.2f}" if e["average"] is not None else f"({len(e['tasks'])} tasks so far)"
+            lines.append(f"| {variant} | {m} | {a} | {100 * e['flops_share']:.1f}% |")
+    dense1 = lc.get("dense_seed1_average")
+    if dense1:
+        lines += ["", f"The start, P1 dense seed 1: {dense1:.2f}. Against it:"]
+    lines += ["", *_targets_lines(lc["targets"]), "",
+              "Per task (points, seed 1; the last column: the share of encoder linear FLOPs that "
+              "`sensitivity` left at 2:4, and how many linears it kept dense):", ""]  # fmt: skip
+    cols = [("all linears", m) for m in LAYER_METHODS] + [(v, m) for v in ("ffn_only", "sensitivity")
+                                                         for m in LAYER_METHODS]  # fmt: skip
+    lines += ["| task | P1 dense | " + " | ".join(f"{v}: {m}" for v, m in cols) + " | sensitivity picks |",
+              "|---|" + "---:|" * (len(cols) + 2)]  # fmt: skip
+    excl = {x["task"]: x for x in next(iter(lc["sensitivity"].values()), {}).get("exclude", [])}
+    for t in profile.tasks:
+        cells = [_seed1(p1, t, "dense")]
+        for v, m in cols:
+            if v == "all linears":
+                cells.append(_seed1(p2, t, p2.get("chosen") if m == "default" else m))
+            else:
+                cells.append(lc[v].get(m, {}).get("tasks", {}).get(t))
+        pick = f"{100 * excl[t]['flops_share']:.1f}%, {len(excl[t]['layers'])} dense" if t in excl else "–"
+        values = " | ".join("–" if c is None else f"{c:.2f}" for c in cells)
+        lines.append(f"| {t} | {values} | {pick} |")
+    return [*lines, ""]
+
+
 def _write_doc(profile: Profile, lay: Layout, data: dict[str, Any], plots: list[Path]) -> None:
     begin, end = "<!-- glue_study:begin -->", "<!-- glue_study:end -->"
     intro = [
@@ -996,18 +1044,7 @@ def _write_doc(profile: Profile, lay: Layout, data: dict[str, Any], plots: list[
         lines += [*textwrap.wrap(para, 100, break_on_hyphens=False, break_long_words=False), ""]
     for p, v in data["protocols"].items():
         lines += _protocol_lines(profile, p, v)
-    lc = data["layer_choice"]
-    lines += ["### Layer choice (P2, seed 1)", ""]
-    if not lc["ffn_only"] and not lc["sensitivity"]:
-        lines += ["Nothing has run yet.", ""]
-    else:
-        lines += ["| layers at 2:4 | method | five-task average | share of encoder linear FLOPs at 2:4 |",
-                  "|---|---|---:|---:|"]  # fmt: skip
-        for variant in ("ffn_only", "sensitivity"):
-            for m, e in lc[variant].items():
-                a = f"{e['average']:.2f}" if e["average"] is not None else f"({len(e['tasks'])} tasks so far)"
-                lines.append(f"| {variant} | {m} | {a} | {100 * e['flops_share']:.1f}% |")
-        lines += ["", *_targets_lines(lc["targets"]), ""]
+    lines += _layer_lines(profile, data)
     for path in plots:
         rel = os.path.relpath(path, lay.doc.parent)
         lines += [f"![{path.stem}]({rel})", ""]

@@ -120,6 +120,7 @@ def test_report_from_result_files(gs, tmp_path, monkeypatch):
             masked = [{"kind": "masked", "epochs": 3, "metrics": {gs.METRIC[task]: 0.7}}]
             write(gs, lay, profile, "P2", task, "asp", seed, 75.0, masked, start=80.0 + seed)
             write(gs, lay, profile, "P2", task, "asp_admm_prune", seed, 78.0 + seed, masked, 80.0 + seed)
+        write(gs, lay, profile, "layers", task, "ffn_only:asp", 1, 77.0)
     data = gs.report(profile, lay)
     assert set(data) >= {"model", "pattern", "date", "machine", "budget", "protocols", "layer_choice"}
     p1, p2 = data["protocols"]["P1"], data["protocols"]["P2"]
@@ -139,6 +140,15 @@ def test_report_from_result_files(gs, tmp_path, monkeypatch):
     doc = (tmp_path / "RESULTS.md").read_text()
     assert doc.count("<!-- glue_study:begin -->") == 1 and "after" in doc and "before" in doc
     assert "not met, missed by" in doc and "| asp | 4 | 4 | +4.50 |" in doc
+    lc = data["layer_choice"]  # FFN only: 12 of MiniLM's 36 linears, 2/3 of their FLOPs
+    assert lc["ffn_only"]["asp"] == {
+        "average": 77.0,
+        "flops_share": 0.666667,
+        "tasks": {"MRPC": 77.0, "RTE": 77.0},
+    }
+    assert lc["targets"]["ffn_only_asp_over_dense"]["value"] == round(77.0 / 81.0, 4)
+    # per task, seed 1: P1 dense, all linears (the chosen P2 recipe, asp), FFN only, sensitivity (none yet)
+    assert "| RTE | 81.00 | 79.00 | 75.00 | – | 77.00 | – | – | – |" in doc
 
 
 def test_reuse_copies_a_matching_first_study_result(gs, tmp_path):
