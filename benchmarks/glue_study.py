@@ -883,7 +883,7 @@ def _plots(lay: Layout, data: dict[str, Any]) -> list[Path]:
     lc, p2 = data["layer_choice"], data["protocols"]["P2"]
     points = []
     for m in LAYER_METHODS:
-        name = p2["chosen"] if m == "default" else m
+        name = _all_linears(p2, m)
         all_nm = p2["per_seed_average"].get(name or "", {}).get("1")
         pts = [(1.0, all_nm)] if all_nm is not None else []
         pts += [(lc[v][m]["flops_share"], lc[v][m]["average"]) for v in ("ffn_only", "sensitivity")
@@ -974,6 +974,11 @@ def _protocol_lines(profile: Profile, p: str, v: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _all_linears(p2: dict[str, Any], method: str) -> str | None:
+    """The P2 run (every linear at 2:4) a layer-choice method matches: ``default`` is P2's chosen one."""
+    return p2.get("chosen") if method == "default" else method
+
+
 def _seed1(v: dict[str, Any], task: str, method: str | None) -> float | None:
     """A protocol's seed-1 value of one task and method (None where it has not run)."""
     e = v["tasks"].get(task, {}).get(method or "")
@@ -990,7 +995,7 @@ def _layer_lines(profile: Profile, data: dict[str, Any]) -> list[str]:
     lines += ["| layers at 2:4 | method | five-task average | share of encoder linear FLOPs at 2:4 |",
               "|---|---|---:|---:|"]  # fmt: skip
     for m in LAYER_METHODS:
-        name = p2.get("chosen") if m == "default" else m
+        name = _all_linears(p2, m)
         a = p2["per_seed_average"].get(name or "", {}).get("1")
         if a is not None:
             lines.append(f"| all linears (P2 seed 1, `{name}`) | {m} | {a:.2f} | 100.0% |")
@@ -1013,7 +1018,7 @@ def _layer_lines(profile: Profile, data: dict[str, Any]) -> list[str]:
         cells = [_seed1(p1, t, "dense")]
         for v, m in cols:
             if v == "all linears":
-                cells.append(_seed1(p2, t, p2.get("chosen") if m == "default" else m))
+                cells.append(_seed1(p2, t, _all_linears(p2, m)))
             else:
                 cells.append(lc[v].get(m, {}).get("tasks", {}).get(t))
         pick = f"{100 * excl[t]['flops_share']:.1f}%, {len(excl[t]['layers'])} dense" if t in excl else "–"

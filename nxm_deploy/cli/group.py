@@ -97,10 +97,7 @@ def setup_logging() -> None:
         handler = _Stderr()
         handler.setFormatter(logging.Formatter("[nxm-deploy] %(message)s"))
         logger.addHandler(handler)
-        import os
-
-        # under torchrun every rank runs the command: progress lines once (rank 0), warnings from all
-        logger.setLevel(logging.INFO if os.environ.get("RANK", "0") == "0" else logging.WARNING)
+        logger.setLevel(logging.INFO)
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import click
@@ -130,6 +131,8 @@ def train(**opts: Any) -> None:
     from nxm_deploy.admm.run import train as run_train
 
     setup_logging()
+    if rank() != 0:  # under torchrun every rank runs this: progress lines once, warnings from all
+        logging.getLogger("nxm_deploy").setLevel(logging.WARNING)
     opts["data"] = own_data(opts)
     if opts["data"] is None and not opts["task"]:
         raise click.UsageError("pass --task (a GLUE task) or --data (your own data)")

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import tiny_config
 
 from nxm_deploy import nm
+from nxm_deploy.admm.dist import barrier, shutdown
 from nxm_deploy.admm.state import SparsityState
 from nxm_deploy.admm.trainer import NxmTrainer
 from nxm_deploy.data.encode import encode
@@ -71,9 +72,8 @@ def main() -> None:
     trainer = NxmTrainer(model=model, args=args, train_dataset=data, processing_class=tok,
                          callbacks=[DumpGrads(sparsity, model, out)], sparsity=sparsity)  # fmt: skip
     trainer.train()
-    if torch.distributed.is_initialized():  # leave gloo's threads joined: an exit without it can abort
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    barrier()  # then leave gloo's process group: an exit with it up can abort
+    shutdown()
 
 
 if __name__ == "__main__":
