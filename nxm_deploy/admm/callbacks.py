@@ -16,7 +16,9 @@ The hooks are Trainer's own (no monkey-patched optimizer):
 
 Under ``--mixed-precision fp16`` the loss scaler skips an optimizer step whose gradients overflowed;
 the masking, the decoupled step and the Z/U update skip it too (an update due at a skipped step
-happens at the next applied one).
+happens at the next applied one). Which steps were skipped comes from the scaler itself
+(:class:`~nxm_deploy.admm.hardware.StepSkips`, registered before these callbacks), since accelerate
+cannot tell with a fused optimizer.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from torch import nn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from nxm_deploy.admm.checkpoints import mark_complete
-from nxm_deploy.admm.hardware import model_device, step_was_skipped
+from nxm_deploy.admm.hardware import StepSkips, model_device
 from nxm_deploy.admm.srste import SrsteState
 from nxm_deploy.admm.state import AdmmSchedule, SparsityState
 from nxm_deploy.admm.trainlog import TrainLog
@@ -56,8 +58,9 @@ class PlaceCallback(TrainerCallback):
 
 
 class MaskCallback(TrainerCallback):
-    def __init__(self, sparsity: SparsityState) -> None:
+    def __init__(self, sparsity: SparsityState, skips: StepSkips) -> None:
         self.sparsity = sparsity
+        self.skips = skips
 
     def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState,
                               control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
@@ -65,14 +68,15 @@ class MaskCallback(TrainerCallback):
 
     def on_optimizer_step(self, args: TrainingArguments, state: TrainerState,
                           control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
-        if not step_was_skipped(kwargs.get("optimizer")):
+        if not self.skips.skipped:
             self.sparsity.apply_masks()
 
 
 class AdmmCallback(TrainerCallback):
     def __init__(self, sparsity: SparsityState, schedule: AdmmSchedule, interval: int, log: TrainLog,
-                 phase: int, decoupled: bool = False) -> None:  # fmt: skip
+                 phase: int, skips: StepSkips, decoupled: bool = False) -> None:  # fmt: skip
         self.sparsity = sparsity
+        self.skips = skips
         self.schedule = schedule
         self.interval = interval
         self.log = log
@@ -82,14 +86,14 @@ class AdmmCallback(TrainerCallback):
     def on_optimizer_step(self, args: TrainingArguments, state: TrainerState,
                           control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
         optimizer = kwargs["optimizer"]
-        if self.decoupled and not step_was_skipped(optimizer):
+        if self.decoupled and not self.skips.skipped:
             self.sparsity.decoupled_step(float(optimizer.param_groups[0]["lr"]))
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState,
                     control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
         due = state.global_step % self.interval == 0
         s = self.sparsity
-        if step_was_skipped(kwargs.get("optimizer")):
+        if self.skips.skipped:
             s.pending = s.pending or due  # saved with Z and U, so a resumed run does it too
             return
         if not (due or s.pending):
@@ -107,7 +111,8 @@ class AdmmCallback(TrainerCallback):
             "primal_residual": r.primal,
             "dual_residual": r.dual,
         }
-        digests = _gather_digests(self.sparsity.digest())
+        device = next(iter(self.sparsity.weights.values())).device
+        digests = _gather_digests(self.sparsity.digest(), device)
         if digests is not None:
             record["zu_digest_per_rank"] = digests
             if any(d != digests[0] for d in digests):
@@ -121,8 +126,10 @@ class SrsteCallback(TrainerCallback):
     """SR-STE's decay and mask updates; with ``switch`` (a fraction of the phase's optimizer steps),
     STEP's switch from the dense warm-up to mask learning with Adam's variance frozen."""
 
-    def __init__(self, srste: SrsteState, log: TrainLog, phase: int, switch: float | None) -> None:
+    def __init__(self, srste: SrsteState, log: TrainLog, phase: int, switch: float | None,
+                 skips: StepSkips) -> None:  # fmt: skip
         self.srste = srste
+        self.skips = skips
         self.log = log
         self.phase = phase
         self.switch = switch
@@ -141,7 +148,7 @@ class SrsteCallback(TrainerCallback):
     def on_optimizer_step(self, args: TrainingArguments, state: TrainerState,
                           control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
         optimizer = kwargs["optimizer"]
-        if self.srste.active and self.srste.decoupled and not step_was_skipped(optimizer):
+        if self.srste.active and self.srste.decoupled and not self.skips.skipped:
             self.srste.decoupled_decay(float(optimizer.param_groups[0]["lr"]))
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState,
@@ -157,14 +164,15 @@ class SrsteCallback(TrainerCallback):
             s.recompute()
 
 
-def _gather_digests(digest: list[float]) -> list[list[float]] | None:
-    """Every rank's Z/U digest, under torch.distributed; None in a single process."""
+def _gather_digests(digest: list[float], device: Any = "cpu") -> list[list[float]] | None:
+    """Every rank's Z/U digest, under torch.distributed; None in a single process. The collective
+    runs on ``device``, the weights' device: NCCL (every CUDA launch) has no CPU collectives."""
     import torch
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
         return None
-    local = torch.tensor(digest, dtype=torch.float64)
+    local = torch.tensor(digest, dtype=torch.float64, device=device)
     out = [torch.zeros_like(local) for _ in range(dist.get_world_size())]
     dist.all_gather(out, local)
     return [t.tolist() for t in out]

@@ -35,3 +35,10 @@ def shutdown() -> None:
     whatever the caller runs next; the command line calls this when its command ends."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+
+
+def backend() -> str | None:
+    """The process group's backend (``gloo``, ``nccl``), or None in a single process."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return str(torch.distributed.get_backend())
+    return None

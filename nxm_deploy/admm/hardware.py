@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import TrainerCallback
 
 from nxm_deploy.admm.config import TrainConfig
 from nxm_deploy.errors import UserError
@@ -104,10 +105,41 @@ def metrics_function(task: Any) -> Any:
     return compute
 
 
-def step_was_skipped(optimizer: Any) -> bool:
-    """Whether the last optimizer step was skipped by fp16's loss scaler (inf/NaN gradients):
-    accelerate's optimizer wrapper says so; any other optimizer never skips."""
-    return bool(getattr(optimizer, "step_was_skipped", False))
+class StepSkips(TrainerCallback):
+    """Whether the optimizer step that just ran was skipped by fp16's loss scaler, read from the
+    scaler itself: its scale drops (times its backoff factor) exactly when it found inf/NaN
+    gradients and skipped the step.
+
+    accelerate's ``step_was_skipped`` cannot say so for a fused optimizer (transformers' default,
+    ``adamw_torch_fused``, on current torch): GradScaler then always calls ``optimizer.step`` (the
+    fused kernel skips the update on the device), so accelerate sees a step taken every time. Register
+    this callback before the ones that ask :attr:`skipped` (they run in list order); it reads the
+    scale once per optimizer step, and only when a scaler is enabled (fp16).
+    """
+
+    def __init__(self) -> None:
+        self.skipped = False
+        self._scale_before: float | None = None
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._scale_before = _scale(kwargs.get("optimizer"))
+
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        optimizer = kwargs.get("optimizer")
+        after = _scale(optimizer)
+        if after is not None and self._scale_before is not None:
+            self.skipped = after < self._scale_before
+        else:  # no enabled scaler: a step is never skipped (accelerate's word, for any other wrapper)
+            self.skipped = bool(getattr(optimizer, "step_was_skipped", False))
+        self._scale_before = None
+
+
+def _scale(optimizer: Any) -> float | None:
+    """The loss scale of accelerate's optimizer wrapper (its ``scaler``), or None without one."""
+    scaler = getattr(optimizer, "scaler", None)
+    if scaler is None or not scaler.is_enabled():
+        return None
+    return float(scaler.get_scale())
 
 
 def device_facts() -> dict[str, Any]:

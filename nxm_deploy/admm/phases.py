@@ -12,6 +12,7 @@ from typing import Any
 
 from nxm_deploy.admm.calibrate import hard_prune
 from nxm_deploy.admm.callbacks import AdmmCallback, MaskCallback, SrsteCallback
+from nxm_deploy.admm.hardware import StepSkips
 from nxm_deploy.admm.registry import Phase
 from nxm_deploy.admm.srste import SrsteState
 from nxm_deploy.admm.state import AdmmSchedule
@@ -30,18 +31,20 @@ def start_phase(phase: Phase, run: Any) -> None:
 
 
 def phase_callbacks(phase: Phase, run: Any, index: int) -> list[Any]:
-    """The callbacks of ``phase``'s kind; an SR-STE phase also attaches its state to the run's
-    sparsity state here, before the phase starts or loads a checkpoint."""
-    cfg, sparsity = run.cfg, run.sparsity
+    """The callbacks of ``phase``'s kind, after the :class:`StepSkips` they share (it must run
+    first); an SR-STE phase also attaches its state to the run's sparsity state here, before the
+    phase starts or loads a checkpoint."""
+    cfg, sparsity, skips = run.cfg, run.sparsity, StepSkips()
     if phase.kind == "masked":
-        return [MaskCallback(sparsity)]
+        return [skips, MaskCallback(sparsity, skips)]
     if phase.kind == "admm":
         schedule = AdmmSchedule(cfg.admm_rho_max(), cfg.rho_growth)
         decoupled = cfg.admm_penalty == "decoupled"
-        return [AdmmCallback(sparsity, schedule, cfg.admm_interval, run.trainlog, index, decoupled)]
+        admm = AdmmCallback(sparsity, schedule, cfg.admm_interval, run.trainlog, index, skips, decoupled)
+        return [skips, admm]
     if phase.kind == "srste":
         sparsity.srste = SrsteState(sparsity.weights, sparsity.pattern, cfg.srste_decay,
                                     cfg.srste_decay_mode == "decoupled", cfg.mask_interval)  # fmt: skip
         switch = cfg.switch_fraction if cfg.freeze_variance else None
-        return [SrsteCallback(sparsity.srste, run.trainlog, index, switch)]
+        return [skips, SrsteCallback(sparsity.srste, run.trainlog, index, switch, skips)]
     return []

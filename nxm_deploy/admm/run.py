@@ -41,7 +41,7 @@ from nxm_deploy.admm.checkpoints import (
     step_of,
 )
 from nxm_deploy.admm.config import TrainConfig
-from nxm_deploy.admm.dist import barrier, init_distributed, rank, world_size
+from nxm_deploy.admm.dist import backend, barrier, init_distributed, rank, world_size
 from nxm_deploy.admm.hardware import (
     check_hardware,
     device_facts,
@@ -324,6 +324,7 @@ def _manifest(
         "hyperparameters": cfg.to_json(),
         "data": data_info,
         "world_size": world_size(),
+        "process_group_backend": backend(),
         **device_facts(),
         "wall_time_s": round(wall, 1),
         "torch_version": torch.__version__,

@@ -11,6 +11,11 @@ of the mean over the global batch, with the penalty's weight unchanged.
 With ``--eval-steps``, ``evaluate`` logs the dev metric (``eval_<metric>``) and, for a sparse method
 before its masks are fixed, the metric of the weights projected to N:M (``eval_nm_<metric>``), for
 watching only: the weights are restored and nothing is selected by it.
+
+On a GPU a micro-batch costs no host synchronisation of ours: the loss parts stay on the device and
+are read when Trainer logs, and whether the loss is finite is read once per optimizer step, before
+the step (:meth:`NxmTrainer.check_finite`), so a non-finite loss never reaches the weights. The
+teacher runs under the same autocast as the student.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 
 from nxm_deploy.admm.checkpoints import newest_complete
 from nxm_deploy.admm.srste import FrozenVarianceAdamW
@@ -61,7 +66,9 @@ class NxmTrainer(Trainer):
         self.phase_dir = phase_dir
         self.penalty_in_loss = penalty_in_loss  # False: the ADMM callback applies it, decoupled
         self.watch_projected = watch_projected
-        self._parts: dict[str, float] = {}
+        self._parts: dict[str, torch.Tensor] = {}  # the last micro-batch's loss parts, on the device
+        self._pending: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []  # this optimizer step's
+        self.add_callback(_FiniteLossCheck(self))
 
     def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,
                  metric_key_prefix: str = "eval") -> dict[str, float]:  # fmt: skip
@@ -120,26 +127,39 @@ class NxmTrainer(Trainer):
         logits = outputs.logits
         task = self.task_loss(logits, labels)
         loss = task
-        parts = {"task_loss": float(task.detach())}
+        parts = {"task_loss": task.detach()}  # on the device: read when logging, not per micro-batch
         if model.training and self.teacher is not None:
-            with torch.no_grad():
+            with torch.no_grad(), self.accelerator.autocast():  # the student's autocast (bf16/fp16)
                 teacher_logits = self.teacher(**inputs).logits
             kd = self.kd_loss(logits, teacher_logits)
             loss = (1 - self.kd_alpha) * task + self.kd_alpha * kd
-            parts["kd_loss"] = float(kd.detach())
+            parts["kd_loss"] = kd.detach()
         sparsity = self.sparsity if self.penalty_in_loss else None  # decoupled: the callback applies it
         if model.training and sparsity is not None and sparsity.admm_active:
             penalty = sparsity.penalty()
             loss = loss + penalty
-            parts["admm_penalty"] = float(penalty.detach())
-        if model.training and not torch.isfinite(loss.detach()):
-            raise NonFiniteLossError(
-                f"the training loss became {float(loss.detach())} at step {self.state.global_step + 1}"
-                f" ({', '.join(f'{k}={v:.4g}' for k, v in parts.items())}); training stopped. "
-                + self._last_good()
-            )
+            parts["admm_penalty"] = penalty.detach()
+        if model.training:
+            self._pending.append((loss.detach(), parts))
         self._parts = parts
         return (loss, outputs) if return_outputs else loss
+
+    def check_finite(self) -> None:
+        """Stop with one line if a micro-batch of this optimizer step had a non-finite loss; called
+        before the optimizer step, so its gradients are never applied. One host sync per step."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        losses = torch.stack([loss.float() for loss, _ in pending])
+        finite = torch.isfinite(losses)
+        if bool(finite.all()):
+            return
+        loss, parts = pending[int((~finite).nonzero()[0])]
+        raise NonFiniteLossError(
+            f"the training loss became {float(loss)} at step {self.state.global_step + 1}"
+            f" ({', '.join(f'{k}={float(v):.4g}' for k, v in parts.items())}); training stopped. "
+            + self._last_good()
+        )
 
     def _last_good(self) -> str:
         good = newest_complete(self.phase_dir) if self.phase_dir is not None else None
@@ -151,7 +171,7 @@ class NxmTrainer(Trainer):
         """Adds the loss parts and, in the ADMM phase, rho and the last residuals to every log; in
         the SR-STE phase, the fraction of mask entries flipped since mask learning began."""
         if "loss" in logs:
-            logs.update(self._parts)
+            logs.update({k: float(v) for k, v in self._parts.items()})
             s = self.sparsity
             if s is not None and s.admm_active:
                 logs["rho"] = s.rho
@@ -161,3 +181,13 @@ class NxmTrainer(Trainer):
             if s is not None and s.srste is not None and s.srste.active:
                 logs["mask_flipped"] = s.srste.flipped()
         super().log(logs, start_time)
+
+
+class _FiniteLossCheck(TrainerCallback):
+    """Runs :meth:`NxmTrainer.check_finite` before each optimizer step."""
+
+    def __init__(self, trainer: NxmTrainer) -> None:
+        self.trainer = trainer
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.trainer.check_finite()

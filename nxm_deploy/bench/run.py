@@ -186,6 +186,23 @@ def _backend_section(cfg: BenchConfig, sessions: dict[str, Session]) -> dict[str
     }
 
 
+def engine_caches(models: dict[str, Any]) -> dict[str, Path]:
+    """The TensorRT provider's engine-cache folder of each model (by role); refuses two roles that
+    would share one, which only byte-identical models do: bench would time one engine against itself."""
+    from nxm_deploy.runtime.ort_session import trt_engine_cache
+
+    caches = {role: trt_engine_cache(source.onnx_path) for role, source in models.items()}
+    seen: dict[Path, str] = {}
+    for role, folder in caches.items():
+        if folder in seen:
+            raise UserError(
+                f"--{seen[folder]} and --{role} hold the same model.onnx (byte for byte: {folder.name}); "
+                "pass the export of the other model"
+            )
+        seen[folder] = role
+    return caches
+
+
 def bench(cfg: BenchConfig) -> BenchResult:
     """Run the comparison and write the report directory ``cfg.out``; see the module docstring."""
     from nxm_deploy.models import load_tokenizer
@@ -216,6 +233,8 @@ def bench(cfg: BenchConfig) -> BenchResult:
         if models[role].pattern is not None:
             layers.require_sparse(models[role], checks[role])
 
+    if cfg.backend == "ort" and cfg.ort_provider == "tensorrt":
+        engine_caches(models)  # one engine per model: never the dense one's for the sparse model
     with torch_threads(cfg.threads):
         log.info("opening both models on %s", cfg.backend)
         sessions = {

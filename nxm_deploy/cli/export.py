@@ -61,9 +61,12 @@ def _echo_export(result: Any) -> None:
         click.echo(f"warning: parity ran on built-in sentences: {par['inputs']['fallback_reason']}", err=True)
     if trt_section["built"]:
         click.echo(
-            f"  tensorrt: {trt_section['engine']} built, sparse kernels picked for "
-            f"{len(trt_section['sparse_layers'])} of {len(trt_section['eligible_layers'])} eligible layers"
+            f"  tensorrt: {trt_section['engine']} built ({trt_section['engine_precision']} by its layers), "
+            f"sparse kernels picked for {len(trt_section['sparse_layers'])} of "
+            f"{len(trt_section['eligible_layers'])} eligible layers"
         )
+    if trt_section.get("note"):
+        click.echo(f"warning: {trt_section['note']}", err=True)
     elif not trt_section["build_script"]:
         click.echo(f"  tensorrt: {trt_section['reason']}")
     elif not trt_section["requested"]:
@@ -94,10 +97,11 @@ def _echo_export(result: Any) -> None:
 )
 @click.option(
     "--precision",
-    type=click.Choice(PRECISIONS),
+    type=click.Choice(("auto", *PRECISIONS)),
     default=default(ExportConfig, "precision"),
     show_default=True,
-    help="Precision of the TensorRT engine (the ONNX and its parity check are fp32).",
+    help="Precision of the TensorRT engine (the ONNX and its parity check are fp32). auto: fp16 with "
+    "--engine trt (TensorRT runs 2:4 sparse kernels only in FP16/INT8, never in fp32), else fp32.",
 )
 @click.option("--min-shape", metavar="BxS", help="TensorRT profile: smallest batch x sequence.")
 @click.option("--opt-shape", metavar="BxS", help="TensorRT profile: batch x sequence to tune for.")

@@ -25,6 +25,7 @@ from nxm_deploy.export.quantize import (
 __all__ = ["ENGINES", "ExportConfig"]
 
 ENGINES = ("onnx", "trt")
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class ExportConfig:
     out: str | os.PathLike[str]
     engine: str = "onnx"
     opset: int = DEFAULT_OPSET
-    precision: str = "fp32"
+    precision: str = "auto"  # the engine's: auto = fp16 with engine="trt" (2:4 kernels need it), else fp32
     profile: trt.ShapeProfile | None = None
     data_dir: str | Path | None = None
     overwrite: bool = False
@@ -56,14 +57,14 @@ class ExportConfig:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ExportError(f"unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
-        if self.precision not in trt.PRECISIONS:
+        if self.precision not in (AUTO, *trt.PRECISIONS):
             raise ExportError(
-                f"unknown precision {self.precision!r}: choose one of {', '.join(trt.PRECISIONS)}"
+                f"unknown precision {self.precision!r}: choose one of {', '.join((AUTO, *trt.PRECISIONS))}"
             )
         if not MIN_OPSET <= self.opset <= MAX_OPSET:
             raise ExportError(f"--opset {self.opset} is not supported: choose {MIN_OPSET} to {MAX_OPSET}")
         given = ["--min/--opt/--max-shape"] * (self.profile is not None)
-        given += [f"--precision {self.precision}"] * (self.precision != "fp32")
+        given += [f"--precision {self.precision}"] * (self.precision not in (AUTO, "fp32"))
         if self.engine != "trt" and given:
             raise ExportError(f"{' and '.join(given)} set the TensorRT engine; add --engine trt or drop them")
         if self.calibration_method not in CALIBRATION_METHODS:
@@ -79,10 +80,13 @@ class ExportConfig:
                 "--quantize int8-dynamic is for ONNX Runtime only (TensorRT takes no dynamic quantization); "
                 "use --quantize int8 with --engine trt"
             )
-        if spec is not None and self.precision != "fp32":
+        if spec is not None and self.precision not in (AUTO, "fp32"):
             raise QuantizeError(
                 f"--quantize {spec.mode} sets the precision itself: drop --precision {self.precision}"
             )
+        if self.precision == AUTO:  # TensorRT runs 2:4 kernels in FP16/BF16/INT8 only, never in FP32
+            fp16 = self.engine == "trt" and spec is None
+            object.__setattr__(self, "precision", "fp16" if fp16 else "fp32")
 
     @property
     def quantization(self) -> QuantizeSpec | None:

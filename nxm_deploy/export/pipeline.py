@@ -53,6 +53,10 @@ __all__ = [
 ]
 
 ENGINE_NAME = "model.engine"
+FP32_NOTE = (
+    "--precision fp32: TensorRT runs 2:4 sparse kernels only in FP16/BF16/INT8, so this engine runs every "
+    "layer dense; drop --precision (fp16 with --engine trt) or export --quantize int8"
+)
 EXPORT_SCHEMA = 2  # 2: "schema", "quantization", onnx.precision, parity.of (INT8 exports)
 
 
@@ -166,6 +170,7 @@ def _tensorrt_section(
     common = {
         "requested": config.engine == "trt",
         "precision": precision,
+        "note": FP32_NOTE if precision == "fp32" and config.engine == "trt" else None,
         "profile": {"inputs": list(run.input_names), **profile.as_dict()},
         "build_script": script.name,
         "fp16_onnx": fp16_onnx,

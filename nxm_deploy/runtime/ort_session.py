@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from nxm_deploy.errors import BackendUnavailableError, ExportDirError, InferenceError
-from nxm_deploy.runtime.ort_providers import ort_providers, provider_name
+from nxm_deploy.runtime.ort_providers import ort_providers, provider_name, tensorrt_options
 from nxm_deploy.runtime.session import Feed, Session, check_io, first_line
 
-__all__ = ["ORT_CPU_NOTE", "OrtSession"]
+__all__ = ["ORT_CPU_NOTE", "OrtSession", "ProviderFallbackError", "preload_tensorrt", "trt_engine_cache"]
 
 ORT_CPU_NOTE = (
     "ONNX Runtime on CPU has no sparse kernels: the sparse model runs the same dense GEMMs; "
@@ -21,8 +21,9 @@ ORT_CPU_NOTE = (
 )
 _NOTES = {
     "cuda": "ONNX Runtime's CUDA provider runs dense GEMMs for 2:4 weights too; expect a ratio near 1.0.",
-    "tensorrt": "ONNX Runtime's TensorRT provider builds fp16 engines with trt_sparsity_enable set: TensorRT "
-    "may pick sparse-tensor-core kernels for the 2:4 layers (its verbose log says which).",
+    "tensorrt": "ONNX Runtime's TensorRT provider builds engines with trt_sparsity_enable and "
+    "trt_fp16_enable set: TensorRT may pick sparse-tensor-core kernels for the 2:4 layers (its verbose "
+    "log says which); the precision reported is read from the built engines.",
 }
 
 
@@ -48,6 +49,34 @@ def _input_names(path: Path) -> tuple[str, ...]:
     return tuple(i.name for i in graph.input if i.name not in initializers)
 
 
+class ProviderFallbackError(BackendUnavailableError):
+    """ONNX Runtime started another provider than the one asked for (it only warns when it does)."""
+
+
+def trt_engine_cache(path: Path) -> Path:
+    """The folder where ONNX Runtime's TensorRT provider caches the engines of ``path`` (keyed by its
+    sha256 and the provider options: :func:`~nxm_deploy.runtime.ort_providers.trt_cache_dir`)."""
+    return Path(tensorrt_options(_input_names(path), path)["trt_engine_cache_path"])
+
+
+def preload_tensorrt() -> None:
+    """Load TensorRT's (and CUDA's) libraries before a TensorRT-provider session is created, where the
+    ``tensorrt`` wheel provides them: ONNX Runtime's provider ``dlopen``s ``libnvinfer`` by name and
+    finds the copy already loaded, rather than failing over to CUDA for want of it on the search path."""
+    import onnxruntime as ort
+
+    try:
+        import tensorrt  # noqa: F401  # its import loads libnvinfer from the wheel's own folder
+    except (ImportError, OSError):
+        pass  # ONNX Runtime may still find a system TensorRT; a fallback is reported, never hidden
+    preload = getattr(ort, "preload_dlls", None)  # onnxruntime-gpu >= 1.21: CUDA and cuDNN from wheels
+    if preload is not None:
+        try:
+            preload()
+        except (OSError, RuntimeError):
+            pass  # the session's own load then says what is missing
+
+
 class OrtSession(Session):
     """``model.onnx`` on one ONNX Runtime execution provider, shared by every calling thread.
 
@@ -67,8 +96,13 @@ class OrtSession(Session):
         import onnxruntime as ort
 
         inputs = _input_names(path) if provider == "tensorrt" else ()  # for TensorRT's shape profile
-        providers = ort_providers(provider, inputs=inputs)  # one line when this ONNX Runtime lacks it
+        providers = ort_providers(provider, inputs=inputs, model=path)  # one line when ORT lacks it
+        # (the TensorRT provider's engine cache: a folder of this model's own, trt_engine_cache)
         self.label, self.threads, self.provider = label or str(path), threads, provider
+        self.trt_cache: Path | None = None
+        if provider == "tensorrt":
+            self.trt_cache = Path(providers[0][1]["trt_engine_cache_path"])
+            preload_tensorrt()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -83,7 +117,7 @@ class OrtSession(Session):
             raise ExportDirError(f"{self.label}: ONNX Runtime cannot load {path}: {first_line(exc)}") from exc
         started = self.session.get_providers()
         if started[0] != provider_name(provider):  # ONNX Runtime falls back to CPU with a warning only
-            raise BackendUnavailableError(
+            raise ProviderFallbackError(
                 f"{self.label}: ONNX Runtime could not start {provider_name(provider)} (it started "
                 f"{', '.join(started)}): is a GPU visible, with its CUDA/cuDNN/TensorRT libraries installed?"
             )
@@ -138,6 +172,13 @@ class OrtSession(Session):
         call()
         return call
 
+    def engine_precision(self) -> str:
+        """The precision of the TensorRT engines this session built, read from the engines in its cache
+        folder (not from ``trt_fp16_enable``, which an ONNX Runtime linked to TensorRT 11 ignores)."""
+        from nxm_deploy.export.trt.inspect import cached_engine_precision
+
+        return cached_engine_precision(self.trt_cache) if self.trt_cache else "fp32"
+
     def info(self) -> dict[str, Any]:
         import onnxruntime as ort
 
@@ -147,7 +188,8 @@ class OrtSession(Session):
             "version": ort.__version__,
             "provider": provider_name(self.provider),
             "device": "cpu" if self.provider == "cpu" else "cuda",
-            "precision": "fp16 (TensorRT)" if self.provider == "tensorrt" else "fp32",
+            "precision": self.engine_precision() if self.provider == "tensorrt" else "fp32",
+            "trt_engine_cache": str(self.trt_cache) if self.trt_cache else None,
             "threads": self.threads,
             "sparse_kernels": self.provider == "tensorrt",
             "sparse_detail": _NOTES.get(self.provider, ORT_CPU_NOTE),

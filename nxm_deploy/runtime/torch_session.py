@@ -10,15 +10,34 @@ from typing import Any
 
 import numpy as np
 
-from nxm_deploy.errors import InferenceError
+from nxm_deploy.errors import BackendUnavailableError, InferenceError
 from nxm_deploy.runtime.session import ANY_BATCH, Feed, Session, first_line
 
-__all__ = ["TORCH_CPU_NOTE", "TorchSession", "torch_threads"]
+__all__ = ["TORCH_CPU_NOTE", "TorchSession", "semi_structured_kernels", "torch_threads"]
 
 TORCH_CPU_NOTE = (
     "PyTorch on CPU has no 2:4 sparse kernels: the sparse model runs the same dense GEMMs (its zeros "
     "are multiplied like any other weight); expect a ratio near 1.0."
 )
+
+
+def semi_structured_kernels(capability: tuple[int, int], cusparselt: bool) -> str | None:
+    """Which of PyTorch's 2:4 kernels run on a GPU of compute ``capability``: ``"cuSPARSELt"`` where
+    this PyTorch has it, else ``"CUTLASS"`` on sm_8x; ``None`` below sm_80 (no sparse tensor cores:
+    the model stays dense). PyTorch compiles its CUTLASS semi-structured kernels for sm_8x only, so
+    on sm_90 and newer without cuSPARSELt this refuses in one line (exit 3) before any forward."""
+    major, minor = capability
+    if (major, minor) < (8, 0):
+        return None
+    if cusparselt:
+        return "cuSPARSELt"
+    if major == 8:
+        return "CUTLASS"
+    raise BackendUnavailableError(
+        f"GPU sm_{major}{minor}: PyTorch's CUTLASS 2:4 kernels run on sm_8x GPUs only, and this PyTorch has "
+        "no cuSPARSELt (torch.backends.cusparselt.is_available() is False); install a CUDA build of "
+        "PyTorch that ships cuSPARSELt, or bench through TensorRT (--backend trt)"
+    )
 
 
 class TorchSession(Session):
@@ -64,14 +83,16 @@ class TorchSession(Session):
         from torch.sparse import SparseSemiStructuredTensorCUTLASS, to_sparse_semi_structured
 
         major, minor = torch.cuda.get_device_capability(self.device)
-        if (major, minor) < (8, 0):
+        cusparselt = torch.backends.cusparselt.is_available()
+        self.kernel_backend = semi_structured_kernels((major, minor), cusparselt)
+        if self.kernel_backend is None:
             reason = f"GPU sm_{major}{minor} has no sparse tensor cores (they need sm_80 or newer)"
             self.kept_dense = dict.fromkeys(layers, reason)
             return
-        if torch.backends.cusparselt.is_available():
-            self.kernel_backend, convert = "cuSPARSELt", to_sparse_semi_structured
+        if self.kernel_backend == "cuSPARSELt":
+            convert = to_sparse_semi_structured
         else:
-            self.kernel_backend, convert = "CUTLASS", SparseSemiStructuredTensorCUTLASS.from_dense
+            convert = SparseSemiStructuredTensorCUTLASS.from_dense
         modules = dict(self.model.named_modules())
         for name in layers:
             module = modules.get(name)

@@ -99,7 +99,10 @@ class TrtSession(Session):
             raise InferenceError(f"{self.label}: TensorRT failed to run a {batch}x{seq} input")
         return host.numpy()
 
-    def stage(self, feed: Feed) -> Callable[[], None]:
+    def stage(self, feed: Feed, sync: bool = True) -> Callable[[], None]:
+        """A call that runs ``feed`` on a context and CUDA stream of its own (never the legacy default
+        stream, on which TensorRT adds synchronisations to ``enqueueV3``). ``sync=False``: the call only
+        enqueues, for timing with CUDA events recorded on ``call.stream``."""
         arrays, batch, seq = self._arrays(feed)
         context, stream = self._new_context()
         with self.torch.cuda.stream(stream):
@@ -109,10 +112,13 @@ class TrtSession(Session):
         def call() -> None:
             if not context.execute_async_v3(stream.cuda_stream):
                 raise InferenceError(f"{self.label}: TensorRT failed to run a {batch}x{seq} input")
-            stream.synchronize()
+            if sync:
+                stream.synchronize()
 
         call.buffers = (tensors, out)  # type: ignore[attr-defined]  # alive as long as the call
+        call.stream = stream  # type: ignore[attr-defined]
         call()
+        stream.synchronize()
         return call
 
     def info(self) -> dict[str, Any]:
@@ -138,7 +144,7 @@ class TrtSession(Session):
             "version": str(self.trt.__version__),
             "provider": "engine",
             "device": self.torch.cuda.get_device_name(self.device),
-            "precision": self.evidence.get("precision"),
+            "precision": self.evidence.get("engine_precision") or self.evidence.get("precision"),
             "threads": None,
             "sparse_kernels": sparse,
             "sparse_detail": detail,

@@ -20,7 +20,9 @@ HERE = Path(__file__).resolve().parent
 
 def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess[str]:
     torchrun_bin = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    # CPU and gloo, always: on a one-GPU machine the processes would otherwise pick NCCL and each
+    # ask for a GPU of its own (rank 1 for a second GPU that is not there).
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     return subprocess.run([torchrun_bin, "--nproc_per_node", str(nproc), "--standalone", *args],
                           env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
 
@@ -50,6 +52,7 @@ def test_two_process_train_writes_one_run_with_identical_zu(tiny_bert_dir: Path,
     assert proc.stderr.count("phase 1/2: admm") == 1 and proc.stdout.count("run written to") == 1
     manifest = json.loads((out / "nxm.json").read_text())
     assert manifest["world_size"] == 2 and manifest["pattern"] == "2:4"
+    assert manifest["process_group_backend"] == "gloo"  # chosen by the test, never inherited NCCL
     assert sorted(p.name for p in out.iterdir() if p.name.endswith(".safetensors")) == ["model.safetensors"]
     updates = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     updates = [r for r in updates if r.get("event") == "admm_update"]

@@ -16,7 +16,10 @@ What is here, by module (every public name is re-exported here):
   ``"tensorrt"`` section of ``export.json`` (keys in ``build_engine``'s docstring).
 - ``fp16``: ``to_fp16_onnx``, the FP16 ONNX that TensorRT >= 11 needs for fp16 (see that module).
 - ``evidence``: ``parse_builder_log`` / ``parse_inspector_json``, pure parsers of the evidence of sparse
-  kernels (what that evidence is: see that module).
+  kernels (what that evidence is: see that module); ``observed_precision``, what an engine's layers
+  really compute in.
+- ``inspect``: ``cached_engine_precision``, the same for the engines ONNX Runtime's TensorRT provider
+  caches.
 - ``script``: ``EngineSpec`` (ONNX, engine, inputs, profile, precision) and ``write_build_script``, an
   equivalent ``trtexec`` command in ``build_engine.sh``, always written, so a user with TensorRT can
   rebuild the engine and see the same evidence.
@@ -35,7 +38,12 @@ from __future__ import annotations
 
 from nxm_deploy.errors import TensorRTUnavailableError
 from nxm_deploy.export.trt.build import BUILD_LOG, LAYER_INFO, build_engine
-from nxm_deploy.export.trt.evidence import is_sparse_tactic, parse_builder_log, parse_inspector_json
+from nxm_deploy.export.trt.evidence import (
+    is_sparse_tactic,
+    observed_precision,
+    parse_builder_log,
+    parse_inspector_json,
+)
 from nxm_deploy.export.trt.fp16 import FP32_OPS, fp16_onnx_name, onnx_has_fp16_weights, to_fp16_onnx
 from nxm_deploy.export.trt.profile import (
     DEFAULT_PROFILE,
@@ -72,6 +80,7 @@ __all__ = [
     "check_precision",
     "fp16_onnx_name",
     "is_sparse_tactic",
+    "observed_precision",
     "onnx_has_fp16_weights",
     "parse_builder_log",
     "parse_inspector_json",

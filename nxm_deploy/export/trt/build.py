@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nxm_deploy.errors import ExportError, TensorRTUnavailableError
-from nxm_deploy.export.trt.evidence import parse_builder_log, parse_inspector_json
+from nxm_deploy.export.trt.evidence import observed_precision, parse_builder_log, parse_inspector_json
 from nxm_deploy.export.trt.fp16 import onnx_has_fp16_weights
 from nxm_deploy.export.trt.profile import DEFAULT_PROFILE, ShapeProfile, check_precision, trt_major
 from nxm_deploy.io import write_bytes_atomic
@@ -93,10 +93,11 @@ def _profile_for(builder: Any, network: Any, input_names: Sequence[str], profile
     return opt_profile
 
 
-def _config_for(trt: Any, builder: Any, precision: str, major: int, workspace_gib: float | None) -> Any:
+def _config_for(trt: Any, builder: Any, precision: str, major: int, workspace_gib: float | None,
+                sparse_weights: bool = True) -> Any:  # fmt: skip
     config = builder.create_builder_config()
     sparse_flag = getattr(trt.BuilderFlag, "SPARSE_WEIGHTS", None)
-    if sparse_flag is not None:
+    if sparse_flag is not None and sparse_weights:
         config.set_flag(sparse_flag)
     if precision == "fp16" and major < 11:
         config.set_flag(trt.BuilderFlag.FP16)
@@ -131,16 +132,20 @@ def build_engine(
     log_path: str | os.PathLike[str] | None = None,
     layer_info_path: str | os.PathLike[str] | None = None,
     workspace_gib: float | None = None,
+    sparse_weights: bool = True,
 ) -> dict[str, Any]:
     """Build a TensorRT engine that may use 2:4 sparse kernels; return the ``"tensorrt"`` manifest section.
 
     ``onnx_path`` is the FP16 ONNX for fp16 on TensorRT >= 11 (``to_fp16_onnx``), the INT8 Q/DQ ONNX for
     ``int8`` (built strongly typed: ``network_flags``), else the FP32 one.
     The verbose log goes to ``log_path`` (default ``trt_build.log`` beside the engine) and the
-    inspector's JSON to ``layer_info_path`` (default ``trt_layers.json``). Raises
+    inspector's JSON to ``layer_info_path`` (default ``trt_layers.json``). ``sparse_weights=False``
+    builds the same engine without the sparse-weights flag (a dense baseline to time against). Raises
     ``TensorRTUnavailableError`` (exit code 3) without TensorRT or a GPU, ``ExportError`` otherwise.
 
-    Keys of the returned dict: ``tensorrt_version``, ``gpu``, ``precision``, ``strongly_typed``,
+    Keys of the returned dict: ``tensorrt_version``, ``gpu``, ``precision`` (asked for),
+    ``engine_precision`` and ``engine_layer_types`` (what the built engine's layers compute in, from the
+    inspector: ``observed_precision``), ``strongly_typed``,
     ``sparse_weights_flag``, ``profile`` (``inputs``, ``min``, ``opt``, ``max``), ``eligible_layers`` and
     ``sparse_layers`` (from the builder log), ``sparsity_reported``, ``inspector_sparse_layers`` (layers
     whose kernel name is a sparse one), ``layer_count``, ``build_seconds``, ``engine``, ``engine_bytes``,
@@ -176,7 +181,7 @@ def build_engine(
         builder = trt.Builder(logger)
         flags = network_flags(trt, precision, major)
         network, _parser = _network_from_onnx(trt, builder, onnx_path, logger, errors, flags)
-        config = _config_for(trt, builder, precision, major, workspace_gib)
+        config = _config_for(trt, builder, precision, major, workspace_gib, sparse_weights)
         config.add_optimization_profile(_profile_for(builder, network, input_names, profile))
         plan = builder.build_serialized_network(network, config)
         if plan is None:
@@ -191,10 +196,13 @@ def build_engine(
 
     sparsity = parse_builder_log(log_path.read_text(encoding="utf-8", errors="replace"))
     layers = parse_inspector_json(layer_json)
+    observed = observed_precision(layers)
     return {
         "tensorrt_version": trt.__version__,
         "gpu": gpu_name(),
         "precision": precision,
+        "engine_precision": observed["precision"],
+        "engine_layer_types": observed["layer_types"],
         "strongly_typed": major >= 11 or flags != 0,
         "sparse_weights_flag": flag_set,
         "profile": {"inputs": list(input_names), **profile.as_dict()},

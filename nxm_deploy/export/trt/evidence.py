@@ -22,7 +22,7 @@ from typing import Any
 
 from nxm_deploy.errors import ExportError
 
-__all__ = ["is_sparse_tactic", "parse_builder_log", "parse_inspector_json"]
+__all__ = ["is_sparse_tactic", "observed_precision", "parse_builder_log", "parse_inspector_json"]
 
 _ELIGIBLE_MARK = "(Sparsity) Layers eligible for sparse math:"
 _PICKED_MARK = "(Sparsity) TRT inference plan picked sparse implementation for layers:"
@@ -147,3 +147,24 @@ def parse_inspector_json(text: str) -> list[dict[str, Any]]:
     else:
         raise ExportError("engine layer information must be a JSON object or list")
     return [_layer_record(raw) for raw in layers]
+
+
+# The inspector's data types, by how low a precision they show the engine computing in.
+_PRECISION_OF = {"Int8": "int8", "FP8": "fp8", "Half": "fp16", "BFloat16": "bf16", "Float": "fp32"}
+
+
+def observed_precision(layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """What precision an engine really computes in, from its layers' output types (the records of
+    :func:`parse_inspector_json`): ``{"precision": "fp16" | "int8" | "fp32" | ... | "unknown",
+    "layer_types": {"Half": 40, "Float": 3, ...}}``. ``precision`` is the lowest one any layer
+    computes in (a mixed FP16 engine keeps a few FP32 layers); ``unknown`` when the engine carries no
+    per-layer types (built without ``ProfilingVerbosity.DETAILED``). It never comes from the builder
+    flag or provider option that asked for a precision: TensorRT 11 has no FP16 flag, and an ONNX
+    Runtime linked to it may ignore ``trt_fp16_enable``."""
+    counts: dict[str, int] = {}
+    for layer in layers:
+        dtype = layer.get("precision")
+        if dtype:
+            counts[str(dtype)] = counts.get(str(dtype), 0) + 1
+    found = [p for dtype, p in _PRECISION_OF.items() if dtype in counts]
+    return {"precision": found[0] if found else "unknown", "layer_types": counts}
