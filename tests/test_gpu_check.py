@@ -99,6 +99,7 @@ def test_a_failing_part_keeps_every_other_result_and_its_own_rows(tmp_path, mode
 
 def test_the_whole_call_has_one_deadline(tmp_path):
     proc, report = simulate(tmp_path, "--simulate-failure", "a:hang", "--deadline-s", "12")
+    assert proc.returncode == 1
     by_part = {p["part"]: p for p in report["parts"]}
     assert by_part["a"]["status"] == "fail" and by_part["a"]["reason"].startswith(
         "ran past its budget of 7 s"
@@ -227,3 +228,40 @@ def test_two_four_groups_run_along_the_input_axis(gpu_kernels):
     projected = gpu_kernels.two_four(w)
     assert nm.check(projected, "2:4", axis=1).ok
     assert int((projected != 0).sum()) == w.numel() // 2
+
+
+needs_cpu_onnxruntime = pytest.mark.skipif(
+    "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers(),
+    reason="checks the skip where onnxruntime has no CUDA provider",
+)
+
+
+@needs_cpu_onnxruntime
+def test_a_missing_or_replaced_provider_is_a_skip_never_a_pass(gpu_check, tmp_path, minilm_dir, glue_dir):
+    """Part (d): ONNX Runtime without the provider, or one that started another provider in its place
+    (ProviderFallbackError, exit 3 like any missing GPU need), makes that provider's row a skip with
+    the reason; a CLI step that exits 3 is a skip too."""
+    import gpu_common
+    import gpu_parts
+    from conftest import make_tiny_model, write_run_dir
+
+    from nxm_deploy.errors import BackendUnavailableError
+    from nxm_deploy.export import ExportConfig, export
+    from nxm_deploy.runtime.ort_session import ProviderFallbackError
+
+    assert issubclass(ProviderFallbackError, BackendUnavailableError)
+    run = write_run_dir(tmp_path / "run", make_tiny_model("bert"), minilm_dir, sparse=True, max_seq_len=64,
+                        method="oneshot", task="RTE")  # fmt: skip
+    work = tmp_path / "work"
+    export(
+        ExportConfig(run_dir=run, out=work / "admm-export", data_dir=glue_dir, batches=(2,), seq_lens=(16,))
+    )
+    deadline = gpu_common.Deadline(120)
+    with pytest.raises(gpu_common.Skip, match=r"^--ort-provider cuda: this ONNX Runtime offers"):
+        gpu_parts.provider_row(work, None, deadline, "cuda", 1e-3)
+    bench = ["bench", "--dense", str(work / "admm-export"), "--sparse", str(work / "admm-export"),
+             "--task", "rte", "--out", str(tmp_path / "r"), "--ort-provider", "tensorrt"]  # fmt: skip
+    with pytest.raises(
+        gpu_common.Skip, match=r"^`nxm-deploy bench` exited 3: error: --ort-provider tensorrt"
+    ):
+        gpu_parts.cli(deadline, *bench)

@@ -38,7 +38,8 @@ def shutdown() -> None:
 
 
 def backend() -> str | None:
-    """The process group's backend (``gloo``, ``nccl``), or None in a single process."""
+    """The process group's backends by device (``cpu:gloo``, ``cuda:nccl``, ...), or None in a single
+    process."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return str(torch.distributed.get_backend())
+        return str(torch.distributed.get_backend_config())
     return None

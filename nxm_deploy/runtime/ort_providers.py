@@ -113,7 +113,7 @@ def trt_cache_dir(model: str | Path, options: dict[str, Any]) -> Path:
     """The engine-cache folder of ``model`` under ``options`` (those that change an engine):
     ``TRT_CACHE/<model sha256[:16]>-<options sha256[:8]>``, so no two models (nor one model under two
     precisions or profiles) ever share an engine."""
-    keyed = {k: v for k, v in sorted(options.items()) if k != "trt_engine_cache_path"}
+    keyed = {k: v for k, v in sorted(options.items()) if not k.startswith("trt_engine_cache")}
     opts = hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()
     return TRT_CACHE / f"{model_sha256(model)[:16]}-{opts[:8]}"
 

@@ -52,7 +52,7 @@ def test_two_process_train_writes_one_run_with_identical_zu(tiny_bert_dir: Path,
     assert proc.stderr.count("phase 1/2: admm") == 1 and proc.stdout.count("run written to") == 1
     manifest = json.loads((out / "nxm.json").read_text())
     assert manifest["world_size"] == 2 and manifest["pattern"] == "2:4"
-    assert manifest["process_group_backend"] == "gloo"  # chosen by the test, never inherited NCCL
+    assert manifest["process_group_backend"] == "cpu:gloo"  # chosen by the test, never inherited NCCL
     assert sorted(p.name for p in out.iterdir() if p.name.endswith(".safetensors")) == ["model.safetensors"]
     updates = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     updates = [r for r in updates if r.get("event") == "admm_update"]

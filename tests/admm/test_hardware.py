@@ -157,45 +157,78 @@ def test_accumulated_gradient_equals_the_unaccumulated_one(tiny_bert_dir: Path, 
 # ---- fp16's loss scaler: a skipped step skips the masking and ADMM ------------------------------
 
 
-def scaled_optimizer(params: list[torch.nn.Parameter]) -> Any:
-    """accelerate's optimizer wrapper with a real loss scaler, as Trainer builds it under fp16."""
+def scaled_optimizer(params: list[torch.nn.Parameter], fused: bool = False) -> Any:
+    """accelerate's optimizer wrapper with a real loss scaler, as Trainer builds it under fp16;
+    ``fused``: transformers' default optimizer on current torch (fused AdamW), for which GradScaler
+    always calls ``optimizer.step`` and accelerate therefore never reports a skipped step."""
     from accelerate import Accelerator
     from accelerate.optimizer import AcceleratedOptimizer
 
     Accelerator(cpu=not CUDA)  # the process state the wrapper reads (Trainer makes the same)
     scaler = torch.amp.GradScaler("cuda" if CUDA else "cpu", init_scale=2.0**4)
-    return AcceleratedOptimizer(torch.optim.SGD(params, lr=0.1), device_placement=False, scaler=scaler)
+    inner = torch.optim.AdamW(params, lr=0.1, fused=True) if fused else torch.optim.SGD(params, lr=0.1)
+    return AcceleratedOptimizer(inner, device_placement=False, scaler=scaler)
 
 
-def test_a_step_the_loss_scaler_skips_is_skipped_by_admm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fused", [False, True], ids=["sgd", "fused-adamw"])
+def test_a_step_the_loss_scaler_skips_is_skipped_by_admm(tmp_path: Path, fused: bool) -> None:
+    from nxm_deploy.admm.hardware import StepSkips
+
     model = make_tiny_model("bert").to("cuda" if CUDA else "cpu")  # where the scaler runs
     pattern = nm.Pattern(2, 4)
     sparsity = SparsityState(model, select_layers(model, pattern), pattern)
     sparsity.start_admm(rho=10.0)
-    optimizer = scaled_optimizer(list(sparsity.weights.values()))
+    optimizer = scaled_optimizer(list(sparsity.weights.values()), fused)
     log = TrainLog(tmp_path / "log.jsonl")
-    admm = AdmmCallback(sparsity, AdmmSchedule(10.0, 1.0), 2, log, 0, decoupled=True)
+    skips = StepSkips()
+    admm = AdmmCallback(sparsity, AdmmSchedule(10.0, 1.0), 2, log, 0, skips, decoupled=True)
     state = type("State", (), {"global_step": 2})()  # the step at which an update is due
 
-    def step(grad: float) -> None:
+    def step(grad: float) -> None:  # Trainer's order: pre-step hooks, step (+ scaler update), hooks
         optimizer.zero_grad()
         loss = sum((w * grad).sum() for w in sparsity.weights.values())  # dloss/dW = grad everywhere
         optimizer.scaler.scale(loss).backward()
+        for cb in (skips, admm):
+            cb.on_pre_optimizer_step(None, state, None, optimizer=optimizer)
         optimizer.step()
-        admm.on_optimizer_step(None, state, None, optimizer=optimizer)
+        for cb in (skips, admm):
+            cb.on_optimizer_step(None, state, None, optimizer=optimizer)
         admm.on_step_end(None, state, None, optimizer=optimizer)
 
     before = {n: w.detach().clone() for n, w in sparsity.weights.items()}
     step(float("inf"))  # overflow: the scaler skips the step
-    assert optimizer.step_was_skipped
+    assert skips.skipped
+    assert optimizer.step_was_skipped is (not fused)  # accelerate cannot tell with a fused optimizer
     assert all(torch.equal(w, before[n]) for n, w in sparsity.weights.items())  # no decoupled pull
     assert sparsity.updates == 0 and sparsity.pending and not records_of(tmp_path)
     state.global_step = 3
     step(0.0)  # applied: the decoupled pull moves W, and the update that was due happens now
-    assert not optimizer.step_was_skipped
+    assert not skips.skipped
     assert sparsity.updates == 1 and not sparsity.pending
     assert any(not torch.equal(w, before[n]) for n, w in sparsity.weights.items())
     assert [r["step"] for r in records_of(tmp_path)] == [3]
+
+
+def test_the_teacher_runs_under_the_students_autocast(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    """bf16 mixed precision: the teacher's linears compute in bf16 like the student's, not in fp32."""
+    tok = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    student, teacher = make_tiny_model("bert", seed=0), make_tiny_model("bert", seed=1).eval()
+    seen: dict[str, torch.dtype] = {}
+
+    def note(name: str) -> Any:
+        def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> None:
+            seen.setdefault(name, output.dtype)
+
+        return hook
+
+    for name, model in (("student", student), ("teacher", teacher)):
+        model.classifier.register_forward_hook(note(name))
+    data = encode(tok, ["the cat sat"] * 8, None, [1, 0] * 4, 16)
+    args = TrainingArguments(output_dir=str(tmp_path / "t"), per_device_train_batch_size=4, max_steps=1,
+                             bf16=True, use_cpu=True, report_to="none", save_strategy="no",
+                             disable_tqdm=True)  # fmt: skip
+    NxmTrainer(model=student, args=args, train_dataset=data, processing_class=tok, teacher=teacher).train()
+    assert seen == {"student": torch.bfloat16, "teacher": torch.bfloat16}
 
 
 def records_of(tmp_path: Path) -> list[dict[str, Any]]:

@@ -110,3 +110,26 @@ def test_torch_backend_on_cuda_uses_semi_structured_weights(
         assert "expect a ratio near 1.0" in " ".join(report["notes"])
     for role in ("dense", "sparse"):  # fp16 on the GPU against fp32 ONNX Runtime: a row or two may flip
         assert report["accuracy"][role]["main"] == pytest.approx(ort_accuracy[role]["main"], abs=0.02)
+
+
+def test_bench_gives_dense_and_sparse_their_own_engine_cache(bench_pair, tmp_path):
+    """`bench --ort-provider tensorrt`: the dense and the 2:4 export (one architecture, other weights)
+    get two TensorRT engine-cache folders; the same model passed twice is refused, never timed
+    against itself."""
+    import shutil
+
+    from nxm_deploy.bench import sources
+    from nxm_deploy.bench.run import engine_caches
+    from nxm_deploy.errors import UserError
+
+    models = {
+        "dense": sources.resolve_source(bench_pair.dense_export, "dense", "ort"),
+        "sparse": sources.resolve_source(bench_pair.sparse_export, "sparse", "ort"),
+    }
+    caches = engine_caches(models)
+    assert caches["dense"] != caches["sparse"] and caches["dense"].parent == caches["sparse"].parent
+    twin = tmp_path / "twin"
+    shutil.copytree(bench_pair.sparse_export, twin)
+    models["dense"] = sources.resolve_source(twin, "dense", "ort")
+    with pytest.raises(UserError, match=r"^--dense and --sparse hold the same model.onnx \(byte for byte"):
+        engine_caches(models)

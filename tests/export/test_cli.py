@@ -138,7 +138,7 @@ def test_installed_command_engine_trt_without_tensorrt_exits_3(sparse_run, tmp_p
     out = tmp_path / "trt"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cmd = [str(NXM_DEPLOY), "export", str(sparse_run), "--out", str(out), "--engine", "trt"]
-    cmd += ["--precision", "fp16", "--data-dir", str(glue_dir)]
+    cmd += ["--data-dir", str(glue_dir)]  # no --precision: fp16 is the default with --engine trt
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == EXIT_NEEDS_GPU == 3, proc.stdout + proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]

@@ -619,3 +619,61 @@ def test_build_engine_input_name_mismatch_is_user_error(needs_trt, tmp_path):
         trt.build_engine(
             onnx_path, tmp_path / "m.engine", ["input_ids", "token_type_ids"], trt.DEFAULT_PROFILE, "fp32"
         )
+
+
+# ---- which precision an engine really has ------------------------------------------------------
+
+
+def test_engine_precision_defaults_to_fp16_with_engine_trt(tmp_path):
+    """TensorRT runs 2:4 kernels only in reduced precision: `--engine trt` builds fp16 unless told
+    otherwise; the ONNX-only export and the INT8 export keep fp32 as the asked-for engine precision."""
+    from nxm_deploy.export import ExportConfig
+
+    run, out = tmp_path / "run", tmp_path / "out"
+    assert ExportConfig(run_dir=run, out=out, engine="trt").precision == "fp16"
+    assert ExportConfig(run_dir=run, out=out).precision == "fp32"
+    assert ExportConfig(run_dir=run, out=out, engine="trt", precision="fp32").precision == "fp32"
+    assert ExportConfig(run_dir=run, out=out, engine="trt", quantize="int8").precision == "fp32"
+    with pytest.raises(ExportError, match=r"^--precision fp16 set the TensorRT engine; add --engine trt"):
+        ExportConfig(run_dir=run, out=out, precision="fp16")
+
+
+@pytest.mark.parametrize(
+    ("types", "precision"),
+    [
+        (["Half"] * 5 + ["Float"] * 2, "fp16"),
+        (["Int8", "Half", "Float"], "int8"),
+        (["Float", "Float"], "fp32"),
+        (["BFloat16", "Float"], "bf16"),
+        ([None, None], "unknown"),
+    ],
+)
+def test_observed_precision_comes_from_the_layers_not_the_flag(types, precision):
+    layers = [{"name": f"l{i}", "precision": t} for i, t in enumerate(types)]
+    seen = trt.observed_precision(layers)
+    assert seen["precision"] == precision
+    assert sum(seen["layer_types"].values()) == sum(t is not None for t in types)
+
+
+def test_observed_precision_of_an_inspector_document():
+    """TensorRT 10's "Format/Datatype" text and 11's "DataType" both count."""
+    doc = {"Layers": [
+        {"Name": "gemm", "LayerType": "MatrixMultiply", "TacticName": "sm80_xmma_sparse_gemm_f16f16",
+         "Outputs": [{"Name": "y", "Format/Datatype": "Row major linear FP16 format"}]},
+        {"Name": "norm", "LayerType": "Normalization", "Outputs": [{"Name": "z", "DataType": "Float"}]},
+    ]}  # fmt: skip
+    seen = trt.observed_precision(trt.parse_inspector_json(json.dumps(doc)))
+    assert seen == {"precision": "fp16", "layer_types": {"Half": 1, "Float": 1}}
+
+
+def test_cached_engine_precision_without_engines_or_tensorrt_says_why(tmp_path):
+    from nxm_deploy.export.trt.inspect import cached_engine_precision
+
+    assert (
+        cached_engine_precision(tmp_path) == "unknown (no TensorRT engine in the provider's cache folder yet)"
+    )
+    (tmp_path / "TensorrtExecutionProvider_TRTKernel_graph_main_1_1_sm90.engine").write_bytes(b"\0" * 16)
+    if trt_unavailable_reason() is not None and "not installed" in trt_unavailable_reason():
+        assert cached_engine_precision(tmp_path) == (
+            "unknown (the tensorrt package is needed to read the provider's engines)"
+        )

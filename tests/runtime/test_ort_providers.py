@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnxruntime
 import pytest
 from click.testing import CliRunner
@@ -33,7 +34,7 @@ def test_cpu_provider_and_the_tensorrt_options() -> None:
     assert options["trt_sparsity_enable"] is True and options["trt_fp16_enable"] is True
     assert options["trt_profile_min_shapes"] == "ids:1x1,mask:1x1"
     assert options["trt_profile_max_shapes"] == "ids:64x512,mask:64x512"
-    assert options["trt_engine_cache_enable"] is True and options["trt_engine_cache_path"]
+    assert options["trt_engine_cache_enable"] is False  # no model given: nothing to key a cache by
     assert ort_providers("cuda", available=gpu, packages=["onnxruntime-gpu"]) == gpu[1:]
 
 
@@ -95,3 +96,39 @@ def test_triton_instance_group_follows_the_provider(rte_export: Path, tmp_path: 
 def test_triton_refuses_a_provider_for_a_tensorrt_plan() -> None:
     with pytest.raises(ExportDirError, match=r"serves model\.onnx, not a TensorRT plan"):
         TritonOptions(platform="tensorrt_plan", ort_provider="cuda")
+
+
+# ---- the TensorRT provider's engine cache: one folder per model and options ---------------------
+
+
+def test_engine_cache_is_keyed_by_the_weights_not_the_names(tmp_path: Path) -> None:
+    """ONNX Runtime names a cached engine after the graph's names only: two exports of one
+    architecture with different weights must never share a cache folder."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from nxm_deploy.runtime.ort_providers import tensorrt_options, trt_cache_dir
+
+    def model(path: Path, value: float) -> Path:
+        w = numpy_helper.from_array(np.full((4, 4), value, dtype=np.float32), "w")
+        io = [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [1, 4]) for n in ("x", "y")]
+        graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g", io[:1], io[1:], [w])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save(helper.make_model(graph), str(path))
+        return path
+
+    dense, sparse = model(tmp_path / "d" / "model.onnx", 1.0), model(tmp_path / "s" / "model.onnx", 2.0)
+    options = tensorrt_options(["x"])
+    assert trt_cache_dir(dense, options) != trt_cache_dir(sparse, options)
+    copy = model(tmp_path / "c" / "model.onnx", 1.0)  # the same bytes elsewhere: the same engine
+    assert trt_cache_dir(copy, options) == trt_cache_dir(dense, options)
+    other = {**options, "trt_fp16_enable": False}  # another precision builds another engine
+    assert trt_cache_dir(dense, other) != trt_cache_dir(dense, options)
+    model(dense, 3.0)  # retrained in place: its old engine is not reused
+    assert trt_cache_dir(dense, options) != trt_cache_dir(copy, options)
+    gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    [(_, opts), *_] = ort_providers("tensorrt", available=gpu, packages=["onnxruntime-gpu"], inputs=["x"],
+                                    model=sparse)  # fmt: skip
+    assert opts["trt_engine_cache_path"] == str(trt_cache_dir(sparse, options))
+    [(_, no_model), *_] = ort_providers("tensorrt", available=gpu, packages=["onnxruntime-gpu"])
+    assert no_model["trt_engine_cache_enable"] is False  # no model to key by: no cache at all
