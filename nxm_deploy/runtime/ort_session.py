@@ -175,7 +175,7 @@ class OrtSession(Session):
     def engine_precision(self) -> str:
         """The precision of the TensorRT engines this session built, read from the engines in its cache
         folder (not from ``trt_fp16_enable``, which an ONNX Runtime linked to TensorRT 11 ignores)."""
-        from nxm_deploy.export.trt.inspect import cached_engine_precision
+        from nxm_deploy.runtime.trt_engines import cached_engine_precision
 
         return cached_engine_precision(self.trt_cache) if self.trt_cache else "fp32"
 

@@ -667,7 +667,7 @@ def test_observed_precision_of_an_inspector_document():
 
 
 def test_cached_engine_precision_without_engines_or_tensorrt_says_why(tmp_path):
-    from nxm_deploy.export.trt.inspect import cached_engine_precision
+    from nxm_deploy.runtime.trt_engines import cached_engine_precision
 
     assert (
         cached_engine_precision(tmp_path) == "unknown (no TensorRT engine in the provider's cache folder yet)"

@@ -15,11 +15,11 @@ What is here, by module (every public name is re-exported here):
   serialise the engine; read per-layer details back with the engine inspector. Returns the
   ``"tensorrt"`` section of ``export.json`` (keys in ``build_engine``'s docstring).
 - ``fp16``: ``to_fp16_onnx``, the FP16 ONNX that TensorRT >= 11 needs for fp16 (see that module).
-- ``evidence``: ``parse_builder_log`` / ``parse_inspector_json``, pure parsers of the evidence of sparse
-  kernels (what that evidence is: see that module); ``observed_precision``, what an engine's layers
-  really compute in.
-- ``inspect``: ``cached_engine_precision``, the same for the engines ONNX Runtime's TensorRT provider
-  caches.
+- ``parse_builder_log`` / ``parse_inspector_json``, pure parsers of the evidence of sparse kernels, and
+  ``observed_precision``, what an engine's layers really compute in: they live in
+  ``nxm_deploy.runtime.trt_evidence`` (the runtime reads the same evidence) and are re-exported here;
+  ``nxm_deploy.runtime.trt_engines.cached_engine_precision`` reads the engines that ONNX Runtime's
+  TensorRT provider caches.
 - ``script``: ``EngineSpec`` (ONNX, engine, inputs, profile, precision) and ``write_build_script``, an
   equivalent ``trtexec`` command in ``build_engine.sh``, always written, so a user with TensorRT can
   rebuild the engine and see the same evidence.
@@ -30,20 +30,14 @@ Exit code. Where TensorRT or a GPU is missing the ONNX export itself has not fai
 TensorRT and a GPU are here is ``nxm_deploy.runtime.availability.trt_unavailable_reason()``.
 
 This package imports only the standard library at import time (``tensorrt``, ``torch``, ``onnx`` and
-``onnxruntime`` are imported inside the functions that need them), so ``scripts/gpu_check.py`` can use
-its parsers on a machine that has only torch and transformers.
+``onnxruntime`` are imported inside the functions that need them), so ``--help`` and the parsers work on
+a machine without TensorRT.
 """
 
 from __future__ import annotations
 
 from nxm_deploy.errors import TensorRTUnavailableError
 from nxm_deploy.export.trt.build import BUILD_LOG, LAYER_INFO, build_engine
-from nxm_deploy.export.trt.evidence import (
-    is_sparse_tactic,
-    observed_precision,
-    parse_builder_log,
-    parse_inspector_json,
-)
 from nxm_deploy.export.trt.fp16 import FP32_OPS, fp16_onnx_name, onnx_has_fp16_weights, to_fp16_onnx
 from nxm_deploy.export.trt.profile import (
     DEFAULT_PROFILE,
@@ -61,6 +55,12 @@ from nxm_deploy.export.trt.script import (
     EngineSpec,
     trtexec_command,
     write_build_script,
+)
+from nxm_deploy.runtime.trt_evidence import (
+    is_sparse_tactic,
+    observed_precision,
+    parse_builder_log,
+    parse_inspector_json,
 )
 
 __all__ = [

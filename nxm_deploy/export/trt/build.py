@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from nxm_deploy.errors import ExportError, TensorRTUnavailableError
-from nxm_deploy.export.trt.evidence import observed_precision, parse_builder_log, parse_inspector_json
 from nxm_deploy.export.trt.fp16 import onnx_has_fp16_weights
 from nxm_deploy.export.trt.profile import DEFAULT_PROFILE, ShapeProfile, check_precision, trt_major
 from nxm_deploy.io import write_bytes_atomic
+from nxm_deploy.runtime.trt_evidence import observed_precision, parse_builder_log, parse_inspector_json
 
 __all__ = ["BUILD_LOG", "LAYER_INFO", "build_engine"]
 

@@ -10,9 +10,8 @@ carry ``sparse``/``sptensor`` in that name (e.g. ``sm80_xmma_sparse_gemm_..._spt
 that TensorRT hands to its Myelin compiler (``{ForeignNode[...]}``, common for attention blocks) show no
 per-kernel tactic, so the builder log is the primary evidence and the inspector a second one.
 
-Standard library only, so ``scripts/gpu_check.py`` can use these on a machine with only torch and
-transformers.
-"""
+Standard library only: it sits in the runtime, below export, because the runtime reports an engine's
+real precision too (``export.trt`` re-exports these)."""
 
 from __future__ import annotations
 

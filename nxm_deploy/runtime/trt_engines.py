@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nxm_deploy.export.trt.evidence import observed_precision, parse_inspector_json
+from nxm_deploy.runtime.trt_evidence import observed_precision, parse_inspector_json
 
 __all__ = ["cached_engine_precision"]
 
