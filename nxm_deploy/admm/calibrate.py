@@ -1,5 +1,5 @@
-"""The calibration pass of ``--prune-solver admm``: Gram matrices of the selected layers' inputs on
-training rows, and the layer-wise reconstruction in order (:mod:`nxm_deploy.admm.reconstruct`).
+"""The calibration pass of ``--prune-solver admm|sparsegpt|wanda``: Gram matrices of the selected
+layers' inputs on training rows, and the layer-wise solve in order (:mod:`nxm_deploy.admm.reconstruct`).
 
 Layers are solved in stages: the layers of one stage read the same input tensor (query, key and
 value), so they share one pass; each later stage sees the outputs of the already-pruned layers
@@ -18,7 +18,16 @@ from torch import nn
 
 from nxm_deploy import nm
 from nxm_deploy.admm.config import TrainConfig
-from nxm_deploy.admm.reconstruct import AXIS, AdmmSolver, admm_prune, relative_error, wanda
+from nxm_deploy.admm.reconstruct import (
+    AXIS,
+    SPARSEGPT_BLOCK,
+    SPARSEGPT_DAMP,
+    AdmmSolver,
+    admm_prune,
+    relative_error,
+    sparsegpt_prune,
+    wanda,
+)
 from nxm_deploy.admm.state import SparsityState
 from nxm_deploy.data.encode import EncodedDataset, subset_indices
 
@@ -176,18 +185,33 @@ def _next_inputs(block: nn.Module, feeds: Sequence[Feed]) -> list[Feed]:
     return out
 
 
+SOLVERS = ("admm", "sparsegpt", "wanda")  # the layer-wise solvers that need calibration rows
+
+
+def _solve(
+    method: str, w: torch.Tensor, gram: torch.Tensor, pattern: nm.Pattern, solver: AdmmSolver
+) -> torch.Tensor:
+    if method == "admm":
+        return admm_prune(w, gram, pattern, solver)
+    if method == "sparsegpt":
+        return sparsegpt_prune(w, gram, pattern)
+    if method == "wanda":
+        return wanda(w, gram, pattern)
+    raise ValueError(f"unknown layer-wise solver {method!r}: one of {', '.join(SOLVERS)}")
+
+
 def _solve_stage(mods: dict[str, nn.Module], stage: Sequence[str], gram: torch.Tensor, pattern: nm.Pattern,
-                 solver: AdmmSolver, errors: dict[str, dict[str, float]]) -> None:  # fmt: skip
+                 solver: AdmmSolver, errors: dict[str, dict[str, float]], method: str) -> None:  # fmt: skip
     """Solve the layers of one stage (one input, so one Gram matrix and one factorisation: their rows
-    stacked, as ADMM's rows are independent) and write their weights."""
+    stacked, as every solver's rows are independent) and write their weights."""
     ws = [mods[n].weight for n in stage]
     wf = [w.detach().float().cpu() for w in ws]  # each [out_i, in]
-    new = admm_prune(torch.cat(wf), gram, pattern, solver).split([w.shape[0] for w in wf])  # [out_i, in]
+    new = _solve(method, torch.cat(wf), gram, pattern, solver).split([w.shape[0] for w in wf])  # [out_i, in]
     for name, w, old, rec in zip(stage, ws, wf, new, strict=True):
         errors[name] = {
             "magnitude": round(relative_error(old, nm.project(old, pattern, AXIS), gram), 6),
             "wanda": round(relative_error(old, wanda(old, gram, pattern), gram), 6),
-            "admm": round(relative_error(old, rec, gram), 6),
+            method: round(relative_error(old, rec, gram), 6),
         }
         w.copy_(rec.to(w.device, w.dtype))
 
@@ -200,10 +224,13 @@ def reconstruct(
     batches: Sequence[dict[str, torch.Tensor]],
     solver: AdmmSolver | None = None,
     in_order: bool = True,
+    method: str = "admm",
 ) -> dict[str, Any]:
-    """Replace each selected weight with its ADMM N:M reconstruction; returns what nxm.json records:
-    each layer's relative output error ``||X (W - W')^T||^2 / ||X W^T||^2`` on its calibration inputs
-    under magnitude pruning, Wanda's mask (no update) and ADMM, and the wall time.
+    """Replace each selected weight with its N:M solution by ``method`` (``admm``: the ADMM
+    reconstruction; ``sparsegpt``: SparseGPT with its weight update; ``wanda``: Wanda's mask, no
+    update); returns what nxm.json records: each layer's relative output error
+    ``||X (W - W')^T||^2 / ||X W^T||^2`` on its calibration inputs under magnitude pruning, Wanda's
+    mask and ``method``, and the wall time.
 
     ``in_order``: each stage's Gram matrix comes from the model whose earlier layers are already
     pruned (the default); otherwise all from the dense model in one pass (faster, less accurate).
@@ -211,6 +238,8 @@ def reconstruct(
     """
     t0 = time.time()
     solver = solver or AdmmSolver()
+    if method not in SOLVERS:
+        raise ValueError(f"unknown layer-wise solver {method!r}: one of {', '.join(SOLVERS)}")
     was_training = model.training
     model.eval()
     mods = dict(model.named_modules())
@@ -222,10 +251,10 @@ def reconstruct(
         blocks = _blocks(model, groups) if in_order else None
         if not in_order:
             for stage, gram in zip(groups, grams(model, feeds, firsts), strict=True):
-                _solve_stage(mods, stage, gram, pattern, solver, errors)
+                _solve_stage(mods, stage, gram, pattern, solver, errors, method)
         elif blocks is None:
             for stage, first in zip(groups, firsts, strict=True):
-                _solve_stage(mods, stage, grams(model, feeds, [first])[0], pattern, solver, errors)
+                _solve_stage(mods, stage, grams(model, feeds, [first])[0], pattern, solver, errors, method)
         else:
             mods_list, owner = blocks
             feeds = _block_inputs(model, mods_list[owner[0]], feeds)
@@ -233,29 +262,39 @@ def reconstruct(
                 block = mods_list[b]
                 for stage, first, o in zip(groups, firsts, owner, strict=True):
                     if o == b:
-                        _solve_stage(mods, stage, grams(block, feeds, [first])[0], pattern, solver, errors)
+                        gram = grams(block, feeds, [first])[0]
+                        _solve_stage(mods, stage, gram, pattern, solver, errors, method)
                 if b < owner[-1]:
                     feeds = _next_inputs(block, feeds)
     finally:
         model.train(was_training)
     return {
-        "solver": "admm",
+        "solver": method,
         "calibration_rows": sum(len(b["input_ids"]) for b in batches),
         "calibration_tokens": sum(int(b["attention_mask"].sum()) for b in batches),
         "in_order": in_order,
         "stages": len(groups),
         "cached_blocks": blocks is not None,
-        "settings": {k: getattr(solver, k) for k in ("iterations", "tighten", "damp", "rho")},
+        "settings": _settings(method, solver),
         "wall_time_s": round(time.time() - t0, 1),
         "layer_errors": errors,
     }
 
 
+def _settings(method: str, solver: AdmmSolver) -> dict[str, Any]:
+    if method == "admm":
+        return {k: getattr(solver, k) for k in ("iterations", "tighten", "damp", "rho")}
+    if method == "sparsegpt":
+        return {"damp": SPARSEGPT_DAMP, "block": SPARSEGPT_BLOCK}
+    return {}
+
+
 def hard_prune(sparsity: SparsityState, model: nn.Module, train: EncodedDataset, cfg: TrainConfig) -> None:
-    """The run's hard prune: the masks are fixed from here on. ``--prune-solver admm`` first rewrites
-    each selected weight as its N:M reconstruction on the calibration rows (a seeded subset of the
-    training rows), so the magnitude mask that follows is its support."""
-    if cfg.prune_solver == "admm":
+    """The run's hard prune: the masks are fixed from here on. ``--prune-solver admm|sparsegpt|wanda``
+    first rewrites each selected weight as that solver's N:M weight on the calibration rows (a seeded
+    subset of the training rows), so the magnitude mask that follows is its support."""
+    if cfg.prune_solver in SOLVERS:
         batches = calibration_batches(train, cfg.calibration_rows, cfg.seed)
-        sparsity.prune_report = reconstruct(model, sparsity.layers, sparsity.pattern, batches)
+        sparsity.prune_report = reconstruct(model, sparsity.layers, sparsity.pattern, batches,
+                                            method=cfg.prune_solver)  # fmt: skip
     sparsity.hard_prune()

@@ -28,7 +28,7 @@ METHOD_OPTIONS = {
 }
 SRSTE_DECAY_MODES = ("grad", "decoupled")
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
-PRUNE_SOLVERS = ("magnitude", "admm")
+PRUNE_SOLVERS = ("magnitude", "admm", "sparsegpt", "wanda")  # all but magnitude use calibration rows
 # options of the hard prune, which every sparse method has and the dense one does not
 PRUNE_OPTIONS = ("prune_solver", "calibration_rows")
 REPORT_TO = ("none", "tensorboard")
@@ -206,8 +206,11 @@ class TrainConfig:
             raise UserError(f"{', '.join(changed)} only apply to sparse methods, not dense; drop them")
         if self.switch_fraction != defaults["switch_fraction"] and not self.freeze_variance:
             raise UserError("--switch-fraction only applies with --freeze-variance; drop it or pass that")
-        if self.calibration_rows != defaults["calibration_rows"] and self.prune_solver != "admm":
-            raise UserError("--calibration-rows only applies to --prune-solver admm; drop it or pass that")
+        if self.calibration_rows != defaults["calibration_rows"] and self.prune_solver == "magnitude":
+            raise UserError(
+                "--calibration-rows only applies to --prune-solver admm, sparsegpt or wanda; "
+                "drop it or pass one of them"
+            )
         changed = [f"--{n.replace('_', '-')}" for n in ("kd_alpha", "kd_temperature")
                    if getattr(self, n) != defaults[n]]  # fmt: skip
         if changed and self.teacher is None:

@@ -1,4 +1,6 @@
-"""Layer-wise N:M reconstruction by ADMM (Boza 2024, arXiv 2401.02938): pure tensor functions.
+"""Layer-wise N:M pruning from the Gram matrix of a layer's inputs: ADMM reconstruction (Boza 2024,
+arXiv 2401.02938), SparseGPT (Frantar & Alistarh 2023, arXiv 2301.00774) and Wanda (Sun et al.
+2023, arXiv 2306.11695). Pure tensor functions.
 
 For one ``nn.Linear`` weight ``W [out, in]`` and the Gram matrix ``G = X^T X [in, in]`` of its inputs
 ``X [tokens, in]``, find the N:M weight ``W'`` that best reproduces the layer's outputs::
@@ -10,7 +12,15 @@ Inputs are normalised by the Gram diagonal (``d = sqrt(diag G)``), so the mask s
 fixed ``rho`` makes one factorisation of ``G + (damp + rho) I`` serve every iteration. The mask comes
 from the current ``W' + U`` and is tightened over the first iterations (cubic schedule: at first only
 a few of the weights N:M would drop are dropped), then held while ADMM converges to the best weight
-on that mask. Nothing here touches modules or files (STYLE.md habit 1).
+on that mask.
+
+SparseGPT (:func:`sparsegpt_prune`) walks the input columns in order with the inverse of the damped
+Gram matrix (through its upper Cholesky factor): at the first column of each group of M it drops
+the M-N weights of that group with the smallest OBS saliency ``w^2 / [H^-1]_jj`` (``[H^-1]_jj`` read
+as the squared diagonal of the Cholesky factor, i.e. given the columns already passed), and each
+dropped weight's error is spread over the columns not yet visited (the OBS update). Wanda
+(:func:`wanda`) drops by ``|w| * ||x||`` and updates nothing. Nothing here touches modules or files:
+the calibration pass (``calibrate.py``) feeds these and writes their weights.
 """
 
 from __future__ import annotations
@@ -106,3 +116,47 @@ def admm_prune(
         z = v * keep
         u = v - z
     return (z / d[None, :]).to(w.dtype)  # [out, in], N:M: the last mask is N:M
+
+
+SPARSEGPT_DAMP = 0.01  # fraction of the mean Gram diagonal added to it (the paper's default)
+SPARSEGPT_BLOCK = 128  # columns updated together (lazy batch updates); a multiple of every M used
+
+
+@torch.no_grad()
+def sparsegpt_prune(w: torch.Tensor, gram: torch.Tensor, pattern: str | nm.Pattern,
+                    damp: float = SPARSEGPT_DAMP, block: int = SPARSEGPT_BLOCK) -> torch.Tensor:  # fmt: skip
+    """SparseGPT's N:M weight ``[out, in]`` (``w``'s dtype) for ``gram = X^T X``: per group of M inputs
+    the M-N weights with the smallest OBS saliency are dropped, and each drop's error is compensated
+    on the inputs not yet visited. Inputs that are never nonzero (zero diagonal) get weight 0."""
+    p = nm.parse_pattern(pattern)
+    cols = w.shape[1]
+    if cols % p.m:
+        raise ValueError(f"input size {cols} is not a multiple of M={p.m}")
+    block = max(p.m, block - block % p.m)  # blocks hold whole groups
+    h = gram.to(torch.float64).clone()  # [in, in]
+    wk = w.to(torch.float64).clone()  # [out, in]
+    dead = h.diagonal() == 0
+    h[dead, dead] = 1.0
+    wk[:, dead] = 0.0
+    h.diagonal().add_(damp * float(h.diagonal().mean()))
+    # Upper Cholesky factor of H^-1: row j, from column j on, is what OBS needs after columns < j left.
+    hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)  # [in, in]
+    drop = p.m - p.n
+    for i1 in range(0, cols, block):  # the OBS update is sequential in the columns: one loop over them
+        i2 = min(i1 + block, cols)
+        w1 = wk[:, i1:i2].clone()  # [out, b]
+        err = torch.zeros_like(w1)  # [out, b]
+        h1 = hinv[i1:i2, i1:i2]  # [b, b]
+        pruned = torch.zeros_like(w1, dtype=torch.bool)  # [out, b]
+        for i in range(i2 - i1):
+            if i % p.m == 0 and drop:
+                score = w1[:, i : i + p.m] ** 2 / h1.diagonal()[i : i + p.m] ** 2  # [out, M] saliency
+                pruned.scatter_(1, i + score.topk(drop, dim=1, largest=False).indices, True)
+            q = w1[:, i].masked_fill(pruned[:, i], 0.0)  # [out]
+            e = (w1[:, i] - q) / h1[i, i]  # [out]
+            w1[:, i:] -= e[:, None] * h1[i, i:][None, :]  # compensate on the columns still to come
+            w1[:, i] = q
+            err[:, i] = e
+        wk[:, i1:i2] = w1
+        wk[:, i2:] -= err @ hinv[i1:i2, i2:]  # the block's errors, onto the later blocks at once
+    return wk.to(w.dtype)  # [out, in], N:M along the input axis

@@ -102,11 +102,11 @@ def _opt(name: str, help_text: str | None = None, **kwargs: Any) -> Any:
 @_opt("switch_fraction", "--freeze-variance: fraction of the SR-STE phase's steps before the switch.")
 @_opt(
     "prune_solver",
-    "Hard prune (every sparse method): keep the largest |w| of each M, or reconstruct each layer's "
-    "outputs on training rows by ADMM (Boza 2024).",
+    "Hard prune (every sparse method): keep the largest |w| of each M (magnitude), or solve each layer on "
+    "training rows: ADMM reconstruction (Boza 2024), SparseGPT with its weight update, or Wanda's mask.",
     type=click.Choice(PRUNE_SOLVERS),
 )
-@_opt("calibration_rows", "--prune-solver admm: training rows (at most 128 tokens each) for its inputs.")
+@_opt("calibration_rows", "--prune-solver admm|sparsegpt|wanda: training rows (at most 128 tokens each).")
 @_opt("save_steps", "Checkpoint every N optimizer steps.")
 @_opt("logging_steps")
 @_opt(

@@ -1,5 +1,6 @@
-"""``--prune-solver admm``: the layer-wise reconstruction beats magnitude pruning on the layer's own
-outputs and holds N:M; a run with it passes ``check``; a dense run can be pruned training-free."""
+"""``--prune-solver admm|sparsegpt|wanda``: the layer-wise solvers hold N:M and beat magnitude pruning
+on the layer's own outputs; SparseGPT and Wanda give the known answer where there is one; a run with
+them passes ``check``; a dense run can be pruned training-free."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ import torch
 from click.testing import CliRunner, Result
 
 from nxm_deploy import nm
-from nxm_deploy.admm.reconstruct import AdmmSolver, admm_prune, relative_error, wanda
+from nxm_deploy.admm.reconstruct import (
+    SPARSEGPT_DAMP,
+    AdmmSolver,
+    admm_prune,
+    relative_error,
+    sparsegpt_prune,
+    wanda,
+)
 from nxm_deploy.cli import cli
 
 
@@ -35,13 +43,59 @@ def test_admm_reconstructs_outputs_better_than_magnitude_and_holds_nm(pattern: s
     assert err_admm < 0.7 * err_wanda and err_wanda < err_mag
 
 
+@pytest.mark.parametrize("pattern", ["2:4", "1:4", "4:8"])
+def test_sparsegpt_holds_nm_and_its_update_beats_wanda_and_magnitude(pattern: str) -> None:
+    w, gram = _correlated()
+    new = sparsegpt_prune(w, gram, pattern)
+    assert new.shape == w.shape and new.dtype == w.dtype and nm.check(new, pattern, axis=1).ok
+    candidates = {
+        "sparsegpt": new,
+        "wanda": wanda(w, gram, pattern),
+        "magnitude": nm.project(w, pattern, axis=1),
+    }
+    err = {name: relative_error(w, v, gram) for name, v in candidates.items()}
+    assert err["sparsegpt"] < 0.9 * err["wanda"] < err["magnitude"], err
+
+
+def test_sparsegpt_gives_the_least_squares_weights_on_the_kept_inputs() -> None:
+    """One group of 4 inputs whose first two weights are tiny in every row: SparseGPT drops them and
+    its OBS update must give the exact optimum on the two kept inputs,
+    ``w_K + H_KK^-1 H_KP w_P`` for the damped Gram ``H`` (the answer known in closed form)."""
+    _, gram = _correlated(n_in=4)
+    w = torch.randn(6, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    w[:, :2] *= 1e-3
+    h = gram.double().clone()
+    h.diagonal().add_(SPARSEGPT_DAMP * float(h.diagonal().mean()))
+    expected = w.clone()
+    expected[:, 2:] += (torch.linalg.solve(h[2:, 2:], h[2:, :2]) @ w[:, :2].T).T
+    expected[:, :2] = 0
+    torch.testing.assert_close(sparsegpt_prune(w, gram.double(), "2:4"), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_sparsegpt_and_wanda_known_answers_on_uncorrelated_inputs() -> None:
+    """A weight that is already N:M stays as it is; on uncorrelated inputs (a diagonal Gram ``H``) no
+    update is possible, so SparseGPT's answer is its OBS saliency mask alone, ``w^2 / [H^-1]_jj``, that
+    is ``|w| * sqrt(H_jj + damping)``, and Wanda's is ``|w| * ||x_j|| = |w| * sqrt(H_jj)``."""
+    w, gram = _correlated()
+    two_four = nm.project(w, "2:4", axis=1)
+    torch.testing.assert_close(sparsegpt_prune(two_four, gram, "2:4"), two_four)  # nothing to drop
+    h = torch.rand(64, generator=torch.Generator().manual_seed(1)) * 4 + 0.1  # [in], the diagonal
+    damped = h + SPARSEGPT_DAMP * float(h.mean())
+    expected = w * nm.mask(w * damped.sqrt(), "2:4", 1)
+    torch.testing.assert_close(sparsegpt_prune(w, torch.diag(h), "2:4"), expected)
+    torch.testing.assert_close(wanda(w, torch.diag(h), "2:4"), w * nm.mask(w * h.sqrt(), "2:4", 1))
+
+
 def test_a_dead_input_does_not_blow_up_the_weights() -> None:
     w, gram = _correlated()
     gram[:, 5] = 0
     gram[5, :] = 0  # input 5 is always zero
-    new = admm_prune(w, gram, "2:4", AdmmSolver(iterations=10, tighten=5))
-    assert torch.isfinite(new).all() and new.abs().max() <= 10 * w.abs().max()
-    assert nm.check(new, "2:4", axis=1).ok
+    for new in (
+        admm_prune(w, gram, "2:4", AdmmSolver(iterations=10, tighten=5)),
+        sparsegpt_prune(w, gram, "2:4"),
+    ):
+        assert torch.isfinite(new).all() and new.abs().max() <= 10 * w.abs().max()
+        assert nm.check(new, "2:4", axis=1).ok
 
 
 def _run(*args: str) -> Result:
@@ -93,7 +147,7 @@ def test_oneshot_with_the_admm_solver_passes_check_and_records_errors(
 
 
 def test_training_free_prune_of_a_dense_run(dense_run: Path, glue_dir: Path, tmp_path: Path) -> None:
-    for solver in ("admm", "magnitude"):
+    for solver in ("admm", "sparsegpt", "wanda", "magnitude"):
         out = tmp_path / f"free-{solver}"
         extra = ("--init-from", str(dense_run), "--epochs", "1", "--prune-solver", solver)
         result = _run(*_args(out, glue_dir, "oneshot", *extra))
@@ -110,7 +164,11 @@ def test_training_free_prune_of_a_dense_run(dense_run: Path, glue_dir: Path, tmp
     [
         ("dense", ("--prune-solver", "admm"), "--prune-solver only apply to sparse methods, not dense"),
         ("dense", ("--calibration-rows", "64"), "--calibration-rows only apply to sparse methods"),
-        ("oneshot", ("--calibration-rows", "64"), "--calibration-rows only applies to --prune-solver admm"),
+        (
+            "oneshot",
+            ("--calibration-rows", "64"),
+            "--calibration-rows only applies to --prune-solver admm, sparsegpt",
+        ),
         (
             "oneshot",
             ("--prune-solver", "admm", "--calibration-rows", "0"),
