@@ -124,10 +124,16 @@ def world(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path, glue_dir: 
     )
     from nxm_deploy.runtime.triton import SERVING_FILE, TritonOptions, write_triton_repo
 
-    for name, change in (("nofacts", {"facts": None}), ("badbuckets", {"sequence_buckets": [-3]})):
+    for name, change in (
+        ("nofacts", {"facts": None}),
+        ("badbuckets", {"sequence_buckets": [-3]}),
+        ("hugeseq", {}),
+    ):
         model = write_triton_repo(w / "exp-sparse", w / "triton-bad", TritonOptions(name=name)).path
         body = json.loads((model / SERVING_FILE).read_text(encoding="utf-8"))
         body.update(change)
+        if name == "hugeseq":
+            body["facts"]["max_seq_len"] = "huge"
         (model / SERVING_FILE).write_text(json.dumps({k: v for k, v in body.items() if v is not None}))
     (w / "garbage.onnx").write_bytes(b"\x08\x01garbage")
     (w / "garbage.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
@@ -642,6 +648,11 @@ def _api_cases() -> list[tuple[str, Callable[[Path], object], str]]:
             "TritonRequests-bad-buckets",
             lambda w: TritonRequests.from_model_dir(w / "triton-bad" / "badbuckets"),
             "sequence_buckets [-3] must be increasing token counts from 2 up to max_seq_len 64",
+        ),
+        (
+            "TritonRequests-max-seq-len-huge",
+            lambda w: TritonRequests.from_model_dir(w / "triton-bad" / "hugeseq"),
+            "facts.max_seq_len must be a positive integer, got 'huge'; write the model again",
         ),
         (
             "TritonOptions-bad-buckets",

@@ -83,8 +83,10 @@ class TritonRequests:
             raise ExportDirError(f"{path} has no {', '.join(missing)}; {redo}")
         try:
             facts = ServingFacts.from_json(body["facts"])
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ExportDirError(f"{path}: its facts are incomplete or malformed ({exc!r}); {redo}") from exc
+        except KeyError as exc:
+            raise ExportDirError(f"{path}: its facts have no {exc}; {redo}") from exc
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ExportDirError(f"{path}: {exc}; {redo}") from exc
         if facts.max_seq_len < 2:
             raise ExportDirError(f"{path}: facts.max_seq_len {facts.max_seq_len} is below 2 tokens; {redo}")
         buckets = _read_buckets(body["sequence_buckets"], facts.max_seq_len, path, redo)
