@@ -43,11 +43,14 @@ def _name(role: str, mode: str | None) -> str:
 def _export(run: Path, out: Path, mode: str | None, args: argparse.Namespace) -> dict[str, Any]:
     if not (out / EXPORT_MANIFEST).is_file():
         print(f"[int8] exporting {run} -> {out} ({mode or 'fp32'})", flush=True)
-        config = ExportConfig(run_dir=run, out=out, data_dir=args.data_dir, quantize=mode,
-                              calibration_rows=args.calibration_rows, overwrite=True,
-                              calibration_method=args.calibration_method,
-                              smooth_alpha=args.smooth_alpha,
-                              min_agreement=args.min_agreement)  # fmt: skip
+        options: dict[str, Any] = {}  # export refuses the options a mode would ignore
+        if mode is not None:
+            options["min_agreement"] = args.min_agreement
+        if mode == "int8":
+            options |= dict(calibration_rows=args.calibration_rows, smooth_alpha=args.smooth_alpha,
+                            calibration_method=args.calibration_method)  # fmt: skip
+        config = ExportConfig(run_dir=run, out=out, data_dir=args.data_dir, quantize=mode, overwrite=True,
+                              **options)  # fmt: skip
         export(config, progress=lambda msg: print(f"[export] {msg}", flush=True))
     return json.loads((out / EXPORT_MANIFEST).read_text(encoding="utf-8"))
 

@@ -32,7 +32,8 @@ import numpy as np
 from nxm_deploy.data import get_task, load_split
 from nxm_deploy.data.encode import subset_indices
 from nxm_deploy.export import ExportConfig, export
-from nxm_deploy.export.quantize import QuantizeSpec, calibration_rows, quantize_onnx
+from nxm_deploy.export.quantize import QuantizeSpec, quantize_onnx
+from nxm_deploy.export.rows import calibration_rows
 from nxm_deploy.manifest import RunManifest
 from nxm_deploy.runtime.encoding import TextEncoder
 

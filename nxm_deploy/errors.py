@@ -54,6 +54,12 @@ class InferenceError(UserError):
     a sequence longer than the model's position limit, a broken model file)."""
 
 
+class GpuNeededError(UserError):
+    """The work asked for needs an NVIDIA (CUDA) GPU that this machine lacks: exit code 3."""
+
+    exit_code = EXIT_NEEDS_GPU
+
+
 class BackendUnavailableError(UserError):
     """The chosen backend cannot run here (``trt`` without TensorRT or an NVIDIA GPU): exit code 3."""
 

@@ -63,6 +63,16 @@ def provenance() -> dict[str, Any]:
     }
 
 
+def positive_int(value: Any, where: str, error: type[UserError] = UserError) -> int | None:
+    """A count read from a manifest (``None`` when absent), or one line naming the field when it is not
+    a positive integer (``"huge"``, ``-3``, ``1.5``): the file was edited or damaged."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise error(f"{where} must be a positive integer, got {value!r}; write the file again")
+    return value
+
+
 @dataclass(frozen=True)
 class RunFacts:
     """What a run says about its model. ``pattern`` is None for a dense run; ``layers`` are the
@@ -91,8 +101,8 @@ class RunFacts:
             pattern=pattern,
             layers=layers,
             base_model=body.get("base_model"),
-            max_seq_len=int(body["max_seq_len"]) if body.get("max_seq_len") else None,
-            num_labels=int(body["num_labels"]) if body.get("num_labels") else None,
+            max_seq_len=positive_int(body.get("max_seq_len"), f"{where}: max_seq_len"),
+            num_labels=positive_int(body.get("num_labels"), f"{where}: num_labels"),
         )
 
     @property
@@ -210,8 +220,18 @@ class ExportManifest:
 
     @property
     def max_seq_len(self) -> int | None:
-        value = self.section("tokenizer").get("max_seq_len") or self.source.max_seq_len
-        return int(value) if value else None
+        value = self.section("tokenizer").get("max_seq_len")
+        if value is None:
+            return self.source.max_seq_len
+        where = f"{self.path / EXPORT_MANIFEST}: tokenizer.max_seq_len"
+        return positive_int(value, where, ExportDirError)
+
+    @property
+    def position_limit(self) -> int | None:
+        """The longest sequence the model takes (its position embeddings), as the export recorded it
+        (``tokenizer.position_limit``; None in exports written before it was recorded)."""
+        where = f"{self.path / EXPORT_MANIFEST}: tokenizer.position_limit"
+        return positive_int(self.section("tokenizer").get("position_limit"), where, ExportDirError)
 
     @property
     def exported_pattern(self) -> nm.Pattern | None:

@@ -52,7 +52,8 @@ _USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.
 def check_out_path(path: str | os.PathLike[str], flag: str = "--out") -> Path:
     """``path`` as an output directory, or a :class:`UserError` saying why it can never be one:
     empty, ``/``, the home directory, the current directory or one of its parents, an existing
-    file, a path under a file, or a place this user cannot write."""
+    file, a path under a file, or a place this user cannot write (or where nothing can be created:
+    a hidden folder is made and removed at once to find out)."""
     text = os.fspath(path)
     if not text.strip():
         raise UserError(f"{flag} is empty; name a new directory to write")
@@ -76,8 +77,22 @@ def check_out_path(path: str | os.PathLike[str], flag: str = "--out") -> Path:
         parent = place if place != resolved else place.parent
         if not os.access(parent, os.W_OK | os.X_OK):
             raise UserError(f"{flag} {text}: {parent} is not writable; choose another place")
+        _probe(parent, flag, text)
         break
     return target
+
+
+def _probe(parent: Path, flag: str, text: str) -> None:
+    """Create (and remove at once) a hidden folder in ``parent``: a place that passes the access check
+    but refuses every new entry (``/proc``, some network mounts) fails here, before any work, rather
+    than when the output is written."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".nxm-probe.", dir=parent))
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UserError(
+            f"{flag} {text}: cannot create anything in {parent} ({reason}); choose another place"
+        ) from exc
 
 
 def contained(directory: str | os.PathLike[str], name: object, what: str) -> Path:
@@ -243,7 +258,10 @@ def staged_dir(final: str | os.PathLike[str], overwrite: bool = False) -> Iterat
         _remove_orphans(final)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     except OSError as exc:
-        raise (user_os_error(exc, final) or exc) from exc
+        reason = exc.strerror or type(exc).__name__
+        raise (
+            user_os_error(exc, final) or UserError(f"cannot create {final}: {reason}; choose another place")
+        ) from exc
     os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700; the result is an ordinary directory
     try:
         yield tmp

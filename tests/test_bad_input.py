@@ -17,12 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import make_tiny_model, write_run_dir
 
 from nxm_deploy.cli import main
 from nxm_deploy.errors import UserError
 
 MAX_SEQ_LEN = 64
+CUDA = torch.cuda.is_available()
 FAST_PARITY = {"batches": (2,), "seq_lens": (16,)}
 
 
@@ -40,6 +42,16 @@ def _edit_json(path: Path, **changes: object) -> None:
         else:
             body[section] = value
     path.write_text(json.dumps(body), encoding="utf-8")
+
+
+def _poison(weights: Path) -> None:
+    """Make the first float tensor of a safetensors file hold a NaN (a run whose training diverged)."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(weights))
+    name = next(k for k, v in tensors.items() if v.is_floating_point() and k.endswith("query.weight"))
+    tensors[name][0, 0] = float("nan")
+    save_file(tensors, str(weights), metadata={"format": "pt"})
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +113,28 @@ def world(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path, glue_dir: 
     (w / "exp-noonnx" / "model.onnx").unlink()
     _copy(w / "exp-dense", w / "exp-mrpc")
     _edit_json(w / "exp-mrpc" / "export.json", source_run__task="MRPC")
+    _copy(w / "exp-sparse", w / "exp-huge-seq")
+    _edit_json(w / "exp-huge-seq" / "export.json", tokenizer__max_seq_len="huge")
+    _copy(w / "exp-sparse", w / ".exp-half.x1y2z3ab.partial")  # what a killed export leaves
+    _copy(w / "dense", w / "run-nan")  # a diverged run: one weight NaN
+    _poison(w / "run-nan" / "model.safetensors")
+    (w / "empty.onnx").write_bytes(b"")
+    (w / "one-class.csv").write_text(
+        "text,label\n" + "".join(f"row {i},pos\n" for i in range(12)), encoding="utf-8"
+    )
+    from nxm_deploy.runtime.triton import SERVING_FILE, TritonOptions, write_triton_repo
+
+    for name, change in (
+        ("nofacts", {"facts": None}),
+        ("badbuckets", {"sequence_buckets": [-3]}),
+        ("hugeseq", {}),
+    ):
+        model = write_triton_repo(w / "exp-sparse", w / "triton-bad", TritonOptions(name=name)).path
+        body = json.loads((model / SERVING_FILE).read_text(encoding="utf-8"))
+        body.update(change)
+        if name == "hugeseq":
+            body["facts"]["max_seq_len"] = "huge"
+        (model / SERVING_FILE).write_text(json.dumps({k: v for k, v in body.items() if v is not None}))
     (w / "garbage.onnx").write_bytes(b"\x08\x01garbage")
     (w / "garbage.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
     # outputs in the way
@@ -404,6 +438,42 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("demo-data-header-only", ["demo", "--out", "{new}", "--data-dir", "{glue-header}"], 1, "no rows"),
     ("demo-threads-text", ["demo", "--out", "{new}", "--threads", "many"], 2, "Invalid value for '--threads'"),
     ("unknown-command", ["deploy"], 2, "No such command 'deploy'"),
+    # ---- second pass (issue 36): non-finite floats, refused up front in every command -----------------
+    ("train-lr-inf", train("--lr", "inf"), 1, "--lr must be a finite number, got inf"),
+    ("train-weight-decay-inf", train("--weight-decay", "inf"), 1, "--weight-decay must be a finite number, got inf"),
+    ("train-srste-decay-nan", train("--srste-decay", "nan", method="srste"), 1, "--srste-decay must be a finite number, got nan"),
+    ("train-epochs-nan", train("--epochs", "nan"), 1, "--epochs must be a finite number, got nan"),
+    ("train-rho-neg-inf", train("--rho", "-inf"), 1, "--rho must be a finite number, got -inf"),
+    ("train-kd-alpha-nan", train("--teacher", "{dense}", "--kd-alpha", "nan"), 1, "--kd-alpha must be a finite number"),
+    ("train-validation-fraction-nan", ["train", "--model", T, "--data", "{one-class.csv}", "--validation-fraction", "nan",
+                                       "--method", "dense", "--out", "{new}"], 1, "--validation-fraction must be a finite number"),
+    ("export-smooth-alpha-nan", [*EXPORT, "--quantize", "int8", "--smooth-alpha", "nan"], 1, "--smooth-alpha must be a finite number, got nan"),
+    ("export-min-agreement-inf", [*EXPORT, "--quantize", "int8", "--min-agreement", "inf"], 1, "--min-agreement must be a finite number"),
+    ("bench-min-time-inf", [*BENCH, "--min-time", "inf"], 1, "--min-time must be a finite number, got inf"),
+    ("bench-max-time-nan", [*BENCH, "--max-time", "nan"], 1, "--max-time must be a finite number, got nan"),
+    ("sensitivity-budget-inf", [*SENS, "--budget", "inf"], 1, "--budget must be a finite number, got inf"),
+    # ---- second pass: --out where the access check passes but nothing can be created ------------------
+    ("train-out-proc", replace(TRAIN, "--out", "/proc/nxm-run"), 1, "--out /proc/nxm-run: cannot create anything in /proc"),
+    ("export-out-proc", sub(EXPORT, "{new}", "/proc/nxm-export"), 1, "--out /proc/nxm-export: cannot create anything in /proc"),
+    ("bench-out-proc", sub(BENCH, "{new}", "/proc/nxm-report"), 1, "--out /proc/nxm-report: cannot create anything in /proc"),
+    # ---- second pass: options that would be ignored -----------------------------------------------------
+    ("export-calibration-rows-no-quantize", [*EXPORT, "--calibration-rows", "8"], 1,
+     "--calibration-rows only applies with --quantize; add --quantize int8 or drop them"),
+    ("export-smooth-alpha-no-quantize", [*EXPORT, "--smooth-alpha", "0.5"], 1, "--smooth-alpha only applies with --quantize"),
+    ("export-calibration-method-dynamic", [*EXPORT, "--quantize", "int8-dynamic", "--calibration-method", "entropy"], 1,
+     "--calibration-method only applies to --quantize int8 (int8-dynamic calibrates nothing); drop them"),
+    ("train-data-one-class", ["train", "--model", T, "--data", "{one-class.csv}", "--method", "dense", "--out", "{new}"], 1,
+     "column 'label': every training row has the label 'pos'; a classifier needs at least 2 classes"),
+    # ---- second pass: checks that passed, and messages that misled ---------------------------------------
+    ("check-dense-run-pattern", ["check", "{dense}", "--pattern", "2:4"], 1, "(dense run): bert.encoder.layer.0.attention.output.dense.weight breaks 2:4 along axis 1"),
+    ("check-empty-onnx", ["check", "{empty.onnx}"], 1, "empty.onnx is an empty file (0 bytes), not an ONNX model"),
+    ("check-partial-export", ["check", "{.exp-half.x1y2z3ab.partial}/model.onnx"], 1,
+     "an incomplete export (still being written, or left by a killed 'nxm-deploy export'); check the finished"),
+    ("check-partial-export-dir", ["check", "{.exp-half.x1y2z3ab.partial}"], 1, "an incomplete export"),
+    ("bench-seq-above-positions", [*BENCH, "--seq-lens", "256"], 1,
+     "--seq-lens 256 exceeds the position limit of --dense {exp-dense} (128 tokens); pass --seq-lens up to 128"),
+    ("export-run-nan", sub(EXPORT, "{sparse}", "{run-nan}"), 1, "the weights of {run-nan} are not finite (bert.encoder.layer.0.attention.self.query.weight holds 1 NaN"),
+    *([] if CUDA else [("train-fp16-on-cpu", train("--mixed-precision", "fp16"), 3, "--mixed-precision fp16 needs a CUDA GPU")]),
 ]
 # fmt: on
 
@@ -472,6 +542,7 @@ def _api_cases() -> list[tuple[str, Callable[[Path], object], str]]:
     from nxm_deploy.check import check
     from nxm_deploy.export import ExportConfig, export
     from nxm_deploy.runtime import Predictor
+    from nxm_deploy.runtime.triton import TritonOptions, TritonRequests, write_triton_repo
     from nxm_deploy.sensitivity import SensitivityConfig, sensitivity
 
     return [
@@ -518,6 +589,76 @@ def _api_cases() -> list[tuple[str, Callable[[Path], object], str]]:
             lambda w: sensitivity(SensitivityConfig(run_dir=w / "sparse", out=w / "s.json")),
             "is sparse",
         ),
+        # ---- second pass (issue 36) ----
+        (
+            "TrainConfig-weight-decay-inf",
+            lambda w: TrainConfig(task="rte", out="x", model="m", weight_decay=float("inf")),
+            "--weight-decay must be a finite number, got inf",
+        ),
+        (
+            "ExportConfig-smooth-alpha-no-quantize",
+            lambda w: ExportConfig(run_dir=w / "sparse", out=w / "x", smooth_alpha=0.5),
+            "--smooth-alpha only applies with --quantize",
+        ),
+        (
+            "ExportConfig-calibration-rows-dynamic",
+            lambda w: ExportConfig(
+                run_dir=w / "sparse", out=w / "x", quantize="int8-dynamic", calibration_rows=8
+            ),
+            "--calibration-rows only applies to --quantize int8",
+        ),
+        (
+            "Predictor-max-seq-len-huge",
+            lambda w: Predictor.from_export(w / "exp-huge-seq"),
+            "tokenizer.max_seq_len must be a positive integer, got 'huge'",
+        ),
+        (
+            "Triton-writer-max-seq-len-huge",
+            lambda w: write_triton_repo(w / "exp-huge-seq", w / "new-out"),
+            "tokenizer.max_seq_len must be a positive integer, got 'huge'",
+        ),
+        (
+            "Predictor-lone-surrogate",
+            lambda w: Predictor.from_export(w / "exp-sparse").predict(
+                [("fine", "ok"), ("\x00\ud800x", "ok")]
+            ),
+            "input 1 (sentence 1 of the pair) is not valid Unicode text: '\\ud800' at character 1 is a lone surrogate",
+        ),
+        (
+            "Predictor-lone-surrogate-in-pair",
+            lambda w: Predictor.from_export(w / "exp-sparse").predict([("fine", "a\udcff")]),
+            "input 0 (sentence 2 of the pair) is not valid Unicode text",
+        ),
+        (
+            "Predictor-threads-negative",
+            lambda w: Predictor.from_export(w / "exp-sparse", threads=-1),
+            "threads must be a positive integer (or None: ONNX Runtime's default), got -1",
+        ),
+        (
+            "Predictor-dict",
+            lambda w: Predictor.from_export(w / "exp-sparse").predict({"a": "b"}),
+            "got a dict; pass a list",
+        ),
+        (
+            "TritonRequests-no-facts",
+            lambda w: TritonRequests.from_model_dir(w / "triton-bad" / "nofacts"),
+            "nxm_serving.json has no facts; write the model again",
+        ),
+        (
+            "TritonRequests-bad-buckets",
+            lambda w: TritonRequests.from_model_dir(w / "triton-bad" / "badbuckets"),
+            "sequence_buckets [-3] must be increasing token counts from 2 up to max_seq_len 64",
+        ),
+        (
+            "TritonRequests-max-seq-len-huge",
+            lambda w: TritonRequests.from_model_dir(w / "triton-bad" / "hugeseq"),
+            "facts.max_seq_len must be a positive integer, got 'huge'; write the model again",
+        ),
+        (
+            "TritonOptions-bad-buckets",
+            lambda w: TritonOptions(buckets=(-3, 64)),
+            "Triton buckets [-3, 64] must be token counts of at least 2",
+        ),
     ]
 
 
@@ -534,3 +675,143 @@ def test_api_bad_input_raises_one_line(index: int, world: Path, monkeypatch: pyt
     message = str(err.value)
     assert "\n" not in message and text in message, message
     assert snapshot(world) == before
+
+
+# ---- second pass (issue 36): valid commands that failed, and one that now warns ----------------------
+
+
+@pytest.mark.skipif(CUDA, reason="checks the warning on a machine without a GPU")
+def test_triton_gpu_provider_on_a_cpu_machine_is_written_with_one_warning(
+    world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Triton repository is prepared for the machine that serves it: KIND_GPU is written here too,
+    exit 0, with one warning line (README: "Serving")."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out, repo = tmp_path / "exp", tmp_path / "repo"
+    args = ["export", str(world / "sparse"), "--out", str(out), "--triton-repo", str(repo),
+            "--triton-name", "m", "--triton-ort-provider", "cuda"]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        "warning: Triton model m is set to run on a GPU (KIND_GPU, ONNX Runtime's cuda provider), but no "
+        "NVIDIA GPU is visible (torch.cuda.is_available() is False) here: serve it on a machine with an "
+        "NVIDIA GPU and onnxruntime-gpu"
+    ], err
+    assert "kind: KIND_GPU" in (repo / "m" / "config.pbtxt").read_text(encoding="utf-8")
+
+
+def _own_data_file(root: Path, fmt: str, glue: Path) -> Path:
+    """40 SST-2 training rows with text labels, in one of the formats --data reads."""
+    import csv
+
+    from nxm_deploy.data import load_split
+
+    rows = [
+        {"text": a, "label": ["neg", "pos"][y]}
+        for a, _, y in load_split("sst2", "train", glue).select(40).rows()
+    ]
+    path = root / f"reviews.{fmt}"
+    if fmt in ("csv", "tsv"):
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(
+                f,
+                delimiter="," if fmt == "csv" else "\t",
+                quoting=csv.QUOTE_MINIMAL if fmt == "csv" else csv.QUOTE_NONE,
+                lineterminator="\n",
+                escapechar="\\",
+            )
+            w.writerow(["text", "label"])
+            w.writerows([r["text"], r["label"]] for r in rows)
+    elif fmt == "json":
+        path.write_text(json.dumps(rows), encoding="utf-8")
+    elif fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def _own_data_run(out: Path, data: Path, minilm: Path) -> Path:
+    """A dense run on ``data`` with the nxm.json sections ``train`` writes for own data: the dataset it
+    read (``load_own``'s record), its labels, and the sha256 of the training rows it used."""
+    from nxm_deploy.data.encode import rows_fingerprint
+    from nxm_deploy.data.own import DataOptions, load_own
+
+    own = load_own(DataOptions(str(data), validation_fraction=0.2))
+    write_run_dir(
+        out, make_tiny_model("bert", seed=3), minilm, sparse=False, max_seq_len=32, task=own.task.name
+    )
+    body = json.loads((out / "nxm.json").read_text(encoding="utf-8"))
+    train = own.train
+    body |= {
+        "labels": list(own.task.labels),
+        "dataset": own.record,
+        "hyperparameters": {"max_train_samples": None},
+        "data": {"source": train.source, "train_rows": len(train),
+                 "train_sha256": rows_fingerprint(list(train.texts_a), None, list(train.labels))},
+    }  # fmt: skip
+    (out / "nxm.json").write_text(json.dumps(body), encoding="utf-8")
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "json", "jsonl", "parquet"])
+def test_int8_export_of_an_own_data_run_calibrates_on_its_own_rows(
+    fmt: str, tmp_path: Path, minilm_dir: Path, glue_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`export --quantize int8|int8-dynamic` of a run trained with `train --data` read the GLUE task
+    registry ("unknown GLUE task 'data:reviews.csv'"); it calibrates on the file the run recorded,
+    proven by its sha256, and scores agreement on its validation rows."""
+    from nxm_deploy.export import ExportConfig, export
+
+    monkeypatch.chdir(tmp_path)
+    run = _own_data_run(tmp_path / "run", _own_data_file(tmp_path, fmt, glue_dir), minilm_dir)
+    fast = {"batches": (2,), "seq_lens": (16,), "min_agreement": 0.0}
+    config = ExportConfig(run_dir=run, out=tmp_path / "int8", quantize="int8", calibration_rows=8, **fast)
+    q = export(config).manifest["quantization"]
+    cal = q["calibration"]
+    assert cal["rows"] == 8 and cal["of_train_rows"] == 32 and cal["source"].endswith(f"reviews.{fmt}")
+    assert cal["run_train_sha256"] == json.loads((run / "nxm.json").read_text())["data"]["train_sha256"]
+    assert q["agreement"]["rows"] == 8 and q["agreement"]["source"].endswith(f"reviews.{fmt}")
+    if fmt == "csv":  # int8-dynamic scores the same validation rows; other rows in the file are refused
+        dyn = export(ExportConfig(run_dir=run, out=tmp_path / "dyn", quantize="int8-dynamic", **fast))
+        assert dyn.manifest["quantization"]["agreement"]["rows"] == 8
+        data = tmp_path / "reviews.csv"
+        data.write_text(data.read_text(encoding="utf-8") + "one more row,neg\n", encoding="utf-8")
+        with pytest.raises(UserError, match=r"no longer holds the rows the run trained on .* pass --data"):
+            export(ExportConfig(run_dir=run, out=tmp_path / "again", quantize="int8", **fast))
+        assert not (tmp_path / "again").exists()
+
+
+def test_int8_export_of_a_glue_run_reads_the_rows_where_the_run_recorded_them(
+    world: Path, tmp_path: Path, glue_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GLUE run trained with --data-dir, exported without it (no $GLUE_DIR, no hub): the folder of
+    the training file it recorded; when that is gone, one line saying which option to pass."""
+    from conftest import record_training_rows
+
+    from nxm_deploy.export import ExportConfig, export
+
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    glue = tmp_path / "glue"
+    shutil.copytree(glue_dir / "RTE", glue / "RTE")
+    run = record_training_rows(_copy(world / "sparse", tmp_path / "run"), glue, limit=32)
+    fast = {"batches": (2,), "seq_lens": (16,), "min_agreement": 0.0, "calibration_rows": 8}
+    q = export(ExportConfig(run_dir=run, out=tmp_path / "int8", quantize="int8", **fast)).manifest[
+        "quantization"
+    ]
+    assert q["calibration"]["source"] == str(glue / "RTE" / "train.tsv")
+    assert q["agreement"]["source"] == str(glue / "RTE" / "dev.tsv") and q["agreement"]["rows"] == 277
+    shutil.rmtree(glue)
+    with pytest.raises(UserError) as err:
+        export(ExportConfig(run_dir=run, out=tmp_path / "again", quantize="int8", **fast))
+    assert "\n" not in str(err.value)
+    assert str(err.value).endswith(
+        f"the run read them from {glue / 'RTE' / 'train.tsv'}, which is gone: pass --data-dir with its GLUE root"
+    ), err.value

@@ -6,6 +6,7 @@ Defaults target BERT-base on GLUE (the paper's setting); each says why.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +130,10 @@ class TrainConfig:
     data: DataOptions | None = None  # own data (--data and its options) instead of a GLUE task
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # every float option: inf and nan are refused up front
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"--{f.name.replace('_', '-')} must be a finite number, got {value}")
         positive = {
             "epochs": self.epochs,
             "lr": self.lr,

@@ -17,7 +17,7 @@ import torch
 from transformers import TrainerCallback
 
 from nxm_deploy.admm.config import TrainConfig
-from nxm_deploy.errors import UserError
+from nxm_deploy.errors import GpuNeededError, UserError
 
 TENSORBOARD_DIR = "tensorboard"  # RUN_DIR/tensorboard/phase-K-KIND/ with --report-to tensorboard
 
@@ -26,7 +26,7 @@ def check_precision(mixed_precision: str, cuda: bool | None = None) -> None:
     """Refuse, in one line, a precision this machine cannot train in."""
     cuda = torch.cuda.is_available() if cuda is None else cuda
     if mixed_precision == "fp16" and not cuda:
-        raise UserError(
+        raise GpuNeededError(
             "--mixed-precision fp16 needs a CUDA GPU (its loss scaler runs there); on CPU use bf16 or no"
         )
     if mixed_precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():

@@ -75,6 +75,9 @@ class TimingPlan:
             raise UserError(f"--warmup must be 0 or more, got {self.warmup}")
         if self.repeats < MIN_PAIRS:
             raise UserError(f"--repeats must be at least {MIN_PAIRS}, got {self.repeats}")
+        for flag, value in (("--min-time", self.min_time_s), ("--max-time", self.max_time_s)):
+            if not math.isfinite(value):
+                raise UserError(f"{flag} must be a finite number, got {value}")
         if self.min_time_s < 0 or self.max_time_s <= 0:
             raise UserError(
                 f"--min-time and --max-time must be positive, got {self.min_time_s} and {self.max_time_s}"

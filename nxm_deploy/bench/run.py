@@ -66,10 +66,20 @@ def _tokenizer_dir(source: sources.ModelSource, backend: str) -> Path:
     return source.path
 
 
-def _check_position_limit(cfg: BenchConfig, tokenizer: Any) -> None:
+def _check_position_limit(cfg: BenchConfig, tokenizer: Any, models: dict[str, sources.ModelSource]) -> None:
+    """Refuse, before any work, a --seq-lens longer than the tokenizer or any model takes (the model's
+    position embeddings, as its export recorded them)."""
+    longest = cfg.seq_lens[-1]
     limit = getattr(tokenizer, "model_max_length", None)
-    if isinstance(limit, int) and 0 < limit < 1_000_000 and cfg.seq_lens[-1] > limit:
-        raise UserError(f"--seq-lens {cfg.seq_lens[-1]} exceeds the tokenizer's limit of {limit} tokens")
+    if isinstance(limit, int) and 0 < limit < 1_000_000 and longest > limit:
+        raise UserError(f"--seq-lens {longest} exceeds the tokenizer's limit of {limit} tokens")
+    for source in models.values():
+        limit = source.position_limit()
+        if limit is not None and longest > limit:
+            raise UserError(
+                f"--seq-lens {longest} exceeds the position limit of {source.label} ({limit} tokens); "
+                f"pass --seq-lens up to {limit}"
+            )
 
 
 def _accuracy(
@@ -223,7 +233,7 @@ def bench(cfg: BenchConfig) -> BenchResult:
             fingerprint = sources.check_same_tokenizer(tokenizers["dense"], tokenizers[role], dev.texts_a,
                                                        dev.texts_b, models[role].label)  # fmt: skip
     tokenizer = tokenizers["dense"]
-    _check_position_limit(cfg, tokenizer)
+    _check_position_limit(cfg, tokenizer, models)
 
     pattern = models["sparse"].pattern
     assert pattern is not None  # check_roles refused a dense --sparse

@@ -71,6 +71,22 @@ class ModelSource:
     def max_seq_len(self) -> int | None:
         return self.export.max_seq_len if self.export is not None else self.facts.max_seq_len
 
+    def position_limit(self) -> int | None:
+        """The longest sequence the model takes: as its export recorded it, else from its run's
+        ``config.json`` (position embeddings); None when neither says."""
+        if self.export is not None and self.export.position_limit is not None:
+            return self.export.position_limit
+        if self.run_dir is None or not (self.run_dir / "config.json").is_file():
+            return None
+        from transformers import AutoConfig
+
+        from nxm_deploy.models import position_limit
+
+        try:
+            return position_limit(AutoConfig.from_pretrained(str(self.run_dir)))
+        except (OSError, ValueError):
+            return None
+
     @property
     def onnx_path(self) -> Path:
         assert self.export is not None

@@ -29,9 +29,11 @@ def check(
     exclude: Sequence[str] = (),
 ) -> CheckReport:
     """Check ``path``: a run directory (the layers and pattern its manifest names; a dense run
-    reports its density and passes), an export directory (its ONNX, against the pattern its
-    manifest records), an ``.onnx`` file or a ``.safetensors`` file (encoder weights, or those
-    ``include`` names). ``pattern`` defaults to the manifest's, else 2:4."""
+    reports its density and passes, unless ``pattern`` is given: then it must hold it), an export
+    directory (its ONNX, against the pattern its manifest records), an ``.onnx`` file or a
+    ``.safetensors`` file (encoder weights, or those ``include`` names). ``pattern`` defaults to the
+    manifest's, else 2:4. A path inside a ``.NAME.XXXX.partial`` folder (an unfinished export) is
+    refused."""
     from nxm_deploy import nm
     from nxm_deploy.check.onnx import check_onnx
     from nxm_deploy.check.report import CheckReport
@@ -45,6 +47,7 @@ def check(
     given = nm.parse_pattern(pattern) if pattern is not None else None
     if not path.exists():
         raise UserError(f"{path} does not exist; pass a run directory, a .safetensors or an .onnx file")
+    _refuse_partial(path)
     if path.is_dir():
         if RunManifest.is_run_dir(path):
             return check_run_dir(path, given, rule)
@@ -62,3 +65,20 @@ def check(
     if path.suffix == ".onnx":
         return check_onnx(path, given or nm.DEFAULT_PATTERN, rule)
     return check_safetensors(path, given or nm.DEFAULT_PATTERN, rule)
+
+
+def _refuse_partial(path: Path) -> None:
+    """A path inside ``.NAME.XXXX.partial``, the hidden folder an export (bench, Triton) is built in: it
+    is incomplete (still being written, or left by a killed run) and proves nothing."""
+    import re
+
+    from nxm_deploy.errors import UserError
+
+    absolute = path.absolute()
+    for folder in (absolute, *absolute.parents):
+        m = re.fullmatch(r"\.(.+)\.[^.]+\.partial", folder.name)
+        if m:
+            raise UserError(
+                f"{path} lies in {folder}, an incomplete export (still being written, or left by a killed "
+                f"'nxm-deploy export'); check the finished {folder.parent / m.group(1)} instead"
+            )

@@ -99,10 +99,15 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"ONNX file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is an empty file (0 bytes), not an ONNX model; export it again")
     try:
-        return onnx.load(str(path))
+        model = onnx.load(str(path))
     except (OSError, ValueError, DecodeError) as exc:
         raise UserError(f"{path} is not a readable ONNX model ({exc}); export it again") from exc
+    if not model.graph.node:
+        raise UserError(f"{path} holds no ONNX graph (no nodes); export it again")
+    return model
 
 
 def _layer_from_metadata(node: onnx.NodeProto) -> str | None:

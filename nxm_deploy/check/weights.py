@@ -84,7 +84,8 @@ def check_run_dir(
     """Check the layers and pattern that a run directory's manifest names (``rule``'s ``exclude``
     leaves some out; its ``include`` checks the weights it names instead).
 
-    A dense run (no pattern in its manifest) reports density only and passes.
+    A dense run (no pattern in its manifest) reports density only and passes; given ``pattern``, its
+    encoder weights are checked against it (and fail unless they hold it).
     """
     manifest = run if isinstance(run, RunManifest) else RunManifest.read(run)
     run_dir, claimed = manifest.path, manifest.facts.pattern
@@ -92,7 +93,7 @@ def check_run_dir(
     if claimed is None or rule.include:
         report = check_safetensors(run_dir, p, rule)
         if claimed is None:
-            return CheckReport(f"{run_dir} (dense run)", p, report.rows, expect_sparse=False)
+            return CheckReport(f"{run_dir} (dense run)", p, report.rows, expect_sparse=pattern is not None)
         return CheckReport(str(run_dir), p, report.rows)
     if not manifest.facts.layers:
         raise UserError(f"{run_dir / RUN_MANIFEST} claims pattern {claimed} but names no layers")

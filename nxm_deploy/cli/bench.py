@@ -10,7 +10,7 @@ import click
 from nxm_deploy.bench.config import BACKENDS, ORT_PROVIDERS, BenchConfig
 from nxm_deploy.bench.latency import TimingPlan
 from nxm_deploy.cli.group import cli, setup_logging
-from nxm_deploy.cli.options import data_dir_option, data_options, default, own_data
+from nxm_deploy.cli.options import FINITE_FLOAT, data_dir_option, data_options, default, own_data
 
 
 def _sizes(name: str) -> str:
@@ -88,11 +88,11 @@ def echo_report(r: dict[str, Any]) -> None:
     help="Timed pairs per shape, at least.",
 )  # fmt: skip
 @click.option(
-    "--min-time", type=float, default=default(TimingPlan, "min_time_s"), show_default=True,
+    "--min-time", type=FINITE_FLOAT, default=default(TimingPlan, "min_time_s"), show_default=True,
     help="Timed seconds per shape, at least.",
 )  # fmt: skip
 @click.option(
-    "--max-time", type=float, default=default(TimingPlan, "max_time_s"), show_default=True,
+    "--max-time", type=FINITE_FLOAT, default=default(TimingPlan, "max_time_s"), show_default=True,
     help="Stop a shape after these seconds.",
 )  # fmt: skip
 @click.option(

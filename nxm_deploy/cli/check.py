@@ -22,10 +22,11 @@ def check(
     """Check that weights hold an N:M pattern, tensor by tensor.
 
     PATH is a run directory (the layers and pattern its manifest names; a dense run reports its
-    density and passes), an export directory, a .safetensors file (2-D weights inside the encoder
-    blocks) or an ONNX file (weights along each consumer's reduction axis). Exit 0 when every
-    selected tensor holds the pattern, 1 otherwise (and when nothing is selected). --pattern
-    defaults to the manifest's, else 2:4.
+    density and passes, unless --pattern is given: then it must hold it), an export directory, a
+    .safetensors file (2-D weights inside the encoder blocks) or an ONNX file (weights along each
+    consumer's reduction axis). Exit 0 when every selected tensor holds the pattern, 1 otherwise
+    (and when nothing is selected, for an empty .onnx, and inside an unfinished .partial export).
+    --pattern defaults to the manifest's, else 2:4.
     """
     from nxm_deploy.check import check as run_check
     from nxm_deploy.check.report import format_table, verdict

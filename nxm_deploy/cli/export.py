@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from nxm_deploy.cli.group import CliError, cli
-from nxm_deploy.cli.options import data_dir_option, data_options, default, own_data
+from nxm_deploy.cli.options import FINITE_FLOAT, data_dir_option, data_options, default, own_data
 from nxm_deploy.errors import EXIT_NEEDS_GPU
 from nxm_deploy.export.config import ENGINES, ExportConfig
 from nxm_deploy.export.quantize import CALIBRATION_METHODS, QUANTIZE_MODES
@@ -135,7 +135,7 @@ def _echo_export(result: Any) -> None:
 )
 @click.option(
     "--smooth-alpha",
-    type=float,
+    type=FINITE_FLOAT,
     default=default(ExportConfig, "smooth_alpha"),
     show_default=True,
     help="--quantize int8: SmoothQuant's migration strength before calibration (moves activation "
@@ -143,7 +143,7 @@ def _echo_export(result: Any) -> None:
 )
 @click.option(
     "--min-agreement",
-    type=float,
+    type=FINITE_FLOAT,
     default=default(ExportConfig, "min_agreement"),
     show_default=True,
     help="--quantize int8: the share of dev rows on which it must predict the FP32 PyTorch model's class.",

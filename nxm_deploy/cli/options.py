@@ -7,6 +7,7 @@ in the config class, and ``--help`` shows it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -14,7 +15,36 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["data_dir_option", "data_options", "default", "layer_glob_options", "own_data", "pattern_option"]
+__all__ = [
+    "FINITE_FLOAT",
+    "FiniteFloat",
+    "data_dir_option",
+    "data_options",
+    "default",
+    "layer_glob_options",
+    "own_data",
+    "pattern_option",
+]
+
+
+class FiniteFloat(click.ParamType):
+    """A float option that refuses ``inf``, ``-inf`` and ``nan`` up front, in one line (exit 1, like any
+    value out of its range; text that is no number at all stays click's usage error, exit 2)."""
+
+    name = "float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if number is not None and not math.isfinite(number):
+            from nxm_deploy.errors import UserError
+
+            flag = param.opts[0] if param is not None and param.opts else "the value"
+            raise UserError(f"{flag} must be a finite number, got {value}")
+        return number
+
+
+FINITE_FLOAT = FiniteFloat()
+"""The type of every float option of every command."""
 
 
 def default(config: type, name: str) -> Any:
@@ -76,7 +106,7 @@ def data_options(fn: F) -> F:
                           help="Main metric [accuracy; pearson for regression].")),
         ("--problem", dict(type=click.Choice(PROBLEMS), default=None,
                            help="[regression when every label is a number and not all are integers]")),
-        ("--validation-fraction", dict(type=float, default=None,
+        ("--validation-fraction", dict(type=FINITE_FLOAT, default=None,
                                        help="Hold out this fraction of --data (fixed split, seed 0) [0.1 "
                                        "when no validation file is given or found]")),
         ("--validation-file", dict(type=click.Path(path_type=str), default=None,

@@ -9,6 +9,7 @@ import click
 
 from nxm_deploy.cli.group import cli, setup_logging
 from nxm_deploy.cli.options import (
+    FINITE_FLOAT,
     data_dir_option,
     data_options,
     default,
@@ -23,7 +24,7 @@ def _opt(name: str, help_text: str, **kwargs: Any) -> Any:
     value = default(SensitivityConfig, name)
     return click.option(
         "--" + name.replace("_", "-"),
-        type=type(value),
+        type=FINITE_FLOAT if isinstance(value, float) else type(value),
         default=value,
         show_default=True,
         help=help_text,

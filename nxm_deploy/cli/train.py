@@ -17,6 +17,7 @@ from nxm_deploy.admm.config import (
 )
 from nxm_deploy.cli.group import cli, setup_logging
 from nxm_deploy.cli.options import (
+    FINITE_FLOAT,
     data_dir_option,
     data_options,
     default,
@@ -37,6 +38,7 @@ def _opt(name: str, help_text: str | None = None, **kwargs: Any) -> Any:
     value = default(TrainConfig, name)
     flag = "--" + name.replace("_", "-")
     kind = kwargs.pop("type", None) or type(value)
+    kind = FINITE_FLOAT if kind is float else kind
     return click.option(
         flag, type=kind, default=value, show_default=value is not None, help=help_text, **kwargs
     )

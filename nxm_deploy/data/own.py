@@ -25,7 +25,8 @@ from nxm_deploy.data.tables import Table, find_data_files, read_hub, read_table
 from nxm_deploy.data.tasks import GlueTask, TaskSplit, TsvFormat, float32_score
 from nxm_deploy.errors import DataError
 
-__all__ = ["METRIC_NAMES", "PROBLEMS", "DataOptions", "OwnData", "load_own", "same_data_problem"]
+__all__ = ["METRIC_NAMES", "PROBLEMS", "DataOptions", "OwnData", "load_own", "recorded_options",
+           "same_data_problem"]  # fmt: skip
 
 log = logging.getLogger("nxm_deploy.data")
 
@@ -300,6 +301,12 @@ def load_own(opts: DataOptions) -> OwnData:
     if problem == "classification":
         key = (lambda s: float(s)) if kind == "number" else (lambda s: s)
         labels = tuple(sorted({_name(*kv) for kv in train.raw}, key=key))
+        if len(labels) < 2:
+            raise DataError(
+                f"{train_t.source}, column {label!r}: every training row has the label {labels[0]!r}; "
+                "a classifier needs at least 2 classes (add rows of another class, or pass --problem "
+                "regression for scores)"
+            )
     name = opts.source if opts.source.startswith("hub:") else f"data:{Path(source).name}"
     task = _task(opts, name, (text, pair) if pair else (text,), labels)
     dev = val.split(task, "dev", label)
@@ -330,6 +337,21 @@ def _positive_id(opts: DataOptions, labels: tuple[str, ...], metric: str, source
     if metric != "f1":
         log.info("--positive-label is used only by --metric f1")
     return labels.index(opts.positive_label)
+
+
+def recorded_options(dataset: dict[str, Any]) -> DataOptions:
+    """The :class:`DataOptions` a run's ``dataset`` section (nxm.json) recorded, to read its rows again.
+    A source given as a relative path that does not resolve from here is replaced by the absolute path
+    the run recorded (its training file; the folder holding it when the rows came from a folder)."""
+    if not isinstance(dataset.get("source"), str):
+        raise DataError("the run's nxm.json records no data source (dataset.source)")
+    options = DataOptions.from_json(dataset.get("options") or {"source": dataset["source"]})
+    given = options.source
+    if given.startswith("hub:") or Path(given).expanduser().exists():
+        return options
+    recorded = Path(dataset["source"])
+    from_folder = Path(given).suffix == "" and recorded.suffix != ""
+    return dataclasses.replace(options, source=str(recorded.parent if from_folder else recorded))
 
 
 def same_data_problem(recorded: dict[str, Any] | None, current: dict[str, Any]) -> str | None:

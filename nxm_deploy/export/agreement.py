@@ -1,6 +1,6 @@
 """A quantized ONNX against the FP32 PyTorch model on every dev row: same class, metric, logit differences.
 
-    section = dev_agreement(model, Path("model.onnx"), tokenizer, "SST-2", data_dir, input_names, 128)
+    section = dev_agreement(model, Path("model.onnx"), tokenizer, task, dev, input_names, 128)
     section["agreement"], section["metrics"]["onnx"], section["logits"]["max_abs_diff"]
 
 INT8 changes the logits by more than any elementwise tolerance a parity check could state, so a
@@ -56,25 +56,24 @@ def dev_agreement(
     model: nn.Module,
     onnx_path: Path,
     tokenizer: Any,
-    task_name: str,
-    data_dir: str | Path | None,
+    task: Any,
+    dev: Any,
     input_names: Sequence[str],
     max_seq_len: int,
     enforce: bool = True,
     min_agreement: float = MIN_AGREEMENT,
 ) -> dict[str, Any]:
-    """Score ``onnx_path`` (ONNX Runtime, CPU) and ``model`` (PyTorch, FP32) on the full dev split; raise
+    """Score ``onnx_path`` (ONNX Runtime, CPU) and ``model`` (PyTorch, FP32) on ``dev``, the full dev
+    split of ``task`` (a GLUE task's, or the validation rows of the run's own data); raise
     :class:`QuantizeError` when they agree less than required (see the module docstring), or with
     ``enforce=False`` record ``ok: false`` and the reason in ``warning``."""
     import onnxruntime as ort
     import torch
 
-    from nxm_deploy.data import compute_metrics, get_task, load_split, main_metric_value
+    from nxm_deploy.data import compute_metrics, main_metric_value
     from nxm_deploy.runtime.encoding import TextEncoder
     from nxm_deploy.runtime.ort_session import OrtSession
 
-    task = get_task(task_name)
-    dev = load_split(task, "dev", data_dir)
     encoder = TextEncoder(tokenizer, input_names, max_seq_len)
     encoded = encoder.encode(list(dev.texts_a), None if dev.texts_b is None else list(dev.texts_b))
     session = OrtSession(onnx_path, label=onnx_path.name)

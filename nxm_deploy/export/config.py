@@ -5,6 +5,7 @@ Importing it loads neither torch nor onnx, so ``nxm-deploy export --help`` stays
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ class ExportConfig:
             )
         if not 0.0 <= self.min_agreement <= 1.0:
             raise QuantizeError(f"--min-agreement must be between 0 and 1, got {self.min_agreement}")
+        self._refuse_ignored()
         spec = self.quantization
         if spec is not None and not spec.static and self.engine == "trt":
             raise QuantizeError(
@@ -88,6 +90,20 @@ class ExportConfig:
             fp16 = self.engine == "trt" and spec is None
             object.__setattr__(self, "precision", "fp16" if fp16 else "fp32")
 
+    def _refuse_ignored(self) -> None:
+        """Quantization options that would be silently ignored: any of them without --quantize, and the
+        calibration ones (static int8's) with int8-dynamic, as train refuses its method's options."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        calibration = ("calibration_rows", "calibration_method", "calibration_seed", "smooth_alpha")
+        changed = [n for n in (*calibration, "min_agreement") if getattr(self, n) != defaults[n]]
+        if self.quantize is None and changed:
+            raise QuantizeError(f"{_flags(changed)} with --quantize; add --quantize int8 or drop them")
+        changed = [n for n in changed if n in calibration]
+        if self.quantize == "int8-dynamic" and changed:
+            raise QuantizeError(
+                f"{_flags(changed)} to --quantize int8 (int8-dynamic calibrates nothing); drop them"
+            )
+
     @property
     def quantization(self) -> QuantizeSpec | None:
         """The quantization asked for, validated (None: FP32 ONNX)."""
@@ -100,3 +116,9 @@ class ExportConfig:
             self.calibration_seed,
             self.smooth_alpha,
         )
+
+
+def _flags(names: list[str]) -> str:
+    """``--a, --b only apply`` (``--a only applies``)."""
+    flags = ", ".join(f"--{n.replace('_', '-')}" for n in names)
+    return f"{flags} only {'applies' if len(names) == 1 else 'apply'}"

@@ -44,6 +44,7 @@ __all__ = [
     "builtin_sentences",
     "compare",
     "parity_sentences",
+    "require_finite_weights",
     "sentences_from_glue",
     "seq_grid",
 ]
@@ -158,14 +159,13 @@ def own_sentences(
     """Validation rows of own data: ``options`` (a ``DataOptions``, from ``--data``), else the data
     the run recorded (``nxm.json``'s ``dataset``; built-in sentences when it cannot be read any more);
     None for a GLUE run without ``--data``."""
-    from nxm_deploy.data.own import DataOptions, load_own
+    from nxm_deploy.data.own import load_own, recorded_options
 
     if options is None:
         if not dataset:
             return None
         try:
-            options = DataOptions.from_json(dataset.get("options") or {"source": dataset["source"]})
-            dev = load_own(options).dev.select(n)
+            dev = load_own(recorded_options(dataset)).dev.select(n)
         except DataError as exc:
             return builtin_sentences(bool((dataset.get("columns") or {}).get("text_pair")), str(exc))
     else:
@@ -341,3 +341,17 @@ def compare(
     return ParityReport(
         str(onnx_path), cases, failures, tolerances, list(batches), list(seq_lens), sentences, runtime
     )
+
+
+def require_finite_weights(model: nn.Module, run_dir: Path) -> None:
+    """Refuse a run whose weights hold NaN or infinity (a diverged run), naming the first such tensor:
+    its export would fail parity for a reason that parity cannot name."""
+    import torch
+
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ExportError(
+                f"refusing to export: the weights of {run_dir} are not finite ({name} holds {bad} NaN or "
+                "infinite values); the run diverged: train it again (e.g. with a lower --lr)"
+            )

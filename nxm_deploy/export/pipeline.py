@@ -32,7 +32,7 @@ from nxm_deploy.check.onnx import require_sparse_layers
 from nxm_deploy.check.report import CheckReport
 from nxm_deploy.check.weights import check_run_dir
 from nxm_deploy.errors import ExportError, SparsityError, UserError
-from nxm_deploy.export import agreement, parity, quantize, trt
+from nxm_deploy.export import agreement, parity, quantize, rows, trt
 from nxm_deploy.export.config import ExportConfig
 from nxm_deploy.export.onnx import ONNX_NAME, describe_io, export_onnx, io_problems
 from nxm_deploy.io import write_json_atomic
@@ -97,6 +97,7 @@ class SourceRun:
             raise SparsityError(f"refusing to export: {report.failure_line()}")
         model, tokenizer = load_model(run_dir)
         model = model.float().eval()
+        parity.require_finite_weights(model, run_dir)
         limit = position_limit(model, tokenizer)
         return cls(run, report, model, tokenizer, input_names_for(model, tokenizer), limit)
 
@@ -189,7 +190,8 @@ def _quantize(
     tmp: Path,
     run: SourceRun,
     config: ExportConfig,
-    rows: quantize.CalibrationRows | None,
+    calibration: quantize.CalibrationRows | None,
+    data: rows.RunData,
     reference: dict[str, Any],
     say: Callable[[str], None],
 ) -> tuple[dict[str, Any], CheckReport]:
@@ -200,12 +202,12 @@ def _quantize(
     fp32 = tmp / f".fp32-{ONNX_NAME}"
     (tmp / ONNX_NAME).rename(fp32)
     how = "dynamic"
-    if rows:
+    if calibration:
         smooth = f", SmoothQuant alpha {spec.smooth_alpha:g}" if spec.smooth_alpha > 0 else ""
-        how = f"calibrated on {len(rows.texts_a)} training rows, {spec.calibration_method}{smooth}"
+        how = f"calibrated on {len(calibration.texts_a)} training rows, {spec.calibration_method}{smooth}"
     say(f"quantizing to {spec.mode} ({how})")
     args = (run.tokenizer, run.input_names, run.max_seq_len)
-    section = quantize.quantize_onnx(fp32, tmp / ONNX_NAME, spec, rows, *args)
+    section = quantize.quantize_onnx(fp32, tmp / ONNX_NAME, spec, calibration, *args)
     fp32.unlink()
     problems = io_problems(describe_io(tmp / ONNX_NAME), run.input_names)
     if problems:
@@ -213,13 +215,12 @@ def _quantize(
     say(f"checking the N:M pattern of the {spec.mode} graph")
     report = require_sparse_layers(tmp / ONNX_NAME, run.layers, run.pattern, reference)
     say(f"comparing the {spec.mode} ONNX with PyTorch on the full dev set")
-    task = str(run.run.facts.task)
     section["agreement"] = agreement.dev_agreement(
         run.model,
         tmp / ONNX_NAME,
         run.tokenizer,
-        task,
-        config.data_dir,
+        data.task,
+        data.dev,
         run.input_names,
         run.max_seq_len,
         enforce=spec.static,  # int8-dynamic: ONNX Runtime's defaults, measured and warned about
@@ -276,10 +277,12 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
                 f"--max-shape sequence {profile.max[1]} exceeds the model's position limit {limit}"
             )
         spec = config.quantization
-        rows = None  # calibration rows first: a run whose training rows are gone fails before any work
+        calibration = data = None  # the run's rows first: a run whose rows are gone fails before any work
+        if spec is not None:
+            data = rows.run_data(run.run, config.data_dir, config.data)
         if spec is not None and spec.static:
-            rows = quantize.calibration_rows(
-                run.run, config.data_dir, spec.calibration_rows, spec.calibration_seed
+            calibration = rows.calibration_rows(
+                run.run, config.data_dir, spec.calibration_rows, spec.calibration_seed, data
             )
         sentences = parity.own_sentences(run.run.body.get("dataset"), config.data) or (
             parity.parity_sentences(run.run.facts.task, config.data_dir)
@@ -300,7 +303,8 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
         parity_report.raise_for_failures()
         quantization = None
         if spec is not None:
-            quantization, nm_report = _quantize(tmp, run, config, rows, reference, say)
+            assert data is not None
+            quantization, nm_report = _quantize(tmp, run, config, calibration, data, reference, say)
         if spec is not None and not spec.static:  # MatMulInteger graphs are ONNX Runtime's own
             tensorrt = {"built": False, "requested": False, "build_script": None, "precision": None,
                         "reason": "int8-dynamic exports are for ONNX Runtime only"}  # fmt: skip
@@ -334,6 +338,7 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
                 "model_input_names": list(run.input_names),
                 "files": tokenizer_files,
                 "max_seq_len": run.max_seq_len,
+                "position_limit": run.position_limit,
             },
             "sparsity": _sparsity_section(nm_report, run.pattern, run.layers),
             "parity": {

@@ -1,6 +1,6 @@
 """INT8 exports: ONNX Runtime's quantizer on the FP32 ONNX, calibrated on the run's own training rows.
 
-    rows = calibration_rows(RunManifest.read("runs/sst2-admm"), data_dir=None, n=512, seed=0)
+    rows = calibration_rows(RunManifest.read("runs/sst2-admm"), data_dir=None, n=512, seed=0)  # export.rows
     section = quantize_onnx(Path("fp32.onnx"), Path("model.onnx"), QuantizeSpec("int8"), rows, tokenizer,
                             input_names, max_seq_len=128)
 
@@ -23,28 +23,21 @@ Two modes (``QUANTIZE_MODES``):
   activations quantized per call): the baseline users reach for first. ONNX Runtime only, not
   TensorRT.
 
-Calibration rows: the run's training rows exactly as ``train`` used them (the same file, the same
-fixed subset), proven by the sha256 ``nxm.json`` recorded (``data.train_sha256``), then ``n`` of them
-drawn with ``seed``; never dev rows, which score the result. A run whose training rows cannot be read,
-or whose file now holds other rows, is refused in one line.
+Calibration rows: the run's own training rows, read and proven by ``export.rows``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from nxm_deploy.errors import DataError, ExportError
-
-if TYPE_CHECKING:
-    from nxm_deploy.manifest import RunManifest
+from nxm_deploy.errors import ExportError
 
 __all__ = [
     "CALIBRATION_METHODS",
@@ -54,7 +47,6 @@ __all__ = [
     "CalibrationRows",
     "QuantizeError",
     "QuantizeSpec",
-    "calibration_rows",
     "quantize_onnx",
 ]
 
@@ -124,38 +116,6 @@ class CalibrationRows:
             "sha256": self.sha256,
             "run_train_sha256": self.train_sha256,
         }
-
-
-def calibration_rows(run: RunManifest, data_dir: str | Path | None, n: int, seed: int) -> CalibrationRows:
-    """``n`` rows (all when fewer) of the run's training rows, drawn with ``seed`` (module docstring)."""
-    from nxm_deploy.data import get_task, load_split
-    from nxm_deploy.data.encode import rows_fingerprint, subset_indices
-
-    data = run.body.get("data") if isinstance(run.body.get("data"), dict) else {}
-    recorded = data.get("train_sha256")
-    where = f"cannot calibrate INT8 on the training rows of {run.path}"
-    if not recorded or not run.facts.task:
-        raise QuantizeError(f"{where}: its nxm.json records no training rows (data.train_sha256)")
-    task = get_task(run.facts.task)
-    try:
-        split = load_split(task, task.train_split, data_dir)
-    except DataError as exc:
-        raise QuantizeError(f"{where}: they are gone ({exc}); pass --data-dir with the run's data") from exc
-    limit = (run.body.get("hyperparameters") or {}).get("max_train_samples")
-    idx = subset_indices(len(split), int(limit) if limit else None)
-    a = [split.texts_a[i] for i in idx]
-    b = [split.texts_b[i] for i in idx] if split.texts_b is not None else None
-    y = [split.labels[i] for i in idx]
-    if rows_fingerprint(a, b, y) != recorded:
-        raise QuantizeError(
-            f"{where}: they are gone: {split.source} no longer holds the rows the run trained on (sha256 "
-            f"differs from nxm.json's {recorded[:12]}); pass --data-dir with the run's data"
-        )
-    pick = sorted(random.Random(seed).sample(range(len(a)), min(n, len(a))))
-    pa = [a[i] for i in pick]
-    pb = [b[i] for i in pick] if b is not None else None
-    digest = rows_fingerprint(pa, pb, [y[i] for i in pick])
-    return CalibrationRows(pa, pb, split.source, digest, recorded, len(a), seed)
 
 
 class _Reader:

@@ -6,7 +6,12 @@ so the export, bench and runtime code can ask before they touch either.
 
 from __future__ import annotations
 
-__all__ = ["gpu_name", "trt_unavailable_reason", "trt_version"]
+__all__ = ["gpu_name", "gpu_unavailable_reason", "trt_unavailable_reason", "trt_version"]
+
+
+def gpu_unavailable_reason() -> str | None:
+    """``None`` when a CUDA GPU is visible; else one sentence on why not."""
+    return _gpu_problem()
 
 
 def trt_unavailable_reason() -> str | None:

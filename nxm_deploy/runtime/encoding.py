@@ -30,7 +30,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,11 @@ def split_inputs(inputs: Iterable[Any], facts: ServingFacts) -> tuple[list[str],
     """
     if isinstance(inputs, (str, bytes)):
         raise PredictInputError("predict() takes a list of texts, got a single string; wrap it: [text]")
+    if isinstance(inputs, (Mapping, Set)):  # iterating would read a dict's keys, a set in no fixed order
+        raise PredictInputError(
+            f"predict() takes a list of texts or (text, text) pairs, got a {type(inputs).__name__}; "
+            "pass a list (e.g. list(d.values()))"
+        )
     try:
         items = list(inputs)
     except TypeError as exc:
@@ -76,6 +81,7 @@ def split_inputs(inputs: Iterable[Any], facts: ServingFacts) -> tuple[list[str],
             first_pair = i if first_pair is None else first_pair
         else:
             raise PredictInputError(f"input {i} is {_describe(item)}; expected a str or a (str, str) pair")
+    _require_unicode(items)
     task = facts.task or "this model"
     if first_single is not None and first_pair is not None:
         raise PredictInputError(
@@ -94,6 +100,24 @@ def split_inputs(inputs: Iterable[Any], facts: ServingFacts) -> tuple[list[str],
             "pass a list of (sentence1, sentence2) tuples"
         )
     return list(items), None
+
+
+def _require_unicode(items: list[Any]) -> None:
+    """Refuse a text the tokenizer cannot take: one that UTF-8 cannot encode (a lone surrogate,
+    ``"\\ud800"``, as ``surrogateescape`` decoding leaves for bytes that are not UTF-8), naming its row."""
+    for i, item in enumerate(items):
+        for j, text in enumerate((item,) if isinstance(item, str) else item):
+            if text.isascii():
+                continue
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                part = "" if isinstance(item, str) else f" (sentence {j + 1} of the pair)"
+                raise PredictInputError(
+                    f"input {i}{part} is not valid Unicode text: {text[exc.start]!r} at character "
+                    f"{exc.start} is a lone surrogate, which UTF-8 cannot encode; decode the bytes with "
+                    "errors='replace' or drop the row"
+                ) from None
 
 
 @dataclass(frozen=True)

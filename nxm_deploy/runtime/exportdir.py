@@ -60,10 +60,16 @@ class ServingFacts:
             task=body.get("task"),
             labels=tuple(body.get("labels") or ()),
             is_pair=body.get("is_pair"),
-            max_seq_len=int(body["max_seq_len"]),
+            max_seq_len=_count(body["max_seq_len"], "max_seq_len"),
             input_names=tuple(body["input_names"]),
             output_name=str(body["output_name"]),
         )
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"facts.{name} must be a positive integer, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)

@@ -147,8 +147,12 @@ class Predictor:
         """
         if backend not in BACKENDS:
             raise PredictInputError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-        if not isinstance(max_batch, int) or max_batch < 1:
+        if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
             raise PredictInputError(f"max_batch must be a positive integer, got {max_batch!r}")
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise PredictInputError(
+                f"threads must be a positive integer (or None: ONNX Runtime's default), got {threads!r}"
+            )
         export = ExportDir.read(export_dir)
         if ort_provider != "cpu" and backend != "ort":
             raise PredictInputError(
@@ -233,7 +237,9 @@ class Predictor:
         task (RTE, MRPC, STS-B, ...). Rows are batched
         (at most ``max_batch`` per model call, each batch padded to its longest row) and cut to
         ``max_seq_len`` tokens. Raises :class:`PredictInputError` (a ``ValueError``) for an empty
-        list, mixed sentences and pairs, or the kind of input the task does not take.
+        list, a dict or set (not a list), mixed sentences and pairs, the kind of input the task does not
+        take, or a text that is not valid Unicode (a lone surrogate such as ``"\\ud800"``, which
+        ``surrogateescape`` decoding leaves for bytes that are not UTF-8): the error names its row.
         """
         logits, truncated = self.logits(inputs)
         return predictions_from_logits(logits, self.facts, truncated)

@@ -33,20 +33,19 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from nxm_deploy.errors import ExportDirError, PredictInputError
-from nxm_deploy.io import now_iso, read_json, write_json_atomic, write_text_atomic
+from nxm_deploy.errors import ExportDirError
+from nxm_deploy.io import now_iso, write_json_atomic, write_text_atomic
 from nxm_deploy.outputs import contained, prepare_out, staged_dir
-from nxm_deploy.runtime.encoding import Batch, TextEncoder, split_inputs
-from nxm_deploy.runtime.exportdir import ExportDir, ServingFacts
+from nxm_deploy.runtime.encoding import TextEncoder
+from nxm_deploy.runtime.exportdir import ExportDir
 from nxm_deploy.runtime.ort_providers import triton_instance_group, triton_provider_check
-from nxm_deploy.runtime.predictor import Item, Prediction, predictions_from_logits
+from nxm_deploy.runtime.triton_client import SERVING_FILE, TritonPlan, TritonRequests
 
 __all__ = [
     "DEFAULT_MAX_QUEUE_DELAY_US",
@@ -69,7 +68,6 @@ __all__ = [
 ONNX_PLATFORM = "onnxruntime_onnx"
 TRT_PLATFORM = "tensorrt_plan"
 _MODEL_FILES = {ONNX_PLATFORM: "model.onnx", TRT_PLATFORM: "model.plan"}
-SERVING_FILE = "nxm_serving.json"
 LABELS_FILE = "labels.txt"
 PLAN_INFO = "PLAN_INFO.json"
 VERSION = "1"
@@ -122,6 +120,13 @@ class TritonOptions:
         triton_provider_check(self.ort_provider, plan=self.platform == TRT_PLATFORM)
         if self.max_batch_size < 1:
             raise ExportDirError(f"Triton max batch size must be at least 1, got {self.max_batch_size}")
+        if self.buckets is not None and (
+            not self.buckets
+            or any(isinstance(b, bool) or not isinstance(b, int) or b < 2 for b in self.buckets)
+        ):
+            raise ExportDirError(
+                f"Triton buckets {list(self.buckets)} must be token counts of at least 2 (e.g. 16, 32, 64)"
+            )
         if self.max_queue_delay_us < 0:
             raise ExportDirError(f"max queue delay must be >= 0 microseconds, got {self.max_queue_delay_us}")
         if self.name is not None and not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", self.name):
@@ -249,6 +254,19 @@ def check_triton_target(repo: str | os.PathLike[str], options: TritonOptions) ->
     return target
 
 
+def _warn_gpu_elsewhere(ort_provider: str | None, name: str) -> None:
+    """A repository is prepared for the machine that serves it: ``KIND_GPU`` is written on a machine
+    without a GPU too (exit 0), with one warning, since Triton here could not load it."""
+    from nxm_deploy.runtime.availability import gpu_unavailable_reason
+
+    if ort_provider in ("cuda", "tensorrt") and (why := gpu_unavailable_reason()):
+        warnings.warn(
+            f"Triton model {name} is set to run on a GPU (KIND_GPU, ONNX Runtime's {ort_provider} provider), "
+            f"but {why.rstrip('.')} here: serve it on a machine with an NVIDIA GPU and onnxruntime-gpu",
+            stacklevel=3,
+        )
+
+
 def write_triton_repo(
     export_dir: str | os.PathLike[str], repo: str | os.PathLike[str], options: TritonOptions | None = None
 ) -> TritonModel:
@@ -276,6 +294,7 @@ def write_triton_repo(
     name = options.name or model_name_for(export.path)
     repo = Path(repo)
     check_triton_target(repo, replace(options, name=name))
+    _warn_gpu_elsewhere(options.ort_provider, name)
     with staged_dir(repo / name, overwrite=options.overwrite) as tmp:
         (tmp / VERSION).mkdir()
         shutil.copy2(source, tmp / VERSION / _MODEL_FILES[platform])
@@ -313,57 +332,3 @@ def write_triton_repo(
             },
         )
     return TritonModel(repo / name, name, platform, max_batch, buckets)
-
-
-# ---- client side ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TritonPlan:
-    """The requests for one call: each batch is one Triton request (rows of one bucket)."""
-
-    batches: list[Batch]
-    truncated: list[bool]
-
-
-class TritonRequests:
-    """Client-side shaping for a model written by :func:`write_triton_repo` (see "Request contract")."""
-
-    def __init__(
-        self, encoder: TextEncoder, facts: ServingFacts, buckets: Sequence[int], max_batch: int, name: str
-    ) -> None:
-        self.encoder, self.facts, self.name = encoder, facts, name
-        self.buckets, self.max_batch = tuple(buckets), max_batch
-
-    @classmethod
-    def from_model_dir(cls, model_dir: str | os.PathLike[str]) -> TritonRequests:
-        """Read ``<repo>/<name>/`` (its ``nxm_serving.json`` and tokenizer files)."""
-        from nxm_deploy.models import load_tokenizer
-
-        model_dir = Path(model_dir)
-        if not (model_dir / SERVING_FILE).is_file():
-            raise ExportDirError(
-                f"{model_dir} has no {SERVING_FILE}: pass <repo>/<name> written by nxm-deploy"
-            )
-        body = read_json(model_dir / SERVING_FILE, "Triton serving file")
-        facts = ServingFacts.from_json(body["facts"])
-        buckets = tuple(int(b) for b in body["sequence_buckets"])
-        encoder = TextEncoder(load_tokenizer(model_dir.resolve()), facts.input_names, buckets[-1])
-        return cls(encoder, facts, buckets, int(body["max_batch_size"]), str(body["name"]))
-
-    def encode(self, inputs: Iterable[Item]) -> TritonPlan:
-        """Check and tokenize ``inputs`` (as ``Predictor.predict`` takes them) into bucketed requests."""
-        texts_a, texts_b = split_inputs(inputs, self.facts)
-        encoded = self.encoder.encode(texts_a, texts_b)
-        return TritonPlan(
-            self.encoder.batches(encoded, self.max_batch, buckets=self.buckets), encoded.truncated
-        )
-
-    def decode(self, plan: TritonPlan, outputs: Sequence[np.ndarray]) -> list[Prediction]:
-        """Predictions in input order from the ``logits`` Triton returned for each of ``plan.batches``."""
-        if len(outputs) != len(plan.batches):
-            raise PredictInputError(f"{len(outputs)} outputs for {len(plan.batches)} requests")
-        logits = np.empty((len(plan.truncated), self.facts.num_outputs), dtype=np.float32)
-        for batch, out in zip(plan.batches, outputs, strict=True):
-            logits[batch.rows] = np.asarray(out, dtype=np.float32).reshape(len(batch.rows), -1)
-        return predictions_from_logits(logits, self.facts, plan.truncated)

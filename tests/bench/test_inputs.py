@@ -139,16 +139,20 @@ def test_too_short_sequences(tmp_path: Path):
 
 
 def test_sequence_beyond_the_model_is_one_line(bench_pair: Pair, glue_dir: Path, tmp_path: Path):
-    # The tiny BERT has 128 positions; its tokenizer allows 512: ONNX Runtime refuses, in one line.
-    with pytest.raises(UserError, match=r"ONNX Runtime failed on a 1x256 input"):
+    # The tiny BERT has 128 positions; its tokenizer allows 512: refused before any work, as the
+    # export recorded the model's position limit (ONNX Runtime's own error named no limit).
+    with pytest.raises(
+        UserError, match=r"--seq-lens 256 exceeds the position limit of --dense .* \(128 tokens\)"
+    ):
         _run(bench_pair.dense_export, bench_pair.sparse_export, tmp_path / "r", glue_dir, seq_lens=(256,))
     assert not (tmp_path / "r").exists()
 
 
 def test_sequence_beyond_positions_on_torch(bench_pair: Pair, glue_dir: Path, tmp_path: Path):
-    # PyTorch checks the position limit itself (on CUDA an index out of range would kill the process).
+    # The runs' config.json gives the position limit, checked before any work (on CUDA an index out of
+    # range would kill the process).
     with pytest.raises(
-        UserError, match=r"shape 1x256 is outside what the torch model accepts \(sequence 1 to 128\)"
+        UserError, match=r"--seq-lens 256 exceeds the position limit of --dense .* \(128 tokens\)"
     ):
         _run(
             bench_pair.dense_run,

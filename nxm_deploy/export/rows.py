@@ -1,0 +1,127 @@
+"""The rows of a run that an INT8 export reads: where they are, and the calibration rows drawn from them.
+
+    data = run_data(RunManifest.read("runs/sst2-admm"), data_dir=None)   # task, dev split, train on demand
+    rows = calibration_rows(run, data_dir=None, n=512, seed=0, rows=data)
+
+Calibration rows: the run's training rows exactly as ``train`` used them (the same file, the same
+fixed subset), proven by the sha256 ``nxm.json`` recorded (``data.train_sha256``), then ``n`` of them
+drawn with ``seed``; never dev rows, which score the result. Where they are read (``run_data``): a run
+on its own data reads the data it recorded (``dataset``: file, columns, options; or export's
+``--data``), a GLUE run ``--data-dir``, else the folder of the training file it recorded
+(``data.source``) while that exists, else ``$GLUE_DIR`` or the hub. A run whose training rows cannot
+be read, or whose file now holds other rows, is refused in one line saying which option to pass.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nxm_deploy.errors import DataError
+from nxm_deploy.export.quantize import CalibrationRows, QuantizeError
+from nxm_deploy.manifest import RunManifest
+
+__all__ = ["RunData", "calibration_rows", "run_data"]
+
+
+@dataclass(frozen=True)
+class RunData:
+    """Where a run's rows are read from for an INT8 export: its task and dev split (what agreement
+    scores), and how to read its training split (what calibration draws from). ``hint`` says which
+    option to pass when the rows cannot be read."""
+
+    task: Any  # nxm_deploy.data.GlueTask
+    dev: Any  # nxm_deploy.data.TaskSplit
+    hint: str
+    own_train: Any = None  # own data: its TaskSplit of training rows (GLUE: read on demand)
+    root: str | Path | None = None  # GLUE: the data directory (None: $GLUE_DIR, else the hub)
+
+    def train(self) -> Any:
+        from nxm_deploy.data import load_split
+
+        if self.own_train is not None:
+            return self.own_train
+        return load_split(self.task, self.task.train_split, self.root)
+
+
+def _glue_root(run: RunManifest, data_dir: str | Path | None) -> tuple[str | Path | None, str]:
+    """The GLUE root to read a run's rows from: ``--data-dir``, else the root of the training file the
+    run recorded (``data.source``, ``ROOT/TASK/train.tsv``) while it exists, else the default
+    (``$GLUE_DIR``, else the hub); and what to pass when the rows are not there."""
+    if data_dir is not None:
+        return data_dir, f"pass --data-dir with the GLUE root the run trained on, not {data_dir}"
+    source = str((run.body.get("data") or {}).get("source") or "")
+    recorded = Path(source) if source and not source.startswith("hub:") else None
+    if recorded is not None and recorded.is_file():
+        return recorded.parent.parent, "pass --data-dir with the GLUE root the run trained on"
+    if recorded is not None:
+        return None, f"the run read them from {recorded}, which is gone: pass --data-dir with its GLUE root"
+    return None, "pass --data-dir with the GLUE root the run trained on"
+
+
+def run_data(run: RunManifest, data_dir: str | Path | None, data: Any = None) -> RunData:
+    """The run's task and rows: its own data (``data``, export's ``--data``, else the ``dataset`` it
+    recorded) or its GLUE task (:func:`_glue_root`); one :class:`QuantizeError` line when they cannot
+    be read."""
+    from nxm_deploy.data import get_task, load_split
+    from nxm_deploy.data.own import load_own, recorded_options
+
+    where = f"cannot quantize {run.path} to INT8 on its training rows and score it on its dev rows"
+    dataset = run.body.get("dataset")
+    if isinstance(dataset, dict) and dataset:
+        hint = "pass --data (and the data options train was given) with the data the run trained on"
+        try:
+            own = load_own(data if data is not None else recorded_options(dataset))
+        except DataError as exc:
+            raise QuantizeError(f"{where}: they are gone ({exc}); {hint}") from exc
+        if own.record["labels"] != dataset.get("labels"):
+            raise QuantizeError(
+                f"{where}: {own.record['source']} has labels {own.record['labels']}, the run "
+                f"{dataset.get('labels')}; {hint}"
+            )
+        return RunData(own.task, own.dev, hint, own_train=own.train)
+    if not run.facts.task:
+        raise QuantizeError(f"{where}: its nxm.json records no task")
+    task = get_task(run.facts.task)
+    root, hint = _glue_root(run, data_dir)
+    try:
+        dev = load_split(task, "dev", root)
+    except DataError as exc:
+        raise QuantizeError(f"{where}: they are gone ({exc}); {hint}") from exc
+    return RunData(task, dev, hint, root=root)
+
+
+def calibration_rows(
+    run: RunManifest, data_dir: str | Path | None, n: int, seed: int, rows: RunData | None = None
+) -> CalibrationRows:
+    """``n`` rows (all when fewer) of the run's training rows, drawn with ``seed`` (module docstring);
+    ``rows``: the run's :func:`run_data`, read here when not given."""
+    from nxm_deploy.data.encode import rows_fingerprint, subset_indices
+
+    data = run.body.get("data") if isinstance(run.body.get("data"), dict) else {}
+    recorded = data.get("train_sha256")
+    where = f"cannot calibrate INT8 on the training rows of {run.path}"
+    if not recorded or not run.facts.task:
+        raise QuantizeError(f"{where}: its nxm.json records no training rows (data.train_sha256)")
+    rows = rows or run_data(run, data_dir)
+    try:
+        split = rows.train()
+    except DataError as exc:
+        raise QuantizeError(f"{where}: they are gone ({exc}); {rows.hint}") from exc
+    limit = (run.body.get("hyperparameters") or {}).get("max_train_samples")
+    idx = subset_indices(len(split), int(limit) if limit else None)
+    a = [split.texts_a[i] for i in idx]
+    b = [split.texts_b[i] for i in idx] if split.texts_b is not None else None
+    y = [split.labels[i] for i in idx]
+    if rows_fingerprint(a, b, y) != recorded:
+        raise QuantizeError(
+            f"{where}: they are gone: {split.source} no longer holds the rows the run trained on (sha256 "
+            f"differs from nxm.json's {recorded[:12]}); {rows.hint}"
+        )
+    pick = sorted(random.Random(seed).sample(range(len(a)), min(n, len(a))))
+    pa = [a[i] for i in pick]
+    pb = [b[i] for i in pick] if b is not None else None
+    digest = rows_fingerprint(pa, pb, [y[i] for i in pick])
+    return CalibrationRows(pa, pb, split.source, digest, recorded, len(a), seed)
