@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nxm_deploy import nm
+from nxm_deploy import nm, origin
 from nxm_deploy.errors import ExportDirError, PatternError, UserError
 from nxm_deploy.io import now_iso, read_json
 from nxm_deploy.outputs import contained
@@ -52,14 +52,18 @@ RUN_FACT_KEYS = ("kind", "tool_version", "base_model", "task", "method", "patter
 
 
 def provenance() -> dict[str, Any]:
-    """Who made an output: tool version, command line, time, Python and platform."""
+    """Who made an output: tool version and source revision (git commit, dirty tree), command line,
+    time, Python and platform, the libraries' versions and the machine."""
     return {
         "tool": "nxm-deploy",
         "tool_version": __version__,
+        "source": origin.source_revision(),
         "created": now_iso(),
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "libraries": origin.library_versions(),
+        "machine": origin.machine(),
     }
 
 

@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "families": 2,
     "data": 2,
     "manifest": 2,
+    "origin": 2,
     "runtime": 3,
     "check": 3,
     "admm": 4,

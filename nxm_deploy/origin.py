@@ -1,0 +1,92 @@
+"""Where an output came from, beyond the command line: the tool's source revision (git commit and
+whether the tree was dirty), the versions of the libraries that did the work, and the machine.
+Standard library only (versions from package metadata, so nothing heavy is imported)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+__all__ = ["cpu_model", "library_versions", "machine", "memory_gib", "source_revision"]
+
+_TENSORRT_DISTS = ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11")
+_SOURCE = Path(__file__).resolve().parent  # the nxm_deploy package's own folder
+
+
+def _dist_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions (None: not installed) of the libraries the tool's work goes through."""
+    from nxm_deploy.version import __version__
+
+    return {
+        "nxm_deploy": __version__,
+        "torch": _dist_version("torch"),
+        "transformers": _dist_version("transformers"),
+        "tokenizers": _dist_version("tokenizers"),
+        "accelerate": _dist_version("accelerate"),
+        "onnx": _dist_version("onnx"),
+        "onnxruntime": _dist_version("onnxruntime") or _dist_version("onnxruntime-gpu"),
+        "numpy": _dist_version("numpy"),
+        "tensorrt": next((v for v in map(_dist_version, _TENSORRT_DISTS) if v), None),
+    }
+
+
+@cache
+def source_revision() -> dict[str, Any]:
+    """``{"commit": SHA, "dirty": bool}`` of the git checkout the tool runs from (an editable install
+    or a clone), or ``{"commit": None, "dirty": None}`` for an installed wheel or where git is absent.
+    ``dirty``: the checkout had changes not committed (untracked files included)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(["git", "-C", str(_SOURCE), *args], capture_output=True, text=True,
+                                  timeout=10, check=False)  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return proc.stdout if proc.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {"commit": None, "dirty": None}
+    status = git("status", "--porcelain", "--", ".")
+    return {"commit": commit.strip(), "dirty": None if status is None else bool(status.strip())}
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The first ``model name`` of /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    try:
+        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def memory_gib(meminfo: Path = Path("/proc/meminfo")) -> float | None:
+    try:
+        for line in meminfo.read_text(encoding="utf-8").splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)  # kB -> GiB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, logical cores, memory and OS (the GPU, where one is used, is in the output's own
+    facts: ``device``/``gpu`` of a run, ``machine.gpus`` of a report)."""
+    return {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "memory_gib": memory_gib(),
+            "os": platform.platform()}  # fmt: skip

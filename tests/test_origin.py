@@ -1,0 +1,36 @@
+"""Every manifest says where it came from: the tool's git commit and whether its tree was dirty, the
+libraries' versions and the machine, so a result can be traced to the code that made it."""
+
+from __future__ import annotations
+
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+
+from nxm_deploy import origin
+from nxm_deploy.manifest import provenance
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_provenance_names_the_commit_the_libraries_and_the_machine():
+    facts = provenance()
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:  # a checkout (CI's clone, a developer's): the commit it runs from
+        assert facts["source"]["commit"] == head.stdout.strip()
+        status = subprocess.run(["git", "-C", str(REPO / "nxm_deploy"), "status", "--porcelain", "--", "."],
+                                capture_output=True, text=True).stdout  # fmt: skip
+        assert facts["source"]["dirty"] is bool(status.strip())
+    libs = facts["libraries"]
+    assert libs["torch"] == version("torch") and libs["transformers"] == version("transformers")
+    assert libs["onnx"] == version("onnx") and libs["nxm_deploy"] == facts["tool_version"]
+    assert facts["machine"]["logical_cores"] >= 1 and facts["machine"]["cpu"]
+
+
+def test_outside_a_checkout_the_commit_is_unknown_not_wrong(monkeypatch, tmp_path):
+    origin.source_revision.cache_clear()
+    monkeypatch.setattr(origin, "_SOURCE", tmp_path)  # an installed wheel: no .git above it
+    try:
+        assert origin.source_revision() == {"commit": None, "dirty": None}
+    finally:
+        origin.source_revision.cache_clear()
