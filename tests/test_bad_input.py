@@ -682,14 +682,18 @@ def test_api_bad_input_raises_one_line(index: int, world: Path, monkeypatch: pyt
 
 @pytest.mark.skipif(CUDA, reason="checks the warning on a machine without a GPU")
 def test_triton_gpu_provider_on_a_cpu_machine_is_written_with_one_warning(
-    world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    world: Path,
+    glue_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A Triton repository is prepared for the machine that serves it: KIND_GPU is written here too,
     exit 0, with one warning line (README: "Serving")."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out, repo = tmp_path / "exp", tmp_path / "repo"
     args = ["export", str(world / "sparse"), "--out", str(out), "--triton-repo", str(repo),
-            "--triton-name", "m", "--triton-ort-provider", "cuda"]  # fmt: skip
+            "--triton-name", "m", "--triton-ort-provider", "cuda", "--data-dir", str(glue_dir)]  # fmt: skip
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     err = capsys.readouterr().err
