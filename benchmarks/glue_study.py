@@ -48,6 +48,7 @@ import argparse
 import datetime as dt
 import functools
 import json
+import math
 import os
 import shutil
 import statistics
@@ -60,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 import glue_methods as gm
+import stats
 
 REPO = gm.REPO
 METRIC = gm.METRIC
@@ -660,8 +662,10 @@ def summarise(results: dict[str, dict[str, list[dict[str, Any]]]], tasks: tuple[
 
 
 def paired(tasks: dict[str, dict[str, Any]], chosen: str, others: list[str]) -> dict[str, dict[str, Any]]:
-    """``chosen`` minus each other method over the (task, seed) pairs that have both, with a 95%
-    percentile interval of the mean difference from a bootstrap over pairs stratified by task."""
+    """``chosen`` minus each other method over the (task, seed) pairs that have both: a 95% percentile
+    interval of the mean difference from a bootstrap over pairs stratified by task (``ci95``), and the
+    stratified t-interval with Welch-Satterthwaite degrees of freedom (``ci95_t``, ``df``), which does
+    not shrink below what a few pairs per task can show (benchmarks/stats.py)."""
     import numpy as np
 
     out: dict[str, dict[str, Any]] = {}
@@ -676,18 +680,15 @@ def paired(tasks: dict[str, dict[str, Any]], chosen: str, others: list[str]) -> 
                     strata.append(np.asarray(d))
         if not strata:
             continue
-        rng = np.random.default_rng(BOOTSTRAP["seed"])
-        n = sum(len(d) for d in strata)
-        total = np.zeros(BOOTSTRAP["resamples"])
-        for d in strata:  # resample each task's pairs with replacement: (R, len(d))
-            total += d[rng.integers(0, len(d), size=(BOOTSTRAP["resamples"], len(d)))].sum(axis=1)
-        means = total / n
         diffs = np.concatenate(strata)
-        lo, hi = np.percentile(means, [2.5, 97.5])
         # a task with one pair has no spread to resample: no interval until every task has two
-        ci = [round(float(lo), 2), round(float(hi), 2)] if min(len(d) for d in strata) > 1 else None
-        out[other] = {"mean": round(float(diffs.mean()), 2), "ci95": ci,
-                      "wins": int((diffs > 0).sum()), "pairs": int(n)}  # fmt: skip
+        boot = stats.stratified_bootstrap_ci(strata, BOOTSTRAP["resamples"], BOOTSTRAP["seed"])
+        t = stats.stratified_t_ci(strata)
+        out[other] = {"mean": round(float(diffs.mean()), 2),
+                      "ci95": [round(v, 2) for v in boot] if boot else None,
+                      "ci95_t": [round(t["lo"], 2), round(t["hi"], 2)] if t else None,
+                      "df": round(t["df"], 1) if t and math.isfinite(t["df"]) else None,
+                      "wins": int((diffs > 0).sum()), "pairs": int(diffs.size)}  # fmt: skip
     return out
 
 
@@ -954,13 +955,17 @@ def _protocol_lines(profile: Profile, p: str, v: dict[str, Any]) -> list[str]:
         lines += [f"| {m} | " + " | ".join(f"{x[s]:.2f}" if s in x else "–" for s in seeds) + " |"
                   for m, x in v["per_seed_average"].items()]  # fmt: skip
     if v["paired"]:
-        lines += ["", f"`{v['chosen']}` minus each method on the same (task, seed); 95% interval from "
+        lines += ["", f"`{v['chosen']}` minus each method on the same (task, seed); 95% intervals: from "
                   f"{BOOTSTRAP['resamples']} bootstrap resamples of the pairs within each task (seed "
-                  f"{BOOTSTRAP['seed']}):", "", "| against | pairs | wins | mean difference | 95% interval |",
-                  "|---|---:|---:|---:|---|"]  # fmt: skip
+                  f"{BOOTSTRAP['seed']}), and the stratified t-interval (Welch-Satterthwaite degrees of "
+                  "freedom; wider, as few pairs per task call for):", "",
+                  "| against | pairs | wins | mean difference | 95% bootstrap | 95% t (df) |",
+                  "|---|---:|---:|---:|---|---|"]  # fmt: skip
         for m, x in v["paired"].items():
             ci = "– (a task with one pair)" if x["ci95"] is None else "[{:+.2f}, {:+.2f}]".format(*x["ci95"])
-            lines.append(f"| {m} | {x['pairs']} | {x['wins']} | {x['mean']:+.2f} | {ci} |")
+            ci_t = "–" if x.get("ci95_t") is None else "[{:+.2f}, {:+.2f}]".format(*x["ci95_t"])
+            ci_t += f" ({x['df']:.1f})" if x.get("df") is not None else ""
+            lines.append(f"| {m} | {x['pairs']} | {x['wins']} | {x['mean']:+.2f} | {ci} | {ci_t} |")
     rows = [(t, m, x) for t, by in v["prune"].items() for m, x in by.items()]
     if rows:
         lines += ["", "Where each recipe loses accuracy (means over seeds): the start (P2: the dense run), "

@@ -76,11 +76,14 @@ def test_bootstrap_is_stratified_by_task(gs):
         "B": {"c": entry({1: 43.0, 2: 53.0, 3: 63.0}), "o": entry({1: 40.0, 2: 50.0, 3: 60.0})},
     }
     out = gs.paired(tasks, "c", ["o", "missing"])
-    assert out == {"o": {"mean": 2.0, "ci95": [2.0, 2.0], "wins": 6, "pairs": 6}}
+    assert out == {
+        "o": {"mean": 2.0, "ci95": [2.0, 2.0], "ci95_t": [2.0, 2.0], "df": None, "wins": 6, "pairs": 6}
+    }
     tasks["A"]["c"] = entry({1: 65.0, 2: 68.0, 3: 52.0})  # differences 5, -2, 2
     a, b = gs.paired(tasks, "c", ["o"])["o"], gs.paired(tasks, "c", ["o"])["o"]
     assert a == b  # fixed seed
     assert a["ci95"][0] < a["mean"] < a["ci95"][1] and a["wins"] == 5
+    assert a["ci95_t"][0] < a["ci95"][0] and a["ci95_t"][1] > a["ci95"][1]  # few pairs: the t is wider
 
 
 def test_no_interval_while_a_task_has_one_pair(gs):
@@ -90,7 +93,8 @@ def test_no_interval_while_a_task_has_one_pair(gs):
         "A": {"c": entry({1: 61.0}), "o": entry({1: 60.0})},
         "B": {"c": entry({1: 43.0, 2: 50.0}), "o": entry({1: 40.0, 2: 52.0})},
     }
-    assert gs.paired(tasks, "c", ["o"]) == {"o": {"mean": 0.67, "ci95": None, "wins": 2, "pairs": 3}}
+    expected = {"mean": 0.67, "ci95": None, "ci95_t": None, "df": None, "wins": 2, "pairs": 3}
+    assert gs.paired(tasks, "c", ["o"]) == {"o": expected}
 
 
 def write(gs, lay, profile, protocol, task, method, seed, value, phases=None, start=None):
@@ -131,7 +135,8 @@ def test_report_from_result_files(gs, tmp_path, monkeypatch):
     assert p1["per_seed_average"]["admm"] == {"1": 72.0, "2": 73.0}
     assert p1["targets"]["chosen_minus_asp"] == {"value": 1.0, "target": 0.5, "unit": "points", "met": True,
                                                  "missed_by": None}  # fmt: skip
-    assert p1["paired"]["asp"] == {"mean": 1.0, "ci95": [1.0, 1.0], "wins": 4, "pairs": 4}
+    expected = {"mean": 1.0, "ci95": [1.0, 1.0], "ci95_t": [1.0, 1.0], "df": None, "wins": 4, "pairs": 4}
+    assert p1["paired"]["asp"] == expected
     assert p2["paired"]["asp"]["mean"] == 4.5 and p2["targets"]["chosen_minus_asp_ci95_low"]["met"]
     ratio = p2["targets"]["chosen_over_p1_dense"]
     assert ratio["value"] == round(79.5 / 81.5, 4) and not ratio["met"] and ratio["missed_by"] > 0
