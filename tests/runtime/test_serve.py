@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from nxm_deploy.cli import cli
 
-ROWS = 200  # real dev rows compared with the Predictor
+from .conftest import ROWS
 
 
 @dataclass
@@ -32,16 +32,6 @@ class Served:
     grpc: str
     log: Path
     name: str = "rte"
-
-
-@pytest.fixture(scope="module")
-def tritonserver():
-    from nxm_deploy.serve.process import ServeUnavailableError, probe_tritonserver
-
-    try:
-        return probe_tritonserver()
-    except ServeUnavailableError as exc:
-        pytest.skip(f"the real Triton server cannot run here: {exc}")
 
 
 def start_serve(export: Path, log: Path, *options: object) -> tuple[subprocess.Popen, str, str]:
@@ -84,14 +74,6 @@ def served(tritonserver, rte_export, tmp_path_factory):
         yield Served(proc, http, grpc, log)
     finally:
         stop(proc)
-
-
-@pytest.fixture(scope="module")
-def dev_rows(glue_dir):
-    from nxm_deploy.data import load_split
-
-    dev = load_split("RTE", "dev", glue_dir)
-    return list(zip(dev.texts_a[:ROWS], dev.texts_b[:ROWS], strict=True))
 
 
 def text_inputs(module, rows, datatype: str = "BYTES"):
