@@ -20,14 +20,14 @@ $(VENV)/.installed-%: pyproject.toml | $(PY)
 	$(PIP) install -q -e '.[$(subst -,$(comma),$*)]'
 	touch $@
 
-demo: $(VENV)/.installed-demo
+demo: $(VENV)/.installed-demo-serve
 	$(VENV)/bin/nxm-deploy demo
 
-test: $(VENV)/.installed-dev-demo
+test: $(VENV)/.installed-dev-demo-serve
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
-lint: $(VENV)/.installed-dev-demo
+lint: $(VENV)/.installed-dev-demo-serve
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pylint nxm_deploy    # duplicate code only (pyproject.toml [tool.pylint]); about 2 minutes

@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "export": 4,
     "bench": 4,
     "sensitivity": 4,
+    "serve": 4,
     "demo": 5,
     "cli": 6,
     "__main__": 7,

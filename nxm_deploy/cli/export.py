@@ -167,6 +167,14 @@ def _echo_export(result: Any) -> None:
     help="Serve model.onnx on ONNX Runtime's provider: cpu (KIND_CPU), cuda or tensorrt (KIND_GPU) "
     "[Triton decides].",
 )
+@click.option(
+    "--triton-backend",
+    type=click.Choice(("auto", "python")),
+    default="auto",
+    show_default=True,
+    help="auto: Triton's ONNX Runtime backend (or the TensorRT plan); python: model.onnx on ONNX Runtime "
+    "inside Triton's Python backend, for a Triton without the ONNX Runtime backend.",
+)
 @click.pass_context
 def export(
     ctx: click.Context,
@@ -190,6 +198,7 @@ def export(
     triton_name: str | None,
     triton_max_batch: int,
     triton_ort_provider: str | None,
+    triton_backend: str,
     **data_opts: Any,
 ) -> None:
     """Export RUN_DIR (written by train) to --out, with the N:M pattern proven at each step.
@@ -200,7 +209,8 @@ def export(
     on its own data: the validation rows it recorded, or those of --data), and writes the
     tokenizer, build_engine.sh (a trtexec command) and export.json. The directory is built beside
     --out and renamed into place only when complete. With --triton-repo DIR it also writes
-    DIR/NAME, a Triton Inference Server model (docs/serving.md).
+    DIR/NAME, a Triton Inference Server model, and beside it DIR/NAME_tokenize, DIR/NAME_labels and
+    the ensemble DIR/NAME_text that takes raw text (docs/serving.md).
     With --quantize int8 model.onnx is a static INT8 Q/DQ graph calibrated on the run's training
     rows, checked for the pattern again and scored against PyTorch on the full dev set.
 
@@ -214,7 +224,8 @@ def export(
     """
     from nxm_deploy.export.pipeline import export as run_export
 
-    given = [f"--{n.replace('_', '-')}" for n in ("triton_name", "triton_max_batch", "triton_ort_provider")
+    given = [f"--{n.replace('_', '-')}" for n in ("triton_name", "triton_max_batch", "triton_ort_provider",
+                                                   "triton_backend")
              if ctx.get_parameter_source(n) is not click.core.ParameterSource.DEFAULT]  # fmt: skip
     if given and not triton_repo:
         raise CliError(f"{', '.join(given)} describe the Triton model: add --triton-repo DIR or drop them")
@@ -236,24 +247,24 @@ def export(
         min_agreement=min_agreement,
     )
     if triton_repo:  # refuse a bad name or an existing model before the export, not after it
-        from nxm_deploy.runtime.triton import (
-            TritonOptions,
-            check_triton_target,
-            model_name_for,
-            write_triton_repo,
-        )
+        from nxm_deploy.runtime.triton import TritonOptions, model_name_for
+        from nxm_deploy.runtime.triton_text import check_text_targets, write_text_repo
 
         name = triton_name or model_name_for(out)
         triton = TritonOptions(name, triton_max_batch, overwrite=overwrite, ort_provider=triton_ort_provider)
-        check_triton_target(triton_repo, triton)
+        check_text_targets(triton_repo, triton, triton_backend)
     result = run_export(config, progress=lambda msg: click.echo(f"[export] {msg}", err=True))
     _echo_export(result)
     if triton_repo:
-        model = write_triton_repo(result.out, triton_repo, triton)
+        text = write_text_repo(result.out, triton_repo, triton, triton_backend)
+        model = text.model
         buckets = ", ".join(map(str, model.buckets))
         click.echo(
             f"  triton: {model.path} ({model.platform}, max batch {model.max_batch_size}, "
             f"sequence buckets {buckets})"
+        )
+        click.echo(
+            f"  triton: text in: ensemble {text.ensemble} ({text.tokenize} -> {model.name} -> {text.labels})"
         )
     if result.trt_unavailable:
         click.echo(f"error: TensorRT engine not built: {result.trt_unavailable}", err=True)

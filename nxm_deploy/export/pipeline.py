@@ -34,6 +34,7 @@ from nxm_deploy.check.weights import check_run_dir
 from nxm_deploy.errors import ExportError, SparsityError, UserError
 from nxm_deploy.export import agreement, parity, quantize, rows, trt
 from nxm_deploy.export.config import ExportConfig
+from nxm_deploy.export.hf_config import write_hf_config
 from nxm_deploy.export.onnx import ONNX_NAME, describe_io, export_onnx, io_problems
 from nxm_deploy.io import write_json_atomic
 from nxm_deploy.manifest import EXPORT_KIND, EXPORT_MANIFEST, RunManifest, provenance
@@ -293,6 +294,7 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
         onnx_path = tmp / ONNX_NAME
         io = _onnx_from_run(run, onnx_path, config.opset)
         tokenizer_files = sorted(Path(f).name for f in run.tokenizer.save_pretrained(str(tmp)))
+        hf_config = write_hf_config(tmp, run.model.config, run.run.export_facts(), io["outputs"][0]["shape"])
         say("checking the N:M pattern of the ONNX graph")
         nm_report = require_sparse_layers(onnx_path, run.layers, run.pattern, reference)
         say(f"comparing ONNX Runtime with PyTorch on {sentences.source}")
@@ -340,6 +342,7 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
                 "max_seq_len": run.max_seq_len,
                 "position_limit": run.position_limit,
             },
+            "hf_config": hf_config,
             "sparsity": _sparsity_section(nm_report, run.pattern, run.layers),
             "parity": {
                 **parity_report.to_json(),

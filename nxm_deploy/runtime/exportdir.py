@@ -24,7 +24,7 @@ from typing import Any
 from nxm_deploy.errors import ExportDirError, UserError
 from nxm_deploy.manifest import EXPORT_MANIFEST, ExportManifest
 
-__all__ = ["BACKENDS", "DEFAULT_MAX_SEQ_LEN", "ExportDir", "ServingFacts"]
+__all__ = ["BACKENDS", "DEFAULT_MAX_SEQ_LEN", "ExportDir", "ServingFacts", "task_labels"]
 
 BACKENDS = ("ort", "trt")
 """What an export directory can be run on: ONNX Runtime (model.onnx) or TensorRT (model.engine)."""
@@ -133,7 +133,7 @@ def _facts(export: ExportManifest) -> ServingFacts:
         )
     run = manifest.get("source_run") or {}
     width = _static_width(outputs[0].get("shape"))
-    task_name, labels, is_pair = _task_labels(path, run, width)
+    task_name, labels, is_pair = task_labels(path, run, width)
     max_seq_len = export.max_seq_len or DEFAULT_MAX_SEQ_LEN
     return ServingFacts(task_name, labels, is_pair, max_seq_len, inputs, str(outputs[0]["name"]))
 
@@ -145,10 +145,11 @@ def _static_width(shape: Any) -> int | None:
     return None
 
 
-def _task_labels(
+def task_labels(
     path: Path, run: dict[str, Any], width: int | None
 ) -> tuple[str | None, tuple[str, ...], bool | None]:
-    """(task name, label names, is_pair) from the run's task, else its config, else generic names."""
+    """(task name, label names, is_pair) from the run's task, else its config, else generic names;
+    ``run`` is an ``export.json``'s ``source_run``, ``width`` the model's number of outputs."""
     from nxm_deploy.data import get_task
 
     num = width or (int(run["num_labels"]) if run.get("num_labels") else None)

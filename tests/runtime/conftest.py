@@ -13,6 +13,7 @@ import pytest
 from conftest import write_run_dir
 
 MAX_SEQ_LEN = 64  # short, so that truncation is easy to reach
+ROWS = 200  # real RTE dev rows that the served answers are compared on
 FAST_PARITY = {"batches": (2,), "seq_lens": (16,)}
 
 
@@ -60,6 +61,26 @@ def rte_predictor(rte_export: Path):
     from nxm_deploy.runtime import Predictor
 
     return Predictor.from_export(rte_export, max_batch=8)
+
+
+@pytest.fixture(scope="session")
+def tritonserver():
+    """The real ``tritonserver`` binary (nvidia-pytriton, extra ``serve``); a skip with the reason
+    where it cannot run here."""
+    from nxm_deploy.serve.process import ServeUnavailableError, probe_tritonserver
+
+    try:
+        return probe_tritonserver()
+    except ServeUnavailableError as exc:
+        pytest.skip(f"the real Triton server cannot run here: {exc}")
+
+
+@pytest.fixture(scope="session")
+def dev_rows(glue_dir: Path) -> list[tuple[str, str]]:
+    from nxm_deploy.data import load_split
+
+    dev = load_split("RTE", "dev", glue_dir)
+    return list(zip(dev.texts_a[:ROWS], dev.texts_b[:ROWS], strict=True))
 
 
 @pytest.fixture
