@@ -1,5 +1,5 @@
-"""The calibration pass of ``--prune-solver admm|sparsegpt|wanda``: Gram matrices of the selected
-layers' inputs on training rows, and the layer-wise solve in order (:mod:`nxm_deploy.admm.reconstruct`).
+"""The calibration pass of the layer-wise solvers: Gram matrices of the selected layers' inputs on
+training rows, stage by stage (:func:`nxm_deploy.admm.prune.reconstruct.reconstruct` drives it).
 
 Layers are solved in stages: the layers of one stage read the same input tensor (query, key and
 value), so they share one pass; each later stage sees the outputs of the already-pruned layers
@@ -9,26 +9,12 @@ so the cost of a stage grows with its depth, not the model's.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from nxm_deploy import nm
-from nxm_deploy.admm.config import TrainConfig
-from nxm_deploy.admm.reconstruct import (
-    AXIS,
-    SPARSEGPT_BLOCK,
-    SPARSEGPT_DAMP,
-    AdmmSolver,
-    admm_prune,
-    relative_error,
-    sparsegpt_prune,
-    wanda,
-)
-from nxm_deploy.admm.state import SparsityState
 from nxm_deploy.data.encode import EncodedDataset, subset_indices
 
 MAX_TOKENS = 128  # tokens per calibration row
@@ -98,7 +84,7 @@ def stages(model: nn.Module, layers: Sequence[str], batch: dict[str, torch.Tenso
 Feed = tuple[tuple[Any, ...], dict[str, Any], torch.Tensor]  # a module's args, kwargs; real tokens [B, T]
 
 
-def _model_feeds(model: nn.Module, batches: Sequence[dict[str, torch.Tensor]]) -> list[Feed]:
+def model_feeds(model: nn.Module, batches: Sequence[dict[str, torch.Tensor]]) -> list[Feed]:
     device = next(model.parameters()).device
     return [((), {k: v.to(device) for k, v in b.items()}, b["attention_mask"]) for b in batches]
 
@@ -138,7 +124,7 @@ def grams(module: nn.Module, feeds: Sequence[Feed], layers: Sequence[nn.Linear])
     return out
 
 
-def _blocks(model: nn.Module, groups: Sequence[Sequence[str]]) -> tuple[list[nn.Module], list[int]] | None:
+def blocks(model: nn.Module, groups: Sequence[Sequence[str]]) -> tuple[list[nn.Module], list[int]] | None:
     """The repeated blocks (the ``nn.ModuleList`` that holds every selected layer) and each stage's
     block, so a stage's pass runs one block on cached inputs; None when the layers do not fit."""
     for name, mod in model.named_modules():
@@ -155,7 +141,7 @@ def _blocks(model: nn.Module, groups: Sequence[Sequence[str]]) -> tuple[list[nn.
     return None
 
 
-def _block_inputs(model: nn.Module, block: nn.Module, feeds: Sequence[Feed]) -> list[Feed]:
+def block_inputs(model: nn.Module, block: nn.Module, feeds: Sequence[Feed]) -> list[Feed]:
     """What the model passes to ``block`` (args, kwargs) for each feed; the rest of the pass is skipped."""
     seen: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
 
@@ -172,7 +158,7 @@ def _block_inputs(model: nn.Module, block: nn.Module, feeds: Sequence[Feed]) -> 
     return [(a, k, f[2]) for (a, k), f in zip(seen, feeds, strict=True)]
 
 
-def _next_inputs(block: nn.Module, feeds: Sequence[Feed]) -> list[Feed]:
+def next_inputs(block: nn.Module, feeds: Sequence[Feed]) -> list[Feed]:
     """The next block's inputs: this block's output as hidden states, the other arguments unchanged."""
     out = []
     for args, kwargs, real in feeds:
@@ -183,118 +169,3 @@ def _next_inputs(block: nn.Module, feeds: Sequence[Feed]) -> list[Feed]:
         else:
             out.append(((), {**kwargs, "hidden_states": h}, real))
     return out
-
-
-SOLVERS = ("admm", "sparsegpt", "wanda")  # the layer-wise solvers that need calibration rows
-
-
-def _solve(
-    method: str, w: torch.Tensor, gram: torch.Tensor, pattern: nm.Pattern, solver: AdmmSolver
-) -> torch.Tensor:
-    if method == "admm":
-        return admm_prune(w, gram, pattern, solver)
-    if method == "sparsegpt":
-        return sparsegpt_prune(w, gram, pattern)
-    if method == "wanda":
-        return wanda(w, gram, pattern)
-    raise ValueError(f"unknown layer-wise solver {method!r}: one of {', '.join(SOLVERS)}")
-
-
-def _solve_stage(mods: dict[str, nn.Module], stage: Sequence[str], gram: torch.Tensor, pattern: nm.Pattern,
-                 solver: AdmmSolver, errors: dict[str, dict[str, float]], method: str) -> None:  # fmt: skip
-    """Solve the layers of one stage (one input, so one Gram matrix and one factorisation: their rows
-    stacked, as every solver's rows are independent) and write their weights."""
-    ws = [mods[n].weight for n in stage]
-    wf = [w.detach().float().cpu() for w in ws]  # each [out_i, in]
-    new = _solve(method, torch.cat(wf), gram, pattern, solver).split([w.shape[0] for w in wf])  # [out_i, in]
-    for name, w, old, rec in zip(stage, ws, wf, new, strict=True):
-        errors[name] = {
-            "magnitude": round(relative_error(old, nm.project(old, pattern, AXIS), gram), 6),
-            "wanda": round(relative_error(old, wanda(old, gram, pattern), gram), 6),
-            method: round(relative_error(old, rec, gram), 6),
-        }
-        w.copy_(rec.to(w.device, w.dtype))
-
-
-@torch.no_grad()
-def reconstruct(
-    model: nn.Module,
-    layers: Sequence[str],
-    pattern: nm.Pattern,
-    batches: Sequence[dict[str, torch.Tensor]],
-    solver: AdmmSolver | None = None,
-    in_order: bool = True,
-    method: str = "admm",
-) -> dict[str, Any]:
-    """Replace each selected weight with its N:M solution by ``method`` (``admm``: the ADMM
-    reconstruction; ``sparsegpt``: SparseGPT with its weight update; ``wanda``: Wanda's mask, no
-    update); returns what nxm.json records: each layer's relative output error
-    ``||X (W - W')^T||^2 / ||X W^T||^2`` on its calibration inputs under magnitude pruning, Wanda's
-    mask and ``method``, and the wall time.
-
-    ``in_order``: each stage's Gram matrix comes from the model whose earlier layers are already
-    pruned (the default); otherwise all from the dense model in one pass (faster, less accurate).
-    When the layers sit in repeated blocks, each block's inputs are cached and only that block runs.
-    """
-    t0 = time.time()
-    solver = solver or AdmmSolver()
-    if method not in SOLVERS:
-        raise ValueError(f"unknown layer-wise solver {method!r}: one of {', '.join(SOLVERS)}")
-    was_training = model.training
-    model.eval()
-    mods = dict(model.named_modules())
-    errors: dict[str, dict[str, float]] = {}
-    try:
-        groups = stages(model, layers, batches[0])
-        feeds = _model_feeds(model, batches)
-        firsts = [mods[g[0]] for g in groups]  # a stage's layers share their input
-        blocks = _blocks(model, groups) if in_order else None
-        if not in_order:
-            for stage, gram in zip(groups, grams(model, feeds, firsts), strict=True):
-                _solve_stage(mods, stage, gram, pattern, solver, errors, method)
-        elif blocks is None:
-            for stage, first in zip(groups, firsts, strict=True):
-                _solve_stage(mods, stage, grams(model, feeds, [first])[0], pattern, solver, errors, method)
-        else:
-            mods_list, owner = blocks
-            feeds = _block_inputs(model, mods_list[owner[0]], feeds)
-            for b in range(owner[0], owner[-1] + 1):
-                block = mods_list[b]
-                for stage, first, o in zip(groups, firsts, owner, strict=True):
-                    if o == b:
-                        gram = grams(block, feeds, [first])[0]
-                        _solve_stage(mods, stage, gram, pattern, solver, errors, method)
-                if b < owner[-1]:
-                    feeds = _next_inputs(block, feeds)
-    finally:
-        model.train(was_training)
-    return {
-        "solver": method,
-        "calibration_rows": sum(len(b["input_ids"]) for b in batches),
-        "calibration_tokens": sum(int(b["attention_mask"].sum()) for b in batches),
-        "in_order": in_order,
-        "stages": len(groups),
-        "cached_blocks": blocks is not None,
-        "settings": _settings(method, solver),
-        "wall_time_s": round(time.time() - t0, 1),
-        "layer_errors": errors,
-    }
-
-
-def _settings(method: str, solver: AdmmSolver) -> dict[str, Any]:
-    if method == "admm":
-        return {k: getattr(solver, k) for k in ("iterations", "tighten", "damp", "rho")}
-    if method == "sparsegpt":
-        return {"damp": SPARSEGPT_DAMP, "block": SPARSEGPT_BLOCK}
-    return {}
-
-
-def hard_prune(sparsity: SparsityState, model: nn.Module, train: EncodedDataset, cfg: TrainConfig) -> None:
-    """The run's hard prune: the masks are fixed from here on. ``--prune-solver admm|sparsegpt|wanda``
-    first rewrites each selected weight as that solver's N:M weight on the calibration rows (a seeded
-    subset of the training rows), so the magnitude mask that follows is its support."""
-    if cfg.prune_solver in SOLVERS:
-        batches = calibration_batches(train, cfg.calibration_rows, cfg.seed)
-        sparsity.prune_report = reconstruct(model, sparsity.layers, sparsity.pattern, batches,
-                                            method=cfg.prune_solver)  # fmt: skip
-    sparsity.hard_prune()
