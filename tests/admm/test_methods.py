@@ -63,3 +63,23 @@ def test_unknown_admm_penalty_is_one_clear_error() -> None:
     with pytest.raises(UserError, match=r"^admm_penalty must be one of loss, decoupled, got 'l2'$") as err:
         TrainConfig(task="RTE", out="x", model="m", admm_penalty="l2")
     assert err.value.cli_message == "--admm-penalty must be one of loss, decoupled, got 'l2'"  # type: ignore[attr-defined]
+
+
+def test_a_run_staged_before_the_options_split_still_resumes() -> None:
+    """Older runs saved every method's options flat in checkpoints/config.json; a resume with the
+    same command line finds no difference, and a changed option of the chosen method is found."""
+    from nxm_deploy.admm.config import TrainConfig
+
+    cfg = TrainConfig(task="rte", out="x", model="m", method="asp", dense_epochs=1.0)
+    skip = {
+        "eval_steps",
+        "report_to",
+        "dataloader_workers",
+        "keep_checkpoints",
+        "resume",
+        "overwrite",
+        "progress",
+    }
+    old = {k: v for k, v in cfg.to_json().items() if k not in skip}
+    assert "rho_growth" in old and cfg.differs_from(old) == []
+    assert TrainConfig(task="rte", out="x", model="m", method="asp").differs_from(old) == ["dense_epochs"]
