@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from nxm_deploy import nm
-from nxm_deploy.admm.config import TrainConfig
-from nxm_deploy.admm.state import AdmmSchedule, SparsityState
+from nxm_deploy.admm.methods.admm import AdmmOptions
+from nxm_deploy.admm.penalty import AdmmSchedule, AdmmState
+from nxm_deploy.admm.state import SparsityState
 from nxm_deploy.data import get_task, load_split
 from nxm_deploy.models import load_model, minilm_path, select_layers
 
@@ -41,7 +42,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-seq-len", type=int, default=128)
     ap.add_argument("--steps", type=int, default=12, help="timed steps per mode")
-    ap.add_argument("--admm-interval", type=int, default=TrainConfig.admm_interval)
+    ap.add_argument("--admm-interval", type=int, default=AdmmOptions.admm_interval)
     ap.add_argument("--updates", type=int, default=5, help="timed Z/U updates")
     ap.add_argument("--json", default=None, help="write the figures here")
     args = ap.parse_args()
@@ -58,8 +59,8 @@ def main() -> None:
         enc["labels"] = torch.tensor(split.labels[lo : lo + args.batch_size])
         batches.append(dict(enc))
     pattern = nm.Pattern(2, 4)
-    sparsity = SparsityState(model, select_layers(model, pattern), pattern)
-    sparsity.start_admm(1e-4)  # the loss penalty's default rho
+    sparsity = AdmmState(SparsityState(model, select_layers(model, pattern), pattern).weights, pattern)
+    sparsity.start(1e-4)  # the loss penalty's default rho
     opt = torch.optim.AdamW(model.parameters(), lr=1e-9)  # tiny lr: the weights barely move
     model.train()
 
@@ -80,11 +81,11 @@ def main() -> None:
     for batch in batches[2:]:
         dense.append(step(batch, False))
         admm.append(step(batch, True))
-    schedule = AdmmSchedule(1.0, TrainConfig.rho_growth)  # the loss-penalty schedule's cap
+    schedule = AdmmSchedule(1.0, AdmmOptions.rho_growth)  # the loss-penalty schedule's cap
     updates = []
     for _ in range(args.updates):
         t0 = time.perf_counter()
-        sparsity.admm_update(schedule)
+        sparsity.update(schedule)
         updates.append(time.perf_counter() - t0)
 
     penalties = []  # the penalty's own forward + backward, timed alone (far less noisy)

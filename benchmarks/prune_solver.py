@@ -27,8 +27,9 @@ from pathlib import Path
 import torch
 
 from nxm_deploy import nm
-from nxm_deploy.admm.calibrate import calibration_batches, reconstruct
-from nxm_deploy.admm.reconstruct import AdmmSolver
+from nxm_deploy.admm.prune.calibrate import calibration_batches
+from nxm_deploy.admm.prune.reconstruct import reconstruct
+from nxm_deploy.admm.prune.solvers import AdmmSolver
 from nxm_deploy.data import get_task, load_split
 from nxm_deploy.data.encode import encode
 from nxm_deploy.models import load_model, minilm_path, select_layers

@@ -145,9 +145,9 @@ def sparsegpt(run: Path, admm_dir: Path, admm_run: dict[str, Any], data_dir: str
     from safetensors.torch import load_file
 
     from nxm_deploy import nm
-    from nxm_deploy.admm.calibrate import calibration_batches, grams
     from nxm_deploy.admm.inputs import load_rows, load_task_data
-    from nxm_deploy.admm.reconstruct import relative_error
+    from nxm_deploy.admm.prune.calibrate import calibration_batches, grams
+    from nxm_deploy.admm.prune.solvers import relative_error
     from nxm_deploy.models import load_model
 
     cfg = _config(admm_run, data_dir)

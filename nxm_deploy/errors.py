@@ -1,6 +1,7 @@
 """Typed errors. A ``UserError`` is a user's mistake: the CLI prints its message as one line and
-exits with its ``exit_code`` (1; 3 when a GPU or TensorRT is needed) (STYLE.md habit 8). Anything
-else is a bug and keeps its traceback."""
+exits with its ``exit_code`` (1; 3 when a GPU or TensorRT is needed), so say what was wrong, where,
+and what to do. Anything else is a bug and keeps its traceback: a broken invariant of the library
+raises :class:`InternalError`, never a ``UserError``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,26 @@ class UserError(Exception):
     """A mistake in the user's input: message says what was wrong, where, and what to do."""
 
     exit_code = EXIT_USER_ERROR
+
+
+class InternalError(RuntimeError):
+    """An invariant of the library broke: a bug, shown with its traceback (never one line)."""
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a config parameter: ``rho_max`` -> ``--rho-max``."""
+    return "--" + name.replace("_", "-")
+
+
+class OptionError(UserError):
+    """A bad value (or combination) of a config's parameters. ``template`` names the parameters as
+    positional fields (``"{0} must be positive, got {value}"``): the message names the library's
+    parameters (``rho_max``); :attr:`cli_message` their flags (``--rho-max``), which the CLI prints."""
+
+    def __init__(self, template: str, *params: str, **values: object) -> None:
+        super().__init__(template.format(*params, **values))
+        self.params = params
+        self.cli_message = template.format(*(flag(p) for p in params), **values)
 
 
 class PatternError(UserError, ValueError):

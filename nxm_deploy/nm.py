@@ -2,8 +2,8 @@
 
 Every function takes the tensor, the pattern and the ``axis`` along which the groups of M consecutive
 elements run (the *reduction* axis of the consumer: axis 1 of an ``nn.Linear`` weight ``[out, in]``,
-axis 0 of an ONNX ``MatMul`` weight ``[K, N]``). Nothing here touches modules or files
-(STYLE.md habit 1); trainers and exporters call these functions.
+axis 0 of an ONNX ``MatMul`` weight ``[K, N]``). Nothing here touches modules or files (pure
+functions of tensors, so they test in isolation); trainers and exporters call these functions.
 
 Pattern strings are written NVIDIA's way, ``N:M``: at most N nonzeros in every M consecutive
 weights (the NxMTransformer paper writes the group size first, "4x2" for our ``2:4``).
@@ -15,7 +15,9 @@ weights (the NxMTransformer paper writes the group size first, "4x2" for our ``2
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +26,7 @@ from nxm_deploy.errors import PatternError
 
 __all__ = [
     "DEFAULT_PATTERN",
+    "LINEAR_AXIS",
     "CheckResult",
     "Pattern",
     "Stats",
@@ -31,8 +34,12 @@ __all__ = [
     "mask",
     "parse_pattern",
     "project",
+    "projected_weights",
     "stats",
 ]
+
+LINEAR_AXIS = 1
+"""The axis the groups run along in an ``nn.Linear`` weight ``[out, in]``: the input (reduction) axis."""
 
 _PATTERN_RE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 
@@ -118,7 +125,7 @@ def mask(w: torch.Tensor, pattern: str | Pattern, axis: int = -1) -> torch.Tenso
     """Boolean mask of the N largest ``|w|`` in each group of M along ``axis``.
 
     Ties go to the element with the lower index in its group, so the mask is deterministic.
-    Vectorised: no Python loop over groups or rows (STYLE.md habit 3).
+    Vectorised: no Python loop over groups or rows (a BERT-base layer holds ~150k groups).
     """
     p = parse_pattern(pattern)
     _require_float(w)
@@ -213,3 +220,21 @@ def stats(w: torch.Tensor, pattern: str | Pattern, axis: int = -1) -> Stats:
         groups=result.groups,
         bad_groups=result.bad_groups,
     )
+
+
+@contextlib.contextmanager
+def projected_weights(weights: Iterable[torch.Tensor], pattern: str | Pattern,
+                      axis: int = LINEAR_AXIS) -> Iterator[None]:  # fmt: skip
+    """Inside the block each of ``weights`` (``nn.Linear`` weights by default) is projected to N:M by
+    magnitude, in place; after it, the exact values from before (a copy kept of each)."""
+    weights = list(weights)
+    saved = [w.detach().clone() for w in weights]
+    try:
+        with torch.no_grad():
+            for w in weights:
+                w.copy_(project(w, pattern, axis))
+        yield
+    finally:
+        with torch.no_grad():
+            for w, old in zip(weights, saved, strict=True):
+                w.copy_(old)

@@ -12,13 +12,14 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cpu_model", "library_versions", "machine", "memory_gib", "source_revision"]
+__all__ = ["cpu_model", "dist_version", "library_versions", "machine", "memory_gib", "source_revision"]
 
 _TENSORRT_DISTS = ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11")
 _SOURCE = Path(__file__).resolve().parent  # the nxm_deploy package's own folder
 
 
-def _dist_version(name: str) -> str | None:
+def dist_version(name: str) -> str | None:
+    """The installed version of distribution ``name``; None when it is not installed."""
     try:
         return version(name)
     except PackageNotFoundError:
@@ -31,14 +32,14 @@ def library_versions() -> dict[str, str | None]:
 
     return {
         "nxm_deploy": __version__,
-        "torch": _dist_version("torch"),
-        "transformers": _dist_version("transformers"),
-        "tokenizers": _dist_version("tokenizers"),
-        "accelerate": _dist_version("accelerate"),
-        "onnx": _dist_version("onnx"),
-        "onnxruntime": _dist_version("onnxruntime") or _dist_version("onnxruntime-gpu"),
-        "numpy": _dist_version("numpy"),
-        "tensorrt": next((v for v in map(_dist_version, _TENSORRT_DISTS) if v), None),
+        "torch": dist_version("torch"),
+        "transformers": dist_version("transformers"),
+        "tokenizers": dist_version("tokenizers"),
+        "accelerate": dist_version("accelerate"),
+        "onnx": dist_version("onnx"),
+        "onnxruntime": dist_version("onnxruntime") or dist_version("onnxruntime-gpu"),
+        "numpy": dist_version("numpy"),
+        "tensorrt": next((v for v in map(dist_version, _TENSORRT_DISTS) if v), None),
     }
 
 

@@ -11,6 +11,7 @@ and check) do not import each other; the bottom layer's modules may, without a c
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -196,3 +197,42 @@ def test_public_api():
 def test_no_module_is_over_about_350_lines():
     long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > 370}
     assert not long, f"split these modules by job: {long}"
+
+
+# ---- docstrings point only at files of this repository --------------------------------------------
+
+REPO_FILES = [p.relative_to(ROOT.parent).as_posix() for p in ROOT.parent.rglob("*") if p.is_file()
+              and ".git" not in p.parts and ".venv" not in p.parts]  # fmt: skip
+WRITTEN = {"report.md"}  # files the tool writes (bench's report), not files of the repository
+FILE_NAME = re.compile(r"(?<![\w/.-])((?:[\w-]+/)*[\w-]+\.(?:md|py))\b")
+
+
+def _docstrings(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = [
+        tree,
+        *(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)),
+    ]
+    out = []
+    for node in nodes:
+        doc = ast.get_docstring(node, clean=False)
+        if doc:
+            out.append((getattr(node, "lineno", 1), doc))
+    return out
+
+
+def missing_files(text: str) -> list[str]:
+    """The ``*.md``/``*.py`` names in ``text`` that no file of the repository ends with."""
+    names = [n for n in FILE_NAME.findall(text) if n not in WRITTEN]
+    return [n for n in names if not any(f == n or f.endswith("/" + n) for f in REPO_FILES)]
+
+
+def test_docstrings_name_only_files_in_the_repository():
+    wrong = [f"{name}:{line}: {missing}" for name, path in MODULES.items() for line, doc in _docstrings(path)
+             for missing in missing_files(doc)]  # fmt: skip
+    assert not wrong, "docstrings naming files that are not in the repository:\n" + "\n".join(wrong)
+
+
+def test_the_docstring_check_sees_a_missing_file():
+    assert missing_files("see STYLE.md habit 4 and DESIGN.md") == ["STYLE.md", "DESIGN.md"]
+    assert missing_files("see docs/ARCHITECTURE.md, README.md and admm/run.py") == []

@@ -32,8 +32,9 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from nxm_deploy.admm.checkpoints import mark_complete
 from nxm_deploy.admm.hardware import StepSkips, model_device
+from nxm_deploy.admm.penalty import AdmmSchedule, AdmmState
 from nxm_deploy.admm.srste import SrsteState
-from nxm_deploy.admm.state import AdmmSchedule, SparsityState
+from nxm_deploy.admm.state import SparsityState
 from nxm_deploy.admm.trainlog import TrainLog
 
 
@@ -73,9 +74,11 @@ class MaskCallback(TrainerCallback):
 
 
 class AdmmCallback(TrainerCallback):
-    def __init__(self, sparsity: SparsityState, schedule: AdmmSchedule, interval: int, log: TrainLog,
+    """The decoupled penalty step after each optimizer step, and the Z/U update every ``interval``."""
+
+    def __init__(self, admm: AdmmState, schedule: AdmmSchedule, interval: int, log: TrainLog,
                  phase: int, skips: StepSkips, decoupled: bool = False) -> None:  # fmt: skip
-        self.sparsity = sparsity
+        self.admm = admm
         self.skips = skips
         self.schedule = schedule
         self.interval = interval
@@ -87,32 +90,32 @@ class AdmmCallback(TrainerCallback):
                           control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
         optimizer = kwargs["optimizer"]
         if self.decoupled and not self.skips.skipped:
-            self.sparsity.decoupled_step(float(optimizer.param_groups[0]["lr"]))
+            self.admm.decoupled_step(float(optimizer.param_groups[0]["lr"]))
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState,
                     control: TrainerControl, **kwargs: Any) -> None:  # fmt: skip
         due = state.global_step % self.interval == 0
-        s = self.sparsity
+        s = self.admm
         if self.skips.skipped:
             s.pending = s.pending or due  # saved with Z and U, so a resumed run does it too
             return
         if not (due or s.pending):
             return
         s.pending = False
-        r = self.sparsity.admm_update(self.schedule)
+        r = s.update(self.schedule)
         record = {
             "phase": self.phase,
             "phase_kind": "admm",
             "step": state.global_step,
             "event": "admm_update",
-            "update": self.sparsity.updates,
+            "update": s.updates,
             "rho": r.rho,
-            "next_rho": self.sparsity.rho,
+            "next_rho": s.rho,
             "primal_residual": r.primal,
             "dual_residual": r.dual,
         }
-        device = next(iter(self.sparsity.weights.values())).device
-        digests = _gather_digests(self.sparsity.digest(), device)
+        device = next(iter(s.weights.values())).device
+        digests = _gather_digests(s.digest(), device)
         if digests is not None:
             record["zu_digest_per_rank"] = digests
             if any(d != digests[0] for d in digests):

@@ -123,10 +123,10 @@ def plan_run_dir(cfg: TrainConfig, out: str | Path) -> Path:
                 else f"--resume: no interrupted run of {run_dir} to resume (it would be staged in {stage})"
             )
         old = read_json(saved, "run configuration")
-        diff = {k for k in set(old) | set(cfg.comparable()) if old.get(k) != cfg.comparable().get(k)}
+        diff = cfg.differs_from(old)
         if diff:
             raise UserError(
-                f"--resume: the options differ from the run staged in {stage} ({', '.join(sorted(diff))}); "
+                f"--resume: the options differ from the run staged in {stage} ({', '.join(diff)}); "
                 "resume with the same options, or pass --overwrite to start again"
             )
         return stage

@@ -11,7 +11,6 @@ learning-rate schedule. The run directory holds, at its top level, only ``save_p
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import time
@@ -24,7 +23,6 @@ from safetensors import SafetensorError
 from torch import nn
 
 from nxm_deploy import nm
-from nxm_deploy.admm.calibrate import hard_prune
 from nxm_deploy.admm.callbacks import LogCallback, PlaceCallback, StateCheckpointCallback
 from nxm_deploy.admm.checkpoints import (
     checkpoints_root,
@@ -50,15 +48,17 @@ from nxm_deploy.admm.hardware import (
     training_kwargs,
 )
 from nxm_deploy.admm.inputs import TaskData, load_rows, load_student, load_task_data, load_teacher
-from nxm_deploy.admm.phases import phase_callbacks, start_phase
+from nxm_deploy.admm.phases import phase_callbacks, phase_optimizer, start_phase
+from nxm_deploy.admm.prune.reconstruct import hard_prune
 from nxm_deploy.admm.registry import Budget, Phase, get_method
 from nxm_deploy.admm.state import SparsityState
 from nxm_deploy.admm.trainer import NxmTrainer
 from nxm_deploy.admm.trainlog import LOG_NAME, TrainLog
 from nxm_deploy.admm.validate import check_before_loading
-from nxm_deploy.errors import SparsityError, UserError
+from nxm_deploy.errors import InternalError, UserError
 from nxm_deploy.io import write_json_atomic
 from nxm_deploy.manifest import RUN_KIND, RUN_MANIFEST, RunManifest, provenance
+from nxm_deploy.origin import dist_version
 from nxm_deploy.outputs import os_error_reason
 from nxm_deploy.version import __version__
 
@@ -113,7 +113,8 @@ def _evaluate(trainer: NxmTrainer, data: TaskData) -> dict[str, float]:
 
 @dataclass
 class _Run:
-    """Everything the phases of one run share."""
+    """Everything the phases of one run share (what a phase hook sees of it:
+    :class:`~nxm_deploy.admm.phases.RunContext`)."""
 
     cfg: TrainConfig
     sparse: bool
@@ -125,6 +126,11 @@ class _Run:
     sparsity: SparsityState
     trainlog: TrainLog
     root: Path
+
+    @property
+    def options(self) -> Any:
+        """The chosen method's options."""
+        return self.cfg.options
 
     def trainer(self, phase: Phase, index: int, callbacks: list[Any]) -> NxmTrainer:
         phase_dir = self.root / phase.dirname(index)
@@ -145,9 +151,8 @@ class _Run:
             kd_alpha=self.cfg.kd_alpha,
             kd_temperature=self.cfg.kd_temperature,
             phase_dir=phase_dir,
-            penalty_in_loss=self.cfg.admm_penalty == "loss",
             watch_projected=self.sparse and self.cfg.eval_steps > 0,
-            freeze_variance=self.cfg.freeze_variance and phase.kind == "srste",
+            optimizer_cls=phase_optimizer(phase, self),
         )
 
 
@@ -238,8 +243,7 @@ def _train(cfg: TrainConfig) -> RunResult:
     set_seed(cfg.seed)  # the fresh classifier head is drawn from this seed
     model, tokenizer, init = load_student(cfg, rows)
     init_epochs = init.epochs_total if init else 0.0
-    budget = Budget(cfg.epochs, init_epochs, cfg.admm_epochs, cfg.dense_epochs, cfg.masked_epochs)
-    phases = method.plan(budget)
+    phases = method.plan(Budget(cfg.epochs, init_epochs), cfg.options)
     layers = select_layers(model, pattern, cfg.include, cfg.exclude) if method.sparse else []
     teacher = load_teacher(cfg.teacher, rows) if cfg.teacher else None
     data = load_task_data(cfg, tokenizer, rows)
@@ -256,7 +260,6 @@ def _train(cfg: TrainConfig) -> RunResult:
     phase_results = [_run_phase(run, phase, i, len(phases)) for i, phase in enumerate(phases)]
     metrics = phase_results[-1]["metrics"] if phase_results else {}
     if method.sparse and not sparsity.masked:  # admm for the whole budget, or training-free oneshot
-        sparsity.stop_admm()
         hard_prune(sparsity, model, data.train, cfg)
         trainer = run.trainer((phases or [Phase("masked", 0)])[-1], len(phases) - 1, [])
         metrics = _evaluate(trainer, data)
@@ -265,7 +268,7 @@ def _train(cfg: TrainConfig) -> RunResult:
         bad = [(n, r) for n, r in run.sparsity.check() if not r.ok]
         if bad:
             n, r = bad[0]
-            raise SparsityError(
+            raise InternalError(
                 f"after training, layer {n} breaks {pattern}: {r.bad_groups} of {r.groups} groups, first at "
                 f"{list(r.first_bad or ())}; nothing was saved as sparse (this is a bug: please report it)"
             )
@@ -328,17 +331,9 @@ def _manifest(
         **device_facts(),
         "wall_time_s": round(wall, 1),
         "torch_version": torch.__version__,
-        "transformers_version": _version("transformers"),
+        "transformers_version": dist_version("transformers"),
         "nxm_deploy_version": __version__,
     }
-
-
-def _version(pkg: str) -> str | None:
-    with contextlib.suppress(Exception):
-        from importlib.metadata import version
-
-        return version(pkg)
-    return None
 
 
 __all__ = ["RunResult", "TrainConfig", "train"]

@@ -25,13 +25,16 @@ import torch
 from torch import nn
 
 from nxm_deploy import nm
+from nxm_deploy.admm.state import MethodState
 
-AXIS = 1  # nn.Linear weight [out, in]: groups run along the input (reduction) axis
 FROZEN_AT = "variance_frozen_at"  # param-group key: the optimizer step at which v was frozen
 
 
-class SrsteState:
-    """The current and the starting masks of the selected weights, and SR-STE's settings."""
+class SrsteState(MethodState):
+    """The current and the starting masks of the selected weights, and SR-STE's settings.
+
+    Checkpoint keys: tensors ``srste/<layer>`` and ``srste_start/<layer>``; ``nxm_state.json``'s
+    ``srste`` object."""
 
     def __init__(self, weights: dict[str, nn.Parameter], pattern: nm.Pattern, decay: float,
                  decoupled: bool, interval: int) -> None:  # fmt: skip
@@ -53,14 +56,14 @@ class SrsteState:
     @torch.no_grad()
     def begin(self) -> None:
         """Start learning the mask from the current weights' top-N-of-M."""
-        self.masks = {n: nm.mask(w.detach(), self.pattern, AXIS) for n, w in self.weights.items()}
+        self.masks = {n: nm.mask(w.detach(), self.pattern, nm.LINEAR_AXIS) for n, w in self.weights.items()}
         self.start = {n: m.clone() for n, m in self.masks.items()}
         self.recomputes = 0
 
     @torch.no_grad()
     def recompute(self) -> None:
         for n, w in self.weights.items():
-            self.masks[n] = nm.mask(w.detach(), self.pattern, AXIS)
+            self.masks[n] = nm.mask(w.detach(), self.pattern, nm.LINEAR_AXIS)
         self.recomputes += 1
 
     @torch.no_grad()
@@ -102,6 +105,12 @@ class SrsteState:
         for n, w in self.weights.items():
             w.sub_(w * ~self.masks[n], alpha=s)
 
+    def forward(self) -> contextlib.AbstractContextManager[None]:
+        return self.masked_weights()
+
+    def log(self) -> dict[str, float]:
+        return {"mask_flipped": self.flipped()} if self.active else {}
+
     def place(self) -> None:
         for store in (self.masks, self.start):
             for n in list(store):
@@ -120,9 +129,14 @@ class SrsteState:
         return out
 
     def meta(self) -> dict[str, Any]:
-        return {"active": self.active, "recomputes": self.recomputes, "switch_step": self.switch_step}
+        return {
+            "srste": {"active": self.active, "recomputes": self.recomputes, "switch_step": self.switch_step}
+        }
 
     def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        meta = meta.get("srste") or {}
+        if not meta:
+            return
         dev = {n: w.device for n, w in self.weights.items()}
         self.masks = {n: tensors[f"srste/{n}"].to(dev[n]) for n in dev if f"srste/{n}" in tensors}
         self.start = {n: tensors[f"srste_start/{n}"].to(dev[n]) for n in dev if f"srste_start/{n}" in tensors}

@@ -1,5 +1,5 @@
-"""``NxmTrainer``: Hugging Face ``Trainer`` with the task loss, optional distillation and the ADMM
-penalty computed in ``compute_loss``.
+"""``NxmTrainer``: Hugging Face ``Trainer`` with the task loss, optional distillation and the terms
+the method's state adds (ADMM's penalty in the loss) computed in ``compute_loss``.
 
 The loss returned is a per-batch mean (``loss_is_scaled_for_ga = False``) and is never rescaled by
 the number of processes: under DDP the gradients are averaged over ranks, so the task term becomes
@@ -29,7 +29,6 @@ from torch import nn
 from transformers import Trainer, TrainerCallback
 
 from nxm_deploy.admm.checkpoints import newest_complete
-from nxm_deploy.admm.srste import FrozenVarianceAdamW
 from nxm_deploy.admm.state import SparsityState
 from nxm_deploy.errors import UserError
 
@@ -48,14 +47,13 @@ class NxmTrainer(Trainer):
         kd_alpha: float = 0.5,
         kd_temperature: float = 2.0,
         phase_dir: Path | None = None,
-        penalty_in_loss: bool = True,
         watch_projected: bool = False,
-        freeze_variance: bool = False,
+        optimizer_cls: type | None = None,
         **kwargs: Any,
     ) -> None:
-        if freeze_variance:  # STEP: AdamW whose second moment the SR-STE callback freezes
+        if optimizer_cls is not None:  # the phase kind's (STEP: AdamW whose variance is frozen)
             _, opt_kwargs = Trainer.get_optimizer_cls_and_kwargs(kwargs["args"])
-            kwargs["optimizer_cls_and_kwargs"] = (FrozenVarianceAdamW, opt_kwargs)
+            kwargs["optimizer_cls_and_kwargs"] = (optimizer_cls, opt_kwargs)
         super().__init__(*args, **kwargs)
         self.loss_is_scaled_for_ga = False  # our loss is a per-batch mean
         self.sparsity = sparsity
@@ -64,7 +62,6 @@ class NxmTrainer(Trainer):
         self.kd_alpha = kd_alpha
         self.kd_temperature = kd_temperature
         self.phase_dir = phase_dir
-        self.penalty_in_loss = penalty_in_loss  # False: the ADMM callback applies it, decoupled
         self.watch_projected = watch_projected
         self._parts: dict[str, torch.Tensor] = {}  # the last micro-batch's loss parts, on the device
         self._pending: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []  # this optimizer step's
@@ -89,11 +86,12 @@ class NxmTrainer(Trainer):
         return metrics
 
     def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
-        """SR-STE: forward and backward with the masked weights; the gradients reach the dense ones."""
-        srste = self.sparsity.srste if self.sparsity is not None else None
-        if srste is None:
+        """Forward and backward inside the method state's ``forward()`` (SR-STE: the masked weights,
+        whose gradients reach the dense ones)."""
+        method = self.sparsity.method if self.sparsity is not None else None
+        if method is None:
             return super().training_step(model, inputs, num_items_in_batch)
-        with srste.masked_weights():
+        with method.forward():
             return super().training_step(model, inputs, num_items_in_batch)
 
     def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -134,11 +132,11 @@ class NxmTrainer(Trainer):
             kd = self.kd_loss(logits, teacher_logits)
             loss = (1 - self.kd_alpha) * task + self.kd_alpha * kd
             parts["kd_loss"] = kd.detach()
-        sparsity = self.sparsity if self.penalty_in_loss else None  # decoupled: the callback applies it
-        if model.training and sparsity is not None and sparsity.admm_active:
-            penalty = sparsity.penalty()
-            loss = loss + penalty
-            parts["admm_penalty"] = penalty.detach()
+        method = self.sparsity.method if self.sparsity is not None else None
+        if model.training and method is not None:
+            for name, term in method.loss_terms().items():  # ADMM's penalty, unless decoupled
+                loss = loss + term
+                parts[name] = term.detach()
         if model.training:
             self._pending.append((loss.detach(), parts))
         self._parts = parts
@@ -168,18 +166,13 @@ class NxmTrainer(Trainer):
         return f"Last good checkpoint: {good}; lower --lr (or --rho) and continue with --resume."
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Adds the loss parts and, in the ADMM phase, rho and the last residuals to every log; in
-        the SR-STE phase, the fraction of mask entries flipped since mask learning began."""
+        """Adds the loss parts and the method state's own record (ADMM: rho and the last residuals;
+        SR-STE: the fraction of mask entries flipped since mask learning began) to every log."""
         if "loss" in logs:
             logs.update({k: float(v) for k, v in self._parts.items()})
-            s = self.sparsity
-            if s is not None and s.admm_active:
-                logs["rho"] = s.rho
-                if s.last is not None:
-                    logs["primal_residual"] = s.last.primal
-                    logs["dual_residual"] = s.last.dual
-            if s is not None and s.srste is not None and s.srste.active:
-                logs["mask_flipped"] = s.srste.flipped()
+            method = self.sparsity.method if self.sparsity is not None else None
+            if method is not None:
+                logs.update(method.log())
         super().log(logs, start_time)
 
 

@@ -5,7 +5,7 @@
 A weight is a stored tensor (an initializer or the ``value`` of a ``Constant`` node) that reaches
 the B input of a ``MatMul`` or ``Gemm``, directly or through ``Transpose``, ``Cast``, ``Identity``
 and ``QuantizeLinear``/``DequantizeLinear`` nodes. The groups of M run along the consumer's
-reduction (K) axis, carried back to the stored tensor (STYLE.md habit 2):
+reduction (K) axis, carried back to the stored tensor (the axis is always named, never assumed):
 
 - ``MatMul`` B ``[..., K, N]``: axis ``-2`` (axis 0 of a 2-D ``[K, N]`` weight);
 - ``Gemm`` B: axis 1 when ``transB=1`` (B is ``[N, K]``), else axis 0;

@@ -22,8 +22,6 @@ from nxm_deploy.models import DEFAULT_RULE, LayerRule
 
 __all__ = ["check_run_dir", "check_safetensors", "load_tensors", "safetensors_files"]
 
-AXIS = 1  # nn.Linear weight [out, in]
-
 
 def _natural_key(name: str) -> list[int | str]:
     """Sort ``layer.2`` before ``layer.10``."""
@@ -74,7 +72,7 @@ def check_safetensors(
         k for k, v in tensors.items() if k.endswith(".weight") and v.dim() == 2 and v.is_floating_point()
     ]
     names = sorted((k for k in candidates if rule.selects(_layer(k), k)), key=_natural_key)
-    rows = [check_tensor(n, tensors[n], p, axis=AXIS, layer=_layer(n)) for n in names]
+    rows = [check_tensor(n, tensors[n], p, axis=nm.LINEAR_AXIS, layer=_layer(n)) for n in names]
     return CheckReport(str(path), p, rows)
 
 
@@ -106,5 +104,5 @@ def check_run_dir(
             f"{run_dir}: the manifest names layer {_layer(missing[0])} but the "
             "weights have no such tensor; the run directory is incomplete or was edited"
         )
-    rows = [check_tensor(n, tensors[n], p, axis=AXIS, layer=_layer(n)) for n in names]
+    rows = [check_tensor(n, tensors[n], p, axis=nm.LINEAR_AXIS, layer=_layer(n)) for n in names]
     return CheckReport(str(run_dir), p, rows)

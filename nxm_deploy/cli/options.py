@@ -1,4 +1,4 @@
-"""Option groups shared by the subcommands (STYLE.md habit 7), and defaults read from the library.
+"""Option groups shared by the subcommands (one definition per flag), and defaults read from the library.
 
 ``default(Config, "field")`` is the library's default for an option, so a default is written once,
 in the config class, and ``--help`` shows it.

@@ -1,20 +1,16 @@
-"""``nxm-deploy train``: the options of :class:`~nxm_deploy.admm.config.TrainConfig`, with its defaults."""
+"""``nxm-deploy train``: the options of :class:`~nxm_deploy.admm.config.TrainConfig`, with its
+defaults, and each registered method's options (``--rho`` from ``admm``'s, ``--srste-decay`` from
+``srste``'s: :func:`method_options`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 import click
 
-from nxm_deploy.admm.config import (
-    ADMM_PENALTIES,
-    MIXED_PRECISIONS,
-    PRUNE_SOLVERS,
-    REPORT_TO,
-    SRSTE_DECAY_MODES,
-    TrainConfig,
-)
+from nxm_deploy.admm.config import MIXED_PRECISIONS, PRUNE_SOLVERS, REPORT_TO, TrainConfig
 from nxm_deploy.cli.group import cli, setup_logging
 from nxm_deploy.cli.options import (
     FINITE_FLOAT,
@@ -33,15 +29,34 @@ def _method_choice() -> click.Choice:
     return click.Choice(method_names())
 
 
-def _opt(name: str, help_text: str | None = None, **kwargs: Any) -> Any:
-    """``--name`` with TrainConfig's type and default for the field ``name``."""
-    value = default(TrainConfig, name)
+def _opt(name: str, help_text: str | None = None, config: type = TrainConfig, **kwargs: Any) -> Any:
+    """``--name`` with ``config``'s type and default for the field ``name``."""
+    value = default(config, name)
     flag = "--" + name.replace("_", "-")
     kind = kwargs.pop("type", None) or type(value)
     kind = FINITE_FLOAT if kind is float else kind
     return click.option(
         flag, type=kind, default=value, show_default=value is not None, help=help_text, **kwargs
     )
+
+
+def _method_option(options: type, f: dataclasses.Field[Any]) -> Any:
+    """The flag of one field of a method's options class, from its default and ``metadata``."""
+    meta = f.metadata
+    if meta.get("flag"):
+        return click.option("--" + f.name.replace("_", "-"), is_flag=True, help=meta.get("help"))
+    kind = click.Choice(meta["choices"]) if "choices" in meta else meta.get("type")
+    return _opt(f.name, meta.get("help"), options, **({"type": kind} if kind else {}))
+
+
+def method_options(fn: Any) -> Any:
+    """Every registered method's options as flags, in registration order (a method's own options
+    are refused for another method by ``TrainConfig``)."""
+    from nxm_deploy.admm.registry import option_fields
+
+    for method, f in reversed(list(option_fields())):
+        fn = _method_option(method.options, f)(fn)  # type: ignore[arg-type]
+    return fn
 
 
 @cli.command()
@@ -73,35 +88,7 @@ def _opt(name: str, help_text: str | None = None, **kwargs: Any) -> Any:
 @click.option("--resume", is_flag=True, help="Continue from the newest complete checkpoint in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @layer_glob_options
-@_opt("rho", "ADMM: initial penalty weight [decoupled: 0.01/lr; in the loss: 1e-4].", type=float)
-@_opt("rho_max", "ADMM: largest penalty weight [decoupled: 100 x rho; in the loss: 1].", type=float)
-@_opt("rho_growth", "ADMM: rho factor per update.")
-@_opt("admm_interval", "ADMM: optimizer steps between Z/U updates.")
-@_opt(
-    "admm_penalty",
-    "ADMM: the penalty applied after each optimizer step like AdamW's weight decay "
-    "(W -= lr*rho*(W-Z+U); it converges), or in the loss (the paper).",
-    type=click.Choice(ADMM_PENALTIES),
-)
-@_opt("admm_epochs", "ADMM: epochs of the ADMM phase [2/3 of --epochs].", type=float)
-@_opt("dense_epochs", "ASP: epochs of the dense phase [1/2 of --epochs].", type=float)
-@_opt("srste_decay", "SR-STE: decay of the pruned weights (the paper's lambda_W).")
-@_opt(
-    "srste_decay_mode",
-    "SR-STE: the decay added to the gradient (the paper; it then goes through Adam), or applied after "
-    "each optimizer step like AdamW's weight decay (W -= lr*decay*(1-mask)*W; needs a far larger decay).",
-    type=click.Choice(SRSTE_DECAY_MODES),
-)
-@_opt("mask_interval", "SR-STE: optimizer steps between mask updates.")
-@_opt(
-    "masked_epochs", "SR-STE: epochs of the fixed-mask phase after the prune [1/3 of --epochs].", type=float
-)
-@click.option(
-    "--freeze-variance",
-    is_flag=True,
-    help="SR-STE: STEP's recipe: dense warm-up, then Adam's second moment frozen while the mask is learned.",
-)
-@_opt("switch_fraction", "--freeze-variance: fraction of the SR-STE phase's steps before the switch.")
+@method_options
 @_opt(
     "prune_solver",
     "Hard prune (every sparse method): keep the largest |w| of each M (magnitude), or solve each layer on "

@@ -151,7 +151,7 @@ def describe_io(path: Path) -> dict[str, Any]:
 
 
 def io_problems(io: dict[str, Any], input_names: Sequence[str]) -> list[str]:
-    """Everything wrong with the exported inputs/outputs, all at once (STYLE.md habit 9)."""
+    """Everything wrong with the exported inputs/outputs, all at once (one run shows every fix)."""
     problems = []
     got = [e["name"] for e in io["inputs"]]
     if got != list(input_names):

@@ -35,7 +35,6 @@ _LABELS = {
     "attention.attn.q": "query", "attention.attn.k": "key", "attention.attn.v": "value",
     "attention.attn.o": "attention output",
 }  # fmt: skip
-AXIS = 1  # nn.Linear weight [out, in]: the groups of M run along the input
 
 
 @dataclass(frozen=True)
@@ -74,16 +73,6 @@ def encoder_macs(model: Any) -> int:
 def pruned(model: Any, names: Sequence[str], pattern: str | nm.Pattern) -> Iterator[None]:
     """Inside: the weights of ``names`` projected to N:M by magnitude (``nm.project`` along the input
     axis). After: the exact dense weights again (a copy kept of each, nothing reloaded)."""
-    import torch
-
     mods = linear_layers(model)
-    saved = {n: mods[n].weight.detach().clone() for n in names}
-    try:
-        with torch.no_grad():
-            for n in names:
-                mods[n].weight.copy_(nm.project(mods[n].weight, pattern, axis=AXIS))
+    with nm.projected_weights([mods[n].weight for n in names], pattern):
         yield
-    finally:
-        with torch.no_grad():
-            for n, w in saved.items():
-                mods[n].weight.copy_(w)

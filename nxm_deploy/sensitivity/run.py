@@ -26,6 +26,7 @@ from typing import Any
 from nxm_deploy import nm
 from nxm_deploy.errors import UserError
 from nxm_deploy.manifest import RunManifest, provenance
+from nxm_deploy.origin import dist_version
 from nxm_deploy.sensitivity.config import SensitivityConfig
 from nxm_deploy.sensitivity.layers import Layer, candidate_layers, encoder_macs, pruned
 from nxm_deploy.sensitivity.output import SENSITIVITY_KIND, check_out_file, write_outputs
@@ -174,17 +175,8 @@ def sensitivity(cfg: SensitivityConfig) -> SensitivityResult:
         "plot": plot.name,
         "config": cfg.to_json(),
         "torch_version": torch.__version__,
-        "transformers_version": _version("transformers"),
+        "transformers_version": dist_version("transformers"),
         **provenance(),
     }
     write_outputs(report, out, plot)
     return SensitivityResult(out, plot, report)
-
-
-def _version(pkg: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(pkg)
-    except PackageNotFoundError:
-        return None

@@ -23,6 +23,7 @@ from conftest import tiny_config
 
 from nxm_deploy import nm
 from nxm_deploy.admm.dist import barrier, shutdown
+from nxm_deploy.admm.penalty import AdmmState
 from nxm_deploy.admm.state import SparsityState
 from nxm_deploy.admm.trainer import NxmTrainer
 from nxm_deploy.data.encode import encode
@@ -53,11 +54,12 @@ def main() -> None:
     data = encode(tok, ["the cat sat on the mat"] * rows, ["a cat is sitting"] * rows, [1] * rows, 32)
     pattern = nm.Pattern(2, 4)
     sparsity = SparsityState(model, select_layers(model, pattern), pattern)
-    sparsity.start_admm(rho=0.5)
+    sparsity.method = admm = AdmmState(sparsity.weights, pattern)  # the penalty in the loss
+    admm.start(rho=0.5)
     gen = torch.Generator().manual_seed(1)
     for n in sparsity.layers:  # a nonzero scaled dual, the same on every rank
-        sparsity.u[n] = torch.randn(sparsity.u[n].shape, generator=gen) * 0.01
-    sparsity._refresh_targets()
+        admm.u[n] = torch.randn(admm.u[n].shape, generator=gen) * 0.01
+    admm.refresh_targets()
     args = TrainingArguments(
         output_dir=str(Path(out).parent / f"trainer-{world}"),
         per_device_train_batch_size=GLOBAL_BATCH // world,

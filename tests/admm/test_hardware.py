@@ -15,7 +15,8 @@ from transformers import AutoTokenizer, TrainerCallback, TrainingArguments
 
 from nxm_deploy import nm
 from nxm_deploy.admm.callbacks import AdmmCallback
-from nxm_deploy.admm.state import AdmmSchedule, SparsityState
+from nxm_deploy.admm.penalty import AdmmSchedule, AdmmState
+from nxm_deploy.admm.state import SparsityState
 from nxm_deploy.admm.trainer import NxmTrainer
 from nxm_deploy.admm.trainlog import TrainLog
 from nxm_deploy.cli import cli
@@ -129,11 +130,12 @@ def first_step_grads(tok_dir: Path, tmp_path: Path, per_device: int, accum: int)
     data = encode(tok, a, b, [i % 2 for i in range(16)], 32)
     pattern = nm.Pattern(2, 4)
     sparsity = SparsityState(model, select_layers(model, pattern), pattern)
-    sparsity.start_admm(rho=0.5)
+    sparsity.method = admm = AdmmState(sparsity.weights, pattern)  # the penalty in the loss
+    admm.start(rho=0.5)
     gen = torch.Generator().manual_seed(1)
     for n in sparsity.layers:  # a nonzero scaled dual, so the penalty's gradient is not trivial
-        sparsity.u[n] = torch.randn(sparsity.u[n].shape, generator=gen) * 0.01
-    sparsity._refresh_targets()
+        admm.u[n] = torch.randn(admm.u[n].shape, generator=gen) * 0.01
+    admm.refresh_targets()
     dump = DumpGrads(sparsity, model)
     args = TrainingArguments(output_dir=str(tmp_path / f"t-{accum}"), per_device_train_batch_size=per_device,
                              gradient_accumulation_steps=accum, learning_rate=0.0, max_steps=1,
@@ -176,8 +178,8 @@ def test_a_step_the_loss_scaler_skips_is_skipped_by_admm(tmp_path: Path, fused: 
 
     model = make_tiny_model("bert").to("cuda" if CUDA else "cpu")  # where the scaler runs
     pattern = nm.Pattern(2, 4)
-    sparsity = SparsityState(model, select_layers(model, pattern), pattern)
-    sparsity.start_admm(rho=10.0)
+    sparsity = AdmmState(SparsityState(model, select_layers(model, pattern), pattern).weights, pattern)
+    sparsity.start(rho=10.0)
     optimizer = scaled_optimizer(list(sparsity.weights.values()), fused)
     log = TrainLog(tmp_path / "log.jsonl")
     skips = StepSkips()

@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner, Result
 
 from nxm_deploy import nm
-from nxm_deploy.admm.reconstruct import (
+from nxm_deploy.admm.prune.solvers import (
     SPARSEGPT_DAMP,
     AdmmSolver,
     admm_prune,
@@ -194,7 +194,7 @@ def test_cached_block_inputs_give_the_same_weights_as_whole_model_passes(
 
     from conftest import make_tiny_model
 
-    from nxm_deploy.admm import calibrate
+    from nxm_deploy.admm.prune import reconstruct as rec
     from nxm_deploy.models import select_layers
 
     model = make_tiny_model("bert")
@@ -204,9 +204,9 @@ def test_cached_block_inputs_give_the_same_weights_as_whole_model_passes(
                 "attention_mask": torch.ones(4, 10, dtype=torch.long)} for _ in range(2)]  # fmt: skip
     batches[0]["attention_mask"][:, 7:] = 0  # padding: not part of any Gram matrix
     cached, whole = copy.deepcopy(model), copy.deepcopy(model)
-    report = calibrate.reconstruct(cached, layers, nm.parse_pattern("2:4"), batches)
-    monkeypatch.setattr(calibrate, "_blocks", lambda *a: None)
-    calibrate.reconstruct(whole, layers, nm.parse_pattern("2:4"), batches)
+    report = rec.reconstruct(cached, layers, nm.parse_pattern("2:4"), batches)
+    monkeypatch.setattr(rec, "blocks", lambda *a: None)
+    rec.reconstruct(whole, layers, nm.parse_pattern("2:4"), batches)
     assert report["cached_blocks"] and report["calibration_tokens"] == 4 * 7 + 4 * 10
     for (name, a), b in zip(cached.named_parameters(), whole.parameters(), strict=True):
         assert torch.equal(a, b), name

@@ -27,12 +27,13 @@ from nxm_deploy.errors import UserError
 
 def test_plan_splits_the_budget() -> None:
     def plan(epochs: float, masked: float | None = None, init: float = 0) -> list[Phase]:
-        return get_method("srste").plan(Budget(epochs, init, None, None, masked))
+        m = get_method("srste")
+        return m.plan(Budget(epochs, init), m.options(masked_epochs=masked))
 
     assert plan(3) == [Phase("srste", 2), Phase("masked", 1)]
     assert plan(3, masked=0) == [Phase("srste", 3)]  # the run hard-prunes at its end
     assert plan(4, masked=1, init=1) == [Phase("srste", 2), Phase("masked", 1)]
-    with pytest.raises(UserError, match="--masked-epochs 3 does not fit the budget"):
+    with pytest.raises(UserError, match="masked_epochs 3 does not fit the budget"):
         plan(3, masked=3)
 
 

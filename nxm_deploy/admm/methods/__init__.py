@@ -1,5 +1,8 @@
-"""The built-in methods; importing this package registers them."""
+"""The built-in methods, one module each; importing this package imports (so registers) every module
+in it, in name order (the order of their flags in ``--help``): a new method is one new file here."""
 
-from nxm_deploy.admm.methods import admm, asp, dense, oneshot, srste
+import importlib
+import pkgutil
 
-__all__ = ["admm", "asp", "dense", "oneshot", "srste"]
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    importlib.import_module(f"{__name__}.{_module}")

@@ -2,24 +2,46 @@
 as the dense phase), prune by magnitude, fine-tune again with the mask fixed. Default split: half
 of --epochs dense, half masked (the same schedule twice)."""
 
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
 from nxm_deploy.admm.registry import Budget, Method, Phase, nonempty, register, remaining, split_epochs
-from nxm_deploy.errors import UserError
+from nxm_deploy.errors import OptionError
 
 
-def plan(budget: Budget) -> list[Phase]:
+@dataclass(frozen=True)
+class AspOptions:
+    dense_epochs: float | None = field(
+        default=None,
+        metadata={  # default: half of the budget
+            "type": float,
+            "help": "ASP: epochs of the dense phase [1/2 of --epochs].",
+        },
+    )
+
+
+def plan(budget: Budget, opts: AspOptions) -> list[Phase]:
     if budget.init_epochs > 0:
-        if budget.dense_epochs is not None and abs(budget.dense_epochs - budget.init_epochs) > 1e-9:
-            raise UserError(
-                f"--dense-epochs {budget.dense_epochs:g} contradicts --init-from, whose run already "
-                f"trained {budget.init_epochs:g} dense epochs; leave --dense-epochs out"
-            )
+        if opts.dense_epochs is not None and abs(opts.dense_epochs - budget.init_epochs) > 1e-9:
+            raise OptionError(
+                "{0} {dense:g} contradicts {1}, whose run already trained {init:g} dense epochs; "
+                "leave {0} out", "dense_epochs", "init_from",
+                dense=opts.dense_epochs, init=budget.init_epochs,
+            )  # fmt: skip
         return [Phase("masked", remaining(budget))]
     total = remaining(budget)
-    dense_epochs = budget.dense_epochs if budget.dense_epochs is not None else total / 2
-    dense, masked = split_epochs(total, dense_epochs, "--dense-epochs")
+    dense_epochs = opts.dense_epochs if opts.dense_epochs is not None else total / 2
+    dense, masked = split_epochs(total, dense_epochs, "dense_epochs")
     return nonempty([Phase("dense", dense), Phase("masked", masked)])
 
 
 METHOD = register(
-    Method("asp", "NVIDIA ASP: fine-tune dense, prune by magnitude, fine-tune with the mask", True, plan)
+    Method(
+        "asp",
+        "NVIDIA ASP: fine-tune dense, prune by magnitude, fine-tune with the mask",
+        True,
+        plan,
+        options=AspOptions,
+    )
 )

@@ -20,7 +20,7 @@ the M-N weights of that group with the smallest OBS saliency ``w^2 / [H^-1]_jj``
 as the squared diagonal of the Cholesky factor, i.e. given the columns already passed), and each
 dropped weight's error is spread over the columns not yet visited (the OBS update). Wanda
 (:func:`wanda`) drops by ``|w| * ||x||`` and updates nothing. Nothing here touches modules or files:
-the calibration pass (``calibrate.py``) feeds these and writes their weights.
+:func:`~nxm_deploy.admm.prune.reconstruct.reconstruct` feeds these and writes their weights.
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from dataclasses import dataclass
 import torch
 
 from nxm_deploy import nm
-
-AXIS = 1  # nn.Linear weight [out, in]: groups run along the input axis
 
 
 @dataclass(frozen=True)
@@ -66,13 +64,13 @@ def _normaliser(gram: torch.Tensor) -> torch.Tensor:
 def wanda(w: torch.Tensor, gram: torch.Tensor, pattern: str | nm.Pattern) -> torch.Tensor:
     """The N:M mask by ``|w| * ||x||`` with no weight update (Wanda, Sun et al. 2023): a baseline."""
     d = _normaliser(gram.float())  # [in]
-    return w * nm.mask(w.float() * d, pattern, AXIS)  # [out, in]
+    return w * nm.mask(w.float() * d, pattern, nm.LINEAR_AXIS)  # [out, in]
 
 
 def _tightened_mask(v: torch.Tensor, pattern: nm.Pattern, fraction: float) -> torch.Tensor:
     """Of the entries that N:M would drop from ``v [out, in]``, drop only the ``fraction`` with the
     smallest ``|v|`` in each row; ``fraction`` 1 is the N:M mask itself."""
-    keep = nm.mask(v, pattern, AXIS)  # [out, in] bool
+    keep = nm.mask(v, pattern, nm.LINEAR_AXIS)  # [out, in] bool
     if fraction >= 1:
         return keep
     per_row = v.shape[1] * (pattern.m - pattern.n) // pattern.m
@@ -112,7 +110,7 @@ def admm_prune(
         if it < solver.tighten:
             keep = _tightened_mask(v, p, (1 - (1 - (it + 1) / solver.tighten) ** 3))
         elif it == 0:
-            keep = nm.mask(v, p, AXIS)
+            keep = nm.mask(v, p, nm.LINEAR_AXIS)
         z = v * keep
         u = v - z
     return (z / d[None, :]).to(w.dtype)  # [out, in], N:M: the last mask is N:M
