@@ -29,7 +29,9 @@ def _param(config: dict[str, Any], key: str, default: str = "") -> str:
 
 
 def _texts(request: Any, name: str, limit: int) -> list[str] | None:
-    """The UTF-8 texts of input ``name`` of ``request`` (None when absent); ValueError when bad."""
+    """The UTF-8 texts of input ``name`` of ``request`` (None when absent); ValueError when bad.
+    (``runtime/triton_models/tokenize_model.py`` has the same check on purpose: that file runs in a
+    stock Triton where nxm_deploy is not installed, so it cannot import this one.)"""
     tensor = pb_utils.get_input_tensor_by_name(request, name)
     if tensor is None:
         return None
