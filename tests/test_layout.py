@@ -237,3 +237,17 @@ def test_docstrings_name_only_files_in_the_repository():
 def test_the_docstring_check_sees_a_missing_file():
     assert missing_files("see STYLE.md habit 4 and DESIGN.md") == ["STYLE.md", "DESIGN.md"]
     assert missing_files("see docs/ARCHITECTURE.md, README.md and admm/run.py") == []
+
+
+def test_backends_and_providers_are_named_in_one_place():
+    """The backend and provider lists live in runtime/backends.py alone; every command reads them."""
+    literals = ('("cpu", "cuda", "tensorrt")', '("ort", "trt")', '("ort", "trt", "torch")')
+    homes = sorted(
+        {
+            name
+            for name, path in MODULES.items()
+            for lit in literals
+            if lit in path.read_text(encoding="utf-8")
+        }
+    )
+    assert homes == ["nxm_deploy.runtime.backends"], homes

@@ -13,12 +13,11 @@ from pathlib import Path
 from nxm_deploy.bench import latency
 from nxm_deploy.data.own import DataOptions
 from nxm_deploy.errors import UserError
+from nxm_deploy.runtime.backends import BACKENDS, ORT_PROVIDERS
 
 __all__ = ["BACKENDS", "MIN_SEQ_LEN", "ORT_PROVIDERS", "BenchConfig", "parse_also", "parse_sizes"]
 
-BACKENDS = ("ort", "trt", "torch")
 """ort: ONNX Runtime (--ort-provider); trt: the exports' TensorRT engines; torch: the runs in PyTorch."""
-ORT_PROVIDERS = ("cpu", "cuda", "tensorrt")  # as nxm_deploy.runtime.ort_providers (not imported: --help)
 MIN_SEQ_LEN = 8  # room for the special tokens of a sentence pair and some text
 
 

@@ -24,6 +24,7 @@ from nxm_deploy import nm
 from nxm_deploy.bench.config import BACKENDS
 from nxm_deploy.errors import ExportDirError, UserError
 from nxm_deploy.manifest import EXPORT_MANIFEST, RUN_MANIFEST, ExportManifest, RunFacts, RunManifest
+from nxm_deploy.runtime.backends import no_engine
 from nxm_deploy.runtime.ort_session import OrtSession
 from nxm_deploy.runtime.session import Session, require_tensorrt
 
@@ -159,12 +160,7 @@ def _from_export(path: Path, role: str, backend: str) -> ModelSource:
             f"({export.section('source_run').get('path')}), which is not there; pass the run directory itself"
         )
     if backend == "trt" and not export.engine_path.is_file():
-        trt_section = export.tensorrt
-        why = trt_section.get("reason") or "no engine file"
-        raise UserError(
-            f"{flag} {path} has no TensorRT engine ({why}); build it with its "
-            f"{trt_section.get('build_script') or 'build_engine.sh'} or 'nxm-deploy export --engine trt'"
-        )
+        raise UserError(f"{flag} " + no_engine(path, export.tensorrt, "or 'nxm-deploy export --engine trt'"))
     return source
 
 

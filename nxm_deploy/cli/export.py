@@ -13,6 +13,7 @@ from nxm_deploy.errors import EXIT_NEEDS_GPU
 from nxm_deploy.export.config import ENGINES, ExportConfig
 from nxm_deploy.export.quantize import CALIBRATION_METHODS, QUANTIZE_MODES
 from nxm_deploy.export.trt import PRECISIONS
+from nxm_deploy.runtime.backends import ORT_PROVIDERS
 
 
 def _shape_profile(shapes: Sequence[str | None]) -> Any:
@@ -162,7 +163,7 @@ def _echo_export(result: Any) -> None:
 @click.option("--triton-max-batch", type=int, default=32, show_default=True, help="Triton max_batch_size.")
 @click.option(
     "--triton-ort-provider",
-    type=click.Choice(("cpu", "cuda", "tensorrt")),
+    type=click.Choice(ORT_PROVIDERS),
     default=None,
     help="Serve model.onnx on ONNX Runtime's provider: cpu (KIND_CPU), cuda or tensorrt (KIND_GPU) "
     "[Triton decides].",

@@ -23,10 +23,11 @@ from typing import Any
 
 from nxm_deploy.errors import ExportDirError, UserError
 from nxm_deploy.manifest import EXPORT_MANIFEST, ExportManifest
+from nxm_deploy.runtime.backends import EXPORT_BACKENDS, no_engine
 
 __all__ = ["BACKENDS", "DEFAULT_MAX_SEQ_LEN", "ExportDir", "ServingFacts", "task_labels"]
 
-BACKENDS = ("ort", "trt")
+BACKENDS = EXPORT_BACKENDS  # the backends that run an export directory (runtime/backends.py)
 """What an export directory can be run on: ONNX Runtime (model.onnx) or TensorRT (model.engine)."""
 DEFAULT_MAX_SEQ_LEN = 512
 
@@ -113,12 +114,8 @@ class ExportDir:
                 )
             return self.onnx_path
         if not self.engine_path.is_file():  # build_engine.sh may have made it after the export
-            why = self.tensorrt.get("reason") or "no engine was built"
-            script = self.tensorrt.get("build_script") or "build_engine.sh"
-            raise ExportDirError(
-                f"{self.path} has no TensorRT engine ({why}); build it with its {script} on a machine "
-                "with TensorRT and an NVIDIA GPU, or use backend 'ort'"
-            )
+            instead = "on a machine with TensorRT and an NVIDIA GPU, or use backend 'ort'"
+            raise ExportDirError(no_engine(self.path, self.tensorrt, instead))
         return self.engine_path
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from nxm_deploy.errors import BackendUnavailableError, ExportDirError, UserError
+from nxm_deploy.runtime.backends import ORT_PROVIDERS
 
 __all__ = [
     "ORT_PROVIDERS",
@@ -40,7 +41,6 @@ __all__ = [
     "trt_cache_dir",
 ]  # fmt: skip
 
-ORT_PROVIDERS = ("cpu", "cuda", "tensorrt")
 _NAMES = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",

@@ -7,12 +7,12 @@ import re
 from dataclasses import dataclass
 
 from nxm_deploy.errors import UserError
+from nxm_deploy.runtime.backends import EXPORT_BACKENDS, ORT_PROVIDERS
 
 __all__ = ["DEFAULT_MAX_TEXT_BYTES", "ServeConfig"]
 
 DEFAULT_MAX_TEXT_BYTES = 65536
-BACKENDS = ("ort", "trt")
-ORT_PROVIDERS = ("cpu", "cuda", "tensorrt")
+BACKENDS = EXPORT_BACKENDS
 
 
 @dataclass(frozen=True)
