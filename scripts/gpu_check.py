@@ -291,7 +291,10 @@ def run_part(part: Part, argv: Sequence[str], budget: float, work: Path) -> dict
     if code is None:
         row.update(status="fail", reason=f"ran past its budget of {budget:.0f} s and was killed")
     elif code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
         row.update(status="fail", reason=f"crashed (signal {name})")
     elif result.get("status") in ("pass", "skip", "fail"):
         row.update(status=result["status"], reason=result.get("reason"))
@@ -365,22 +368,21 @@ def print_summary(report: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    started = time.monotonic()  # the deadline counts this process's own start-up
     argv = list(sys.argv[1:] if argv is None else argv)
-    deadline = Deadline(DEADLINE_S)
     opts = parse_args(argv)
     if opts.run_part:
         return child_main(opts)
     if opts.plan:
         print(plan_text())
         return 0
-    deadline = Deadline(opts.deadline_s - (DEADLINE_S - deadline.left()))
+    deadline = Deadline(opts.deadline_s - (time.monotonic() - started))
     if not opts.simulate:
         problem = gpu_problem()
         if problem:
             print(f"gpu_check: {problem}", file=sys.stderr)
             return EXIT_NO_GPU
-    child_argv = [a for a in argv if a != "--plan"]
-    report = run(opts, child_argv, deadline)
+    report = run(opts, argv, deadline)
     print_summary(report)
     print(f"\nwrote {opts.out} in {report['wall_seconds']} s")
     failed = [p["part"] for p in report["parts"] if p["status"] == "fail"]

@@ -68,7 +68,7 @@ def test_plan_lists_the_parts_and_exits_0_anywhere(tmp_path, gpu_check):
     assert lines[0].startswith("(start-up)") and lines[-2].startswith("(reserve)")
     assert [line[:3] for line in lines[1:6]] == ["(a)", "(b)", "(c)", "(d)", "(e)"]
     assert lines[-1] == "total 480 s (8 minutes at most); without a CUDA GPU the check exits 3"
-    budgets = [float(line.split()[-1 - len(line.split()) + 3]) for line in lines[1:6]]
+    budgets = [float(line.split()[2]) for line in lines[1:6]]  # "(a) kernels 55 s ..."
     assert budgets == [p.budget_s for p in gpu_check.PARTS]
     # start-up, the parts and a reserve for killing an overrunning part fit the 8-minute deadline
     assert gpu_check.STARTUP_S + sum(budgets) + gpu_check.KILL_GRACE_S < gpu_check.DEADLINE_S == 480

@@ -92,13 +92,11 @@ def model_sha256(path: str | Path) -> str:
     from google.protobuf.message import DecodeError
 
     path = Path(path)
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    data = path.read_bytes()  # one read serves the hash and the parse
+    digest = hashlib.sha256(data)
     try:
-        graph = onnx.load(str(path), load_external_data=False).graph
-    except (OSError, DecodeError):
+        graph = onnx.load_model_from_string(data).graph
+    except DecodeError:
         return digest.hexdigest()  # not ONNX: ONNX Runtime says so when it loads the file
     locations = {e.value for t in graph.initializer for e in t.external_data if e.key == "location"}
     for name in sorted(locations):
