@@ -1,3 +1,3 @@
 """The tool's version (read by the package build and written into every manifest)."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

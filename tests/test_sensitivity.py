@@ -151,3 +151,40 @@ def test_own_data_run_reads_the_data_it_recorded(tmp_path: Path, minilm_dir: Pat
         r["rows"]["rows"] == r["rows"]["of_train_rows"] == 60
     )  # all 60 training rows; the 20 held out never
     assert len(r["layers"]) == 12 and len(r["kinds"]) == 6
+
+
+def test_rows_the_run_did_not_train_on_score_out_of_sample(
+    dense_run: Path, glue_dir: Path, tmp_path: Path
+) -> None:
+    """A run trained on a subset is scored on training rows outside it (out of sample), labelled so;
+    a run trained on every row is scored in sample and says so, and "unseen" is then refused."""
+    import shutil
+
+    from nxm_deploy.data import get_task, load_split
+    from nxm_deploy.data.encode import subset_indices
+    from nxm_deploy.errors import UserError
+    from nxm_deploy.manifest import RunManifest
+    from nxm_deploy.sensitivity.rows import training_rows
+
+    subset_run = tmp_path / "subset"
+    shutil.copytree(dense_run, subset_run)
+    manifest = json.loads((subset_run / "nxm.json").read_text())
+    manifest["hyperparameters"] = {"max_train_samples": 2000}
+    (subset_run / "nxm.json").write_text(json.dumps(manifest))
+    train = load_split(get_task("RTE"), "train", str(glue_dir))
+    trained = {train.texts_a[i] + "\t" + train.texts_b[i] for i in subset_indices(len(train), 2000)}
+
+    cfg = SensitivityConfig(run_dir=subset_run, out=tmp_path / "s.json", data_dir=glue_dir, rows=ROWS)
+    _, rows = training_rows(cfg, RunManifest.read(subset_run))
+    assert len(rows.texts_a) == ROWS and rows.to_json()["in_sample"] is False
+    drawn = {a + "\t" + b for a, b in zip(rows.texts_a, rows.texts_b or [], strict=True)}
+    assert not drawn & trained  # none of them did the run see
+
+    cfg_all = SensitivityConfig(run_dir=dense_run, out=tmp_path / "a.json", data_dir=glue_dir, rows=ROWS)
+    _, rows_all = training_rows(cfg_all, RunManifest.read(dense_run))
+    assert rows_all.to_json()["in_sample"] is True and rows_all.to_json()["rows_from"] == "train"
+    unseen = SensitivityConfig(
+        run_dir=dense_run, out=tmp_path / "u.json", data_dir=glue_dir, rows_from="unseen"
+    )
+    with pytest.raises(UserError, match="none is unseen"):
+        training_rows(unseen, RunManifest.read(dense_run))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from nxm_deploy.admm.hardware import (
 )
 from nxm_deploy.admm.inputs import TaskData, load_rows, load_student, load_task_data, load_teacher
 from nxm_deploy.admm.phases import phase_callbacks, phase_optimizer, start_phase
+from nxm_deploy.admm.predictions import PREDICTIONS_FILE, write_predictions
 from nxm_deploy.admm.prune.reconstruct import hard_prune
 from nxm_deploy.admm.registry import Budget, Phase, get_method
 from nxm_deploy.admm.state import SparsityState
@@ -99,12 +100,15 @@ def _training_args(cfg: TrainConfig, phase: Phase, phase_dir: Path) -> Any:
     )
 
 
-def _evaluate(trainer: NxmTrainer, data: TaskData) -> dict[str, float]:
+def _evaluate(trainer: NxmTrainer, data: TaskData, keep: dict[str, Any]) -> dict[str, float]:
+    """The dev metrics; ``keep`` receives each split's (outputs, labels) for predictions.tsv."""
     from nxm_deploy.data import compute_metrics
 
     metrics: dict[str, float] = {}
+    keep.clear()
     for split_name, ds in data.dev.items():
         out = trainer.predict(ds)
+        keep[split_name] = (out.predictions, out.label_ids)
         values = compute_metrics(data.task, out.predictions, out.label_ids)
         prefix = "" if len(data.dev) == 1 else f"{split_name}/"
         metrics.update({f"{prefix}{k}": float(v) for k, v in values.items()})
@@ -126,6 +130,7 @@ class _Run:
     sparsity: SparsityState
     trainlog: TrainLog
     root: Path
+    predictions: dict[str, Any] = field(default_factory=dict)  # the last evaluation's, by dev split
 
     @property
     def options(self) -> Any:
@@ -192,7 +197,7 @@ def _run_phase(run: _Run, phase: Phase, i: int, n_phases: int) -> dict[str, Any]
     trainer = run.trainer(phase, i, callbacks)
     with loading(ckpt):
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-    metrics = _evaluate(trainer, run.data)
+    metrics = _evaluate(trainer, run.data, run.predictions)
     end: dict[str, Any] = {"metrics": metrics, "steps": trainer.state.global_step, **sparsity.phase_facts()}
     trainlog.write({"phase": i, "phase_kind": phase.kind, "step": trainer.state.global_step,
                     "event": "phase_end", **end})  # fmt: skip
@@ -262,7 +267,7 @@ def _train(cfg: TrainConfig) -> RunResult:
     if method.sparse and not sparsity.masked:  # admm for the whole budget, or training-free oneshot
         hard_prune(sparsity, model, data.train, cfg)
         trainer = run.trainer((phases or [Phase("masked", 0)])[-1], len(phases) - 1, [])
-        metrics = _evaluate(trainer, data)
+        metrics = _evaluate(trainer, data, run.predictions)
         phase_results.append({"phase": len(phases), "kind": "hard_prune", "epochs": 0, "metrics": metrics})
     if method.sparse:
         bad = [(n, r) for n, r in run.sparsity.check() if not r.ok]
@@ -277,7 +282,10 @@ def _train(cfg: TrainConfig) -> RunResult:
     prune = {"solver": cfg.prune_solver, **(sparsity.prune_report or {})}
     manifest["prune"] = prune if method.sparse else None  # with --prune-solver admm: per-layer errors
     manifest["dataset"] = rows.dataset  # own data: source, columns, label map, sha256; None for GLUE
+    if not run.predictions and phases:  # every phase was complete before this --resume
+        _evaluate(run.trainer(phases[-1], len(phases) - 1, []), data, run.predictions)
     if rank() == 0:
+        write_predictions(stage / PREDICTIONS_FILE, task.is_regression, run.predictions)
         model.save_pretrained(stage)
         tokenizer.save_pretrained(stage)
         write_json_atomic(stage / RUN_MANIFEST, manifest)

@@ -42,6 +42,14 @@ def _opt(name: str, help_text: str, **kwargs: Any) -> Any:
 @data_options
 @_opt("rows", "Training rows to score (a fixed random subset drawn with --seed; never dev rows).")
 @_opt("seed", "Seed of the row subset.")
+@click.option(
+    "--rows-from",
+    type=click.Choice(["auto", "unseen", "train"]),
+    default=default(SensitivityConfig, "rows_from"),
+    show_default=True,
+    help="unseen: training rows the run did not train on (out of sample; it trained on a subset); "
+    "train: any training row; auto: unseen where the run left rows out, else train (in sample).",
+)
 @pattern_option(default(SensitivityConfig, "pattern"))
 @_opt("budget", "Largest drop (points of the task's metric) the --exclude list may leave.")
 @_opt("batch_size", "Rows per forward pass.")
@@ -61,7 +69,8 @@ def sensitivity(**opts: Any) -> None:
     r = result.report
     click.echo(f"sensitivity written to {result.out} (plot {result.plot})")
     click.echo(
-        f"  baseline {r['metric']} {r['baseline']:.2f} points on {r['rows']['rows']} training rows; "
+        f"  baseline {r['metric']} {r['baseline']:.2f} points on {r['rows']['rows']} "
+        f"{'unseen' if not r['rows'].get('in_sample', True) else 'in-sample'} training rows; "
         f"{r['measurements']} measurements in {r['wall_time_s']:.0f} s"
     )
     for k in r["kinds"]:

@@ -12,14 +12,17 @@ from typing import Any
 from nxm_deploy.data.own import DataOptions
 from nxm_deploy.errors import UserError
 
-__all__ = ["SensitivityConfig"]
+__all__ = ["ROWS_FROM", "SensitivityConfig"]
+
+ROWS_FROM = ("auto", "unseen", "train")
 
 
 @dataclass(frozen=True)
 class SensitivityConfig:
     """``run_dir``: a dense run written by ``train``. ``task=None`` and ``data=None``: the rows of the
     task (or own data) the run records. ``rows`` training rows (never dev: the dev set scores what is
-    chosen here) are drawn with ``seed``; the metric is the task's main metric in points (0-100).
+    chosen here) are drawn with ``seed``, from the rows the run did not train on where it left some out
+    (``rows_from``); the metric is the task's main metric in points (0-100).
     ``budget``: the largest drop in points that the exclude list may leave, all kept layers N:M at
     once. ``include``/``exclude``: globs over layer names, as ``train`` takes them."""
 
@@ -31,6 +34,9 @@ class SensitivityConfig:
     # 1000 rows put one row at 0.1 points of accuracy: fine enough to rank layers, one pass is cheap.
     rows: int = 1000
     seed: int = 0
+    # "unseen": training rows the run did not train on (it trained on a subset); "train": any training
+    # row (in-sample when the run trained on all of them); "auto": unseen where the run left any out.
+    rows_from: str = "auto"
     pattern: str = "2:4"
     budget: float = 1.0  # points of the main metric
     batch_size: int = 32
@@ -47,6 +53,8 @@ class SensitivityConfig:
             raise UserError(f"--budget must be a number of points, 0 or more, got {self.budget}")
         if self.batch_size < 1:
             raise UserError(f"--batch-size must be a positive integer, got {self.batch_size}")
+        if self.rows_from not in ROWS_FROM:
+            raise UserError(f"rows_from must be one of {', '.join(ROWS_FROM)}, got {self.rows_from!r}")
         if self.task is not None and self.data is not None:
             raise UserError("pass --task or --data, not both")
         from nxm_deploy import nm

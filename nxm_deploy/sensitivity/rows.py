@@ -32,6 +32,7 @@ class Rows:
     source: str
     of: int
     seed: int
+    unseen: bool = False  # drawn from training rows the run did not train on
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -40,6 +41,8 @@ class Rows:
             "rows": len(self.texts_a),
             "of_train_rows": self.of,
             "seed": self.seed,
+            "rows_from": "unseen" if self.unseen else "train",
+            "in_sample": not self.unseen,
             "sha256": rows_fingerprint(self.texts_a, self.texts_b, self.labels),
         }
 
@@ -77,16 +80,34 @@ def _task_and_train(cfg: SensitivityConfig, run: RunManifest) -> tuple[Any, Any]
 
 
 def training_rows(cfg: SensitivityConfig, run: RunManifest) -> tuple[Any, Rows]:
-    """The task and ``cfg.rows`` of its training rows (all when fewer), drawn with ``cfg.seed``."""
+    """The task and ``cfg.rows`` of its training rows (all when fewer), drawn with ``cfg.seed`` from
+    the rows the run did not train on (``cfg.rows_from``: "unseen", or "auto" where the run trained on
+    a subset) or from every training row ("train", or "auto" where the run trained on all)."""
     task, train = _task_and_train(cfg, run)
     if len(train) == 0:
         raise UserError(f"{train.source} holds no training rows")
-    idx = subset_indices(len(train), cfg.rows, cfg.seed)
+    pool = list(range(len(train)))
+    if cfg.rows_from != "train":
+        # the run's own draw (the same call train makes): what is left is out of sample
+        limit = (run.body.get("hyperparameters") or {}).get("max_train_samples")
+        trained = set(subset_indices(len(train), limit))
+        unseen = [i for i in pool if i not in trained]
+        if unseen:
+            pool = unseen
+        elif cfg.rows_from == "unseen":
+            raise UserError(
+                f"run {run.path} trained on all {len(train)} training rows of {train.source}, so none "
+                "is unseen; score on training rows (in sample) instead"
+            )
+    idx = [pool[i] for i in subset_indices(len(pool), cfg.rows, cfg.seed)]
     if len(idx) < cfg.rows:
-        log.info("--rows %d: the training split holds %d rows; all of them are used", cfg.rows, len(idx))
+        log.info("%d rows asked; %d are there to draw from, all used", cfg.rows, len(idx))
+    where = "unseen" if len(pool) < len(train) else "(in-sample)"
+    log.info("scoring on %d %s training rows", len(idx), where)
     a = [train.texts_a[i] for i in idx]
     b = [train.texts_b[i] for i in idx] if train.texts_b is not None else None
-    return task, Rows(a, b, [train.labels[i] for i in idx], train.source, len(train), cfg.seed)
+    labels = [train.labels[i] for i in idx]
+    return task, Rows(a, b, labels, train.source, len(train), cfg.seed, len(pool) < len(train))
 
 
 Batch = dict[str, Any]  # tokenizer outputs as tensors [B, T], padded per batch

@@ -17,7 +17,8 @@ from nxm_deploy import nm
 from nxm_deploy.admm.checkpoints import staging_dir
 from nxm_deploy.cli import cli
 
-TOP_LEVEL_ALLOWED = {"config.json", "model.safetensors", "nxm.json", "train_log.jsonl", "tokenizer.json",
+TOP_LEVEL_ALLOWED = {"config.json", "model.safetensors", "nxm.json", "train_log.jsonl", "predictions.tsv",
+                     "tokenizer.json",
                      "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                      ".nxm-files.json"}  # fmt: skip
 
@@ -68,6 +69,24 @@ def test_run_dir_is_checked_and_complete(runs: dict[str, Path], method: str) -> 
     else:
         assert manifest["pattern"] == "2:4" and len(manifest["layers"]) == 12
         assert "all 12 tensors hold 2:4" in result.output
+
+
+@pytest.mark.parametrize("method", ["dense", "admm"])
+def test_kept_dev_predictions_give_the_reported_metric(
+    runs: dict[str, Path], glue_dir: Path, method: str
+) -> None:
+    """predictions.tsv holds one line per dev row in file order, with the gold label from the dev
+    file, and its accuracy is the one nxm.json reports: a later per-example test reads the same run."""
+    from nxm_deploy.admm.predictions import read_predictions
+    from nxm_deploy.data import get_task, load_split
+
+    kept = read_predictions(runs[method])
+    assert set(kept) == {"dev"}
+    dev = kept["dev"]
+    gold = load_split(get_task("RTE"), "dev", str(glue_dir)).labels[:24]
+    assert dev.index.tolist() == list(range(24)) and dev.label.tolist() == list(gold)
+    manifest = json.loads((runs[method] / "nxm.json").read_text())
+    assert dev.correct().mean() == pytest.approx(manifest["metrics"]["accuracy"])
 
 
 def test_phases_follow_the_method(runs: dict[str, Path]) -> None:
