@@ -32,12 +32,13 @@ import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import report as md
+from common import runs
+from common.runs import REPO
+
 OUT = REPO / "benchmarks" / "results" / "admm_tuning.json"
 WORK = REPO / "benchmarks" / "work" / "admm_tuning"
 STUDY_SST2_ROWS = 8000  # covers glue_methods.py's fixed seed-0 subset of SST-2 train (5000 rows)
@@ -307,9 +308,7 @@ def save(results: dict) -> None:
         if OUT.is_file():
             on_disk = json.loads(OUT.read_text()).get("settings", {})
             results["settings"] = {**on_disk, **results["settings"]}
-        tmp = OUT.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
-        tmp.replace(OUT)
+        runs.save(OUT, results)
 
 
 def _cell(x: object, digits: int = 2) -> str:
@@ -420,13 +419,9 @@ def markdown(results: dict) -> str:
 def write_markdown(results: dict) -> None:
     text = RESULTS_MD.read_text(encoding="utf-8")
     begin, end = MARKERS
-    if begin not in text or end not in text:
+    if begin not in text or end not in text:  # the section is placed by hand, then kept up to date
         return
-    head, rest = text.split(begin, 1)
-    tail = rest.split(end, 1)[1]
-    tmp = RESULTS_MD.with_suffix(".md.tmp")
-    tmp.write_text(f"{head}{begin}\n\n{markdown(results)}\n{end}{tail}", encoding="utf-8")
-    tmp.replace(RESULTS_MD)
+    md.write_section(RESULTS_MD, f"{begin}\n\n{markdown(results)}\n{end}", begin, end)
 
 
 def _dirname(name: str) -> str:
@@ -442,21 +437,15 @@ def _mean_error(errors: dict | None) -> dict[str, float] | None:
 
 
 def run_setting(name: str, extra: list[str], data: Path) -> dict[str, object]:
-    from nxm_deploy.models import minilm_path
-
+    """Train one setting (again: a complete run left from before is not reused, its wall time counts;
+    an interrupted one resumes), its output in ``logs/``; its held-out figures."""
     out = WORK / _dirname(name)
-    model = [] if "--init-from" in extra else ["--model", str(minilm_path())]
-    staged = out.with_name(f".{out.name}.staging")  # an interrupted run resumes from its checkpoint
-    again = "--resume" if any(staged.glob("checkpoints/phase-*/checkpoint-*/COMPLETE")) else "--overwrite"
-    cmd = [sys.executable, "-m", "nxm_deploy", "train", *model, "--task", "sst2",
-           "--data-dir", str(data), "--out", str(out), again, "--no-progress",
-           *BASE, *extra]  # fmt: skip
+    model = [] if "--init-from" in extra else ["--model", runs.model_path()]
+    args = [*model, "--task", "sst2", "--data-dir", str(data), *BASE, *extra]
     print(f"[admm_tuning] {name}", flush=True)
     t0 = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    if proc.returncode != 0:
-        sys.exit(f"{name} failed:\n{proc.stderr[-2000:]}")
-    manifest = json.loads((out / "nxm.json").read_text())
+    runs.train(out, args, WORK / "logs" / f"{_dirname(name)}.log", name, reuse=False)
+    manifest = runs.manifest(out)
     phases = manifest["phases"]
     admm = next((p for p in phases if p["kind"] in ("admm", "srste")), None)  # the learned-mask phase
     prune = manifest.get("prune") or {}

