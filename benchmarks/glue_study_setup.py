@@ -144,9 +144,9 @@ def default_recipe(protocol: str) -> tuple[str | None, list[str] | None, bool]:
         return None, None, False
     # admm_tuning.py's own definition of the setting when it has one: settings that ran while the loss
     # penalty was the default name it there (--admm-penalty loss), not in the args they recorded
-    import admm_tuning
+    from admm_tuning_settings import GRID, LEVERS
 
-    args = {**admm_tuning.GRID, **admm_tuning.LEVERS}.get(winner) or t["settings"][winner]["args"]
+    args = {**GRID, **LEVERS}.get(winner) or t["settings"][winner]["args"]
     return winner, list(args), "training-free" in winner
 
 
