@@ -40,6 +40,10 @@ match. P1 results of the first study (``benchmarks/results/glue_methods/full/``)
 training options are exactly those of P1 now (``reused_from``). Run directories live under
 ``benchmarks/work/glue_study/`` (not committed); P1 dense runs are kept (P2 starts from them) and
 retrained when gone, recording whether the retrained run reproduces the recorded value.
+
+This script trains and runs the loop; the setup (profiles, protocols, methods as train options,
+where results go) is glue_study_setup.py, the statistics glue_study_stats.py, and the report (JSON,
+doc section, plots) glue_study_report.py, on benchmarks/common.
 """
 
 from __future__ import annotations
