@@ -119,20 +119,20 @@ def train(profile: Profile, task: str, method: str, seed: int, glue: str, log_di
     """Run (or resume) one training run as a subprocess; returns its run directory."""
     out = run_dir(profile, task, method, seed)
     cfg = run_config(profile, task, method, seed)
-    cmd = ["--model", model_path(), "--task", task, "--data-dir", glue, "--method", cfg["method"],
+    args = ["--model", model_path(), "--task", task, "--data-dir", glue, "--method", cfg["method"],
            "--seed", str(seed), "--epochs", str(profile.epochs), "--lr", str(profile.lr),
            "--batch-size", str(profile.batch_size), "--max-seq-len", str(profile.max_seq_len)]  # fmt: skip
     if cfg["method"] == "admm":  # train refuses ADMM options for other methods (they never used them)
-        cmd += cfg["train_args"]
+        args += cfg["train_args"]
         if "--admm-penalty" not in cfg["train_args"]:  # this study ran when the loss penalty was the default
-            cmd += ["--admm-penalty", "loss"]
+            args += ["--admm-penalty", "loss"]
     if cfg["max_train_samples"]:
-        cmd += ["--max-train-samples", str(cfg["max_train_samples"])]
+        args += ["--max-train-samples", str(cfg["max_train_samples"])]
     if cfg["teacher"]:
         teacher = ensure_run(profile, task, cfg["teacher"], seed, glue, log_dir)
-        cmd += ["--teacher", str(teacher)]
+        args += ["--teacher", str(teacher)]
     log = log_dir / f"{profile.name}-{task}-{method}-seed{seed}.log"
-    return runs.train(out, cmd, log, f"training {task} {method} seed {seed}")
+    return runs.train(out, args, log, f"training {task} {method} seed {seed}")
 
 
 def ensure_run(profile: Profile, task: str, method: str, seed: int, glue: str, log_dir: Path) -> Path:
