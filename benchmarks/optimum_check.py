@@ -68,7 +68,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.inner:
         inner(args.export_dir, args.inner)
         return {}
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from load_test import dev_items
 
     from nxm_deploy.runtime import Predictor

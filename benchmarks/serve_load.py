@@ -35,8 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load_test import dev_items  # the same dev rows as the in-process load test
 
 MAX_REQUESTS = 100_000  # per caller and phase: a bound besides the time

@@ -1,28 +1,23 @@
 """benchmarks/glue_study.py without training: reuse of the first study, the stratified bootstrap,
-and the report (JSON, doc section) built from synthetic result files."""
+and the report (JSON, doc section) built from synthetic result files.
+
+benchmarks/ is on pytest's ``pythonpath`` (pyproject.toml), as it is first on a script's own path."""
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
+from types import ModuleType
 
+import glue_study
+import glue_study_report
+import glue_study_setup as setup
+import glue_study_stats
 import pytest
-from conftest import import_script
-
-REPO = Path(__file__).resolve().parents[1]
-BENCH = str(REPO / "benchmarks")
 
 
 @pytest.fixture(scope="module")
-def gs():
-    sys.path.insert(0, BENCH)  # glue_study imports glue_methods from its own folder
-    try:
-        yield import_script(REPO / "benchmarks" / "glue_study.py")
-    finally:
-        sys.path.remove(BENCH)
-        sys.modules.pop("glue_study", None)
-        sys.modules.pop("glue_methods", None)
+def gs() -> ModuleType:
+    return glue_study
 
 
 TUNING = {
@@ -51,21 +46,21 @@ def test_first_study_results_are_reused_only_when_their_options_match(gs):
     for method in ("dense", "oneshot", "asp"):
         cfg = {**old, "method": method}
         new = gs.method_args(full, "P1", "RTE", method, 1)
-        assert gs.canonical(gs.first_study_args(cfg)) == gs.canonical(new), method
-    old_admm = gs.first_study_args({**old, "method": "admm"})
+        assert gs.canonical(setup.first_study_args(cfg)) == gs.canonical(new), method
+    old_admm = setup.first_study_args({**old, "method": "admm"})
     assert gs.canonical(old_admm) != gs.canonical(gs.method_args(full, "P1", "RTE", "admm", 1))
     sst2 = gs.method_args(full, "P1", "SST-2", "asp", 2)
     assert gs.canonical(sst2)["--max-train-samples"] == 5000.0
 
 
 def test_default_recipe_names_the_listed_method_with_the_same_options(gs, monkeypatch):
-    monkeypatch.setattr(gs, "tuning", lambda: TUNING)
-    assert gs.chosen_of("P1") == "admm"  # the same options as P1's admm, in another order
-    assert gs.chosen_of("P2") == "asp_admm_prune"
+    monkeypatch.setattr(setup, "tuning", lambda: TUNING)
+    assert setup.chosen_of("P1") == "admm"  # the same options as P1's admm, in another order
+    assert setup.chosen_of("P2") == "asp_admm_prune"
     p2 = gs.canonical(gs.method_args(gs.PROFILES["full"], "P2", "RTE", "free_admm", 1))
     assert p2["--epochs"] == 3.0  # training-free: no epochs beyond the dense run's
-    monkeypatch.setattr(gs, "tuning", lambda: {})
-    assert gs.chosen_of("P1") is None
+    monkeypatch.setattr(setup, "tuning", lambda: {})
+    assert setup.chosen_of("P1") is None
     assert gs.method_args(gs.PROFILES["full"], "P1", "RTE", "default", 1) is None
 
 
@@ -75,12 +70,12 @@ def test_bootstrap_is_stratified_by_task(gs):
         "A": {"c": entry({1: 61.0, 2: 71.0, 3: 51.0}), "o": entry({1: 60.0, 2: 70.0, 3: 50.0})},
         "B": {"c": entry({1: 43.0, 2: 53.0, 3: 63.0}), "o": entry({1: 40.0, 2: 50.0, 3: 60.0})},
     }
-    out = gs.paired(tasks, "c", ["o", "missing"])
+    out = glue_study_stats.paired(tasks, "c", ["o", "missing"])
     assert out == {
         "o": {"mean": 2.0, "ci95": [2.0, 2.0], "ci95_t": [2.0, 2.0], "df": None, "wins": 6, "pairs": 6}
     }
     tasks["A"]["c"] = entry({1: 65.0, 2: 68.0, 3: 52.0})  # differences 5, -2, 2
-    a, b = gs.paired(tasks, "c", ["o"])["o"], gs.paired(tasks, "c", ["o"])["o"]
+    a, b = glue_study_stats.paired(tasks, "c", ["o"])["o"], glue_study_stats.paired(tasks, "c", ["o"])["o"]
     assert a == b  # fixed seed
     assert a["ci95"][0] < a["mean"] < a["ci95"][1] and a["wins"] == 5
     assert a["ci95_t"][0] < a["ci95"][0] and a["ci95_t"][1] > a["ci95"][1]  # few pairs: the t is wider
@@ -94,7 +89,7 @@ def test_no_interval_while_a_task_has_one_pair(gs):
         "B": {"c": entry({1: 43.0, 2: 50.0}), "o": entry({1: 40.0, 2: 52.0})},
     }
     expected = {"mean": 0.67, "ci95": None, "ci95_t": None, "df": None, "wins": 2, "pairs": 3}
-    assert gs.paired(tasks, "c", ["o"]) == {"o": expected}
+    assert glue_study_stats.paired(tasks, "c", ["o"]) == {"o": expected}
 
 
 def write(gs, lay, profile, protocol, task, method, seed, value, phases=None, start=None):
@@ -107,8 +102,9 @@ def write(gs, lay, profile, protocol, task, method, seed, value, phases=None, st
 
 
 def test_report_from_result_files(gs, tmp_path, monkeypatch):
-    monkeypatch.setattr(gs, "tuning", lambda: TUNING)
-    monkeypatch.setattr(gs, "_plots", lambda lay, data: [])  # matplotlib: the smoke run draws them
+    monkeypatch.setattr(setup, "tuning", lambda: TUNING)
+    # matplotlib: the smoke run draws them
+    monkeypatch.setattr(glue_study_report, "_plots", lambda lay, data: [])
     profile = gs.Profile("test", ("MRPC", "RTE"), (1, 2))
     lay = gs.Layout(tmp_path / "r", tmp_path / "w", tmp_path / "s.json", tmp_path / "RESULTS.md", tmp_path)
     (tmp_path / "RESULTS.md").write_text("# Results\n\nbefore\n\n## INT8 with 2:4\n\nafter\n")

@@ -6,6 +6,9 @@
 Every ``import`` of an ``nxm_deploy`` module counts, at module level or inside a function (a lazy
 import is still a dependency). Within a layer, two sibling subpackages (admm and export, runtime
 and check) do not import each other; the bottom layer's modules may, without a cycle.
+
+The benchmarks are held to the size limit too, and import their siblings and ``common`` by name
+(Python puts a script's folder first on its path): none edits ``sys.path``.
 """
 
 from __future__ import annotations
@@ -64,6 +67,12 @@ def _modules() -> dict[str, Path]:
 
 
 MODULES = _modules()
+# the studies under benchmarks/ (not what they write under work/ and results/)
+BENCHMARKS = {
+    p.relative_to(ROOT.parent).as_posix(): p
+    for p in sorted((ROOT.parent / "benchmarks").rglob("*.py"))
+    if not {"work", "results"} & set(p.relative_to(ROOT.parent / "benchmarks").parts)
+}
 
 
 def _resolve(module: str, name: str | None) -> str:
@@ -195,8 +204,37 @@ def test_public_api():
 
 
 def test_no_module_is_over_about_350_lines():
-    long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > 370}
+    long = {name: n for name, path in {**MODULES, **BENCHMARKS}.items()
+            if (n := len(path.read_text().splitlines())) > 370}  # fmt: skip
     assert not long, f"split these modules by job: {long}"
+
+
+def sys_path_edits(source: str) -> list[int]:
+    """The lines of ``source`` that touch ``sys.path`` (or import ``path`` from ``sys``, or call
+    ``site.addsitedir``): a hidden way to import what should be a sibling or a package."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        name = node.value.id if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) else ""
+        from_sys = isinstance(node, ast.ImportFrom) and node.module == "sys"
+        if (name, getattr(node, "attr", None)) in {("sys", "path"), ("site", "addsitedir")} or (
+            from_sys and any(a.name == "path" for a in node.names)
+        ):
+            lines.append(node.lineno)
+    return sorted(set(lines))
+
+
+def test_benchmarks_do_not_edit_sys_path():
+    wrong = [f"{name}:{line}" for name, path in BENCHMARKS.items()
+             for line in sys_path_edits(path.read_text(encoding="utf-8"))]  # fmt: skip
+    assert BENCHMARKS, "no benchmarks found"
+    assert not wrong, "sys.path edited (import the sibling or common/ by name):\n" + "\n".join(wrong)
+
+
+def test_the_sys_path_check_sees_an_insertion():
+    assert sys_path_edits("import sys\nsys.path.insert(0, 'x')\nimport glue_methods\n") == [2]
+    assert sys_path_edits("import sys\n\nsys.path = ['x', *sys.path]\n") == [3]
+    assert sys_path_edits("from sys import path\npath.append('x')\n") == [1]
+    assert sys_path_edits("import sys\nfrom common import runs\nprint(sys.argv)\n") == []
 
 
 # ---- docstrings point only at files of this repository --------------------------------------------

@@ -1,4 +1,4 @@
-"""benchmarks/stats.py: the intervals and tests the studies' claims rest on, checked against values
+"""benchmarks/common/stats.py: the intervals and tests the studies' claims rest on, checked against values
 known in closed form or from the tables (and against SciPy where it happens to be installed)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import import_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "stats.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "common" / "stats.py"
 
 
 @pytest.fixture(scope="module")

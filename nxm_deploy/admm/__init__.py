@@ -9,7 +9,8 @@
   and callbacks; ``srste``: SR-STE's learned masks and STEP's frozen-variance AdamW;
 - ``inputs``: task rows, student and teacher; ``state``: Z, U, masks and rho of the selected layers;
 - ``trainer`` (Hugging Face ``Trainer`` with the ADMM penalty and distillation), ``callbacks``,
-  ``checkpoints``, ``trainlog`` (``train_log.jsonl``), ``dist`` (torchrun).
+  ``checkpoints``, ``staging`` (where a run is built; ``resumable``, torch-free: whether ``--resume``
+  can continue it), ``trainlog`` (``train_log.jsonl``), ``dist`` (torchrun).
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ from nxm_deploy.lazy import lazy_exports
 if TYPE_CHECKING:
     from nxm_deploy.admm.config import TrainConfig
     from nxm_deploy.admm.run import RunResult, train
+    from nxm_deploy.admm.staging import resumable
 
-__all__ = ["RunResult", "TrainConfig", "train"]
+__all__ = ["RunResult", "TrainConfig", "resumable", "train"]
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "RunResult": "nxm_deploy.admm.run",
         "TrainConfig": "nxm_deploy.admm.config",
+        "resumable": "nxm_deploy.admm.staging",
         "train": "nxm_deploy.admm.run",
     },
 )

@@ -1,7 +1,8 @@
 """Where a run keeps its checkpoints and how a resumed run finds the newest complete one.
 
 A run is built in ``PARENT/.NAME.staging/`` and renamed to ``RUN_DIR`` when complete; ``--resume``
-continues the run staged there. Layout under ``.NAME.staging/checkpoints/``::
+continues the run staged there (``staging``: where, and whether there is one to resume). Layout
+under ``.NAME.staging/checkpoints/``::
 
     config.json                      the exact configuration of the run (resume refuses another)
     phase-0-admm/checkpoint-40/      Trainer checkpoint + nxm_state.* (Z, U, masks, rho) + COMPLETE
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 from safetensors import SafetensorError
 
 from nxm_deploy.admm.dist import barrier, rank
+from nxm_deploy.admm.staging import checkpoints_root, resumable, saved_config, staging_dir
 from nxm_deploy.admm.trainlog import LOG_NAME
 from nxm_deploy.errors import UserError
 from nxm_deploy.io import read_json, write_json_atomic
@@ -45,10 +47,6 @@ if TYPE_CHECKING:
 
 MARKER = "COMPLETE"
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
-
-
-def checkpoints_root(run_dir: Path) -> Path:
-    return run_dir / "checkpoints"
 
 
 def mark_complete(directory: Path) -> None:
@@ -97,11 +95,6 @@ def step_of(checkpoint: Path) -> int:
     return int(m.group(1))
 
 
-def staging_dir(run_dir: Path) -> Path:
-    """Where a run is built: ``PARENT/.NAME.staging``, renamed to ``--out`` once it is complete."""
-    return run_dir.with_name(f".{run_dir.name}.staging")
-
-
 def plan_run_dir(cfg: TrainConfig, out: str | Path) -> Path:
     """Check ``--out``, ``--resume`` and ``--overwrite`` before any work, changing nothing; return
     the staging directory the run is built (or resumed) in.
@@ -113,16 +106,15 @@ def plan_run_dir(cfg: TrainConfig, out: str | Path) -> Path:
     """
     run_dir = check_out_path(out)
     stage = staging_dir(run_dir)
-    saved = checkpoints_root(stage) / "config.json"
     if cfg.resume:
-        if not saved.is_file():
+        if not resumable(run_dir):
             done = (run_dir / RUN_MANIFEST).is_file()
             raise UserError(
                 f"--resume: {run_dir} is a complete run, nothing to resume; pass --overwrite to train again"
                 if done
                 else f"--resume: no interrupted run of {run_dir} to resume (it would be staged in {stage})"
             )
-        old = read_json(saved, "run configuration")
+        old = read_json(saved_config(stage), "run configuration")
         diff = cfg.differs_from(old)
         if diff:
             raise UserError(
@@ -149,7 +141,7 @@ def prepare_run_dir(cfg: TrainConfig, stage: Path) -> None:
     starting again, save the configuration a resume must match, and list what the run may write."""
     if rank() == 0 and not cfg.resume:
         remove_owned(stage)
-        saved = checkpoints_root(stage) / "config.json"
+        saved = saved_config(stage)
         saved.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(saved, cfg.comparable())
         record_owned(stage, also=("checkpoints/", LOG_NAME))
