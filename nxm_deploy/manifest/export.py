@@ -302,10 +302,6 @@ class ExportManifest:
             body = read_json(path / EXPORT_MANIFEST, "export manifest")
         except UserError as exc:
             raise ExportDirError(str(exc)) from exc
-        if isinstance(body, dict) and body.get("kind") != EXPORT_KIND:
-            raise ExportDirError(
-                f"{path / EXPORT_MANIFEST} is not an nxm-deploy export manifest (kind {body.get('kind')!r})"
-            )
         return cls.from_json(body, path / EXPORT_MANIFEST, path)
 
     @staticmethod
