@@ -251,7 +251,7 @@ def test_a_newer_schema_is_refused_in_one_line(tmp_path: Path, made: dict[str, A
         ({"max_seq_len": "huge"}, "nxm.json: max_seq_len must be a positive integer, got 'huge'"),
         ({"layers": "bert.encoder"}, "nxm.json: layers must be a list of strings"),
         ({"metrics": [0.5]}, "nxm.json: metrics must be a JSON object"),
-        ({"pattern": "5:4"}, "nxm.json: "),
+        ({"pattern": "5:4"}, "nxm.json: pattern: "),
         ({"kind": "nxm-deploy/export"}, "nxm.json is not an nxm-deploy run manifest"),
     ],
 )
@@ -265,11 +265,11 @@ def test_a_damaged_run_field_is_named(tmp_path: Path, edit: dict[str, Any], name
 @pytest.mark.parametrize(
     ("section", "key", "value", "named"),
     [
-        ("onnx", "inputs", "input_ids", "export.json: onnx: inputs must be a list of JSON objects"),
-        ("onnx", "external_data", [1], "export.json: onnx: external_data must be a list of strings"),
-        ("tensorrt", "built", "yes", "export.json: tensorrt: built must be true or false"),
-        ("tokenizer", "files", "vocab.txt", "export.json: tokenizer: files must be a list of strings"),
-        ("source_run", "num_labels", 0, "export.json: source_run: num_labels must be a positive integer"),
+        ("onnx", "inputs", "input_ids", "export.json: onnx.inputs must be a list of JSON objects"),
+        ("onnx", "external_data", [1], "export.json: onnx.external_data must be a list of strings"),
+        ("tensorrt", "built", "yes", "export.json: tensorrt.built must be true or false"),
+        ("tokenizer", "files", "vocab.txt", "export.json: tokenizer.files must be a list of strings"),
+        ("source_run", "num_labels", 0, "export.json: source_run.num_labels must be a positive integer"),
     ],
 )
 def test_a_damaged_export_field_is_named(

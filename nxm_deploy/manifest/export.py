@@ -57,7 +57,7 @@ class SourceRun:
     def from_json(cls, body: Fields | dict[str, Any], where: str = EXPORT_MANIFEST) -> SourceRun:
         fields = Fields.of(body, where, ExportDirError)
         if "task" not in fields.body:
-            raise fields.error(f"{fields.where} has no task; export the run again")
+            raise fields.error(f"{fields.name('task')} is missing; export the run again")
         return cls(fields.text("path"), RunFacts.from_json(fields, fields.where), fields.text("kind"),
                    fields.text("tool_version"))  # fmt: skip
 
@@ -80,7 +80,7 @@ class OnnxTensor:
         fields = Fields.of(body, where, ExportDirError)
         name = fields.text("name")
         if not name:
-            raise fields.error(f"{fields.where} has no name; export the run again")
+            raise fields.error(f"{fields.name('name')} is missing; export the run again")
         shape = fields.body.get("shape")
         if shape is not None and not isinstance(shape, list):
             raise fields.bad("shape", "a list of dimensions")
@@ -112,8 +112,9 @@ class OnnxSection:
 
         def tensors(key: str) -> tuple[OnnxTensor, ...]:
             fields.objects(key)  # a list of objects, or one line
-            return tuple(OnnxTensor.from_json(Fields(e, f"{fields.where}.{key}", fields.error))
-                         for e in fields.body.get(key) or ())  # fmt: skip
+            where, error, prefix = fields.where, fields.error, fields.prefix
+            return tuple(OnnxTensor.from_json(Fields(e, where, error, f"{prefix}{key}[{i}]."))
+                         for i, e in enumerate(fields.body.get(key) or ()))  # fmt: skip
 
         return cls(
             file=fields.text("file") or "model.onnx",

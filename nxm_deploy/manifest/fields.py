@@ -49,28 +49,33 @@ def positive_int(value: Any, where: str, error: type[UserError] = UserError) -> 
 
 
 class Fields:
-    """Typed reads of the JSON object ``body``; ``where`` names it (the file, and the section) in the
-    one-line ``error`` raised for a value of the wrong type."""
+    """Typed reads of the JSON object ``body``; ``where`` names the file and ``prefix`` the section
+    (``"tokenizer."``) in the one-line ``error`` raised for a value of the wrong type."""
 
     @classmethod
     def of(cls, body: Any, where: str, error: type[UserError] = UserError) -> Fields:
         """``body`` itself when it is Fields already, else its Fields."""
         return body if isinstance(body, Fields) else cls(body, where, error)
 
-    def __init__(self, body: Any, where: str, error: type[UserError] = UserError) -> None:
+    def __init__(self, body: Any, where: str, error: type[UserError] = UserError, prefix: str = "") -> None:
         if not isinstance(body, Mapping):
-            raise error(f"{where} must be a JSON object, got {type(body).__name__}; {DAMAGED}")
-        self.body, self.where, self.error = body, where, error
+            name = f"{where}: {prefix.rstrip('.')}" if prefix else where
+            raise error(f"{name} must be a JSON object, got {type(body).__name__}; {DAMAGED}")
+        self.body, self.where, self.error, self.prefix = body, where, error, prefix
+
+    def name(self, key: str) -> str:
+        """The field as a message names it: ``export.json: tokenizer.max_seq_len``."""
+        return f"{self.where}: {self.prefix}{key}"
 
     def bad(self, key: str, want: str) -> UserError:
-        return self.error(f"{self.where}: {key} must be {want}, got {self.body[key]!r}; {DAMAGED}")
+        return self.error(f"{self.name(key)} must be {want}, got {self.body[key]!r}; {DAMAGED}")
 
     def section(self, key: str) -> Fields:
         """The object at ``key`` (an empty one when absent or null)."""
         value = self.body.get(key)
         if value is not None and not isinstance(value, Mapping):
             raise self.bad(key, "a JSON object")
-        return Fields(value or {}, f"{self.where}: {key}", self.error)
+        return Fields(value or {}, self.where, self.error, f"{self.prefix}{key}.")
 
     def text(self, key: str) -> str | None:
         value = self.body.get(key)
@@ -91,7 +96,7 @@ class Fields:
         return value
 
     def count(self, key: str) -> int | None:
-        return positive_int(self.body.get(key), f"{self.where}: {key}", self.error)
+        return positive_int(self.body.get(key), self.name(key), self.error)
 
     def number(self, key: str) -> float | None:
         value = self.body.get(key)

@@ -62,7 +62,7 @@ class RunFacts:
             text = fields.text("pattern")
             pattern = nm.parse_pattern(text) if text else None
         except PatternError as exc:
-            raise fields.error(f"{fields.where}: {exc}") from exc
+            raise fields.error(f"{fields.name('pattern')}: {exc}") from exc
         layers = fields.texts("layers") if pattern else ()
         labels = fields.body.get("labels")
         if labels is not None and not isinstance(labels, list):
