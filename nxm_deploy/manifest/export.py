@@ -313,16 +313,6 @@ class ExportManifest:
     def source(self) -> RunFacts:
         return self.source_run.facts
 
-    @property
-    def body(self) -> dict[str, Any]:
-        """The manifest as JSON (what ``to_json`` gives)."""
-        return self.to_json()
-
-    def section(self, name: str) -> dict[str, Any]:
-        """One top-level section as JSON (empty when absent or null)."""
-        value = self.to_json().get(name)
-        return dict(value) if isinstance(value, dict) else {}
-
     def _dir(self) -> Path:
         if self.path is None:
             raise InternalError("an ExportManifest without its directory has no model paths")
