@@ -25,7 +25,7 @@ from typing import Any
 
 from nxm_deploy.errors import UserError
 from nxm_deploy.io import read_json, write_json_atomic
-from nxm_deploy.manifest import EXPORT_MANIFEST, REPORT_MANIFEST, RUN_MANIFEST, provenance
+from nxm_deploy.manifest import EXPORT_MANIFEST, REPORT_MANIFEST, RUN_MANIFEST, ReportManifest, provenance
 from nxm_deploy.outputs import check_out_path, record_owned, require_replaceable, staged_dir
 
 log = logging.getLogger("nxm_deploy.demo")
@@ -119,10 +119,10 @@ def run_demo(cfg: DemoConfig, fresh: bool = False) -> DemoResult:
     if fresh:
         with staged_dir(out, overwrite=True) as work:
             steps = _run_steps(cfg, work, model)
-        return DemoResult(out, read_json(out / "report" / REPORT_MANIFEST, "bench report"), steps)
+        return DemoResult(out, ReportManifest.read(out / "report" / REPORT_MANIFEST).to_json(), steps)
     out.mkdir(parents=True, exist_ok=True)
     steps = _run_steps(cfg, out, model)
-    return DemoResult(out, read_json(out / "report" / REPORT_MANIFEST, "bench report"), steps)
+    return DemoResult(out, ReportManifest.read(out / "report" / REPORT_MANIFEST).to_json(), steps)
 
 
 def _run_steps(cfg: DemoConfig, out: Path, model: str) -> dict[str, float]:

@@ -777,14 +777,14 @@ def test_int8_export_of_an_own_data_run_calibrates_on_its_own_rows(
     run = _own_data_run(tmp_path / "run", _own_data_file(tmp_path, fmt, glue_dir), minilm_dir)
     fast = {"batches": (2,), "seq_lens": (16,), "min_agreement": 0.0}
     config = ExportConfig(run_dir=run, out=tmp_path / "int8", quantize="int8", calibration_rows=8, **fast)
-    q = export(config).manifest["quantization"]
+    q = export(config).manifest.quantization
     cal = q["calibration"]
     assert cal["rows"] == 8 and cal["of_train_rows"] == 32 and cal["source"].endswith(f"reviews.{fmt}")
     assert cal["run_train_sha256"] == json.loads((run / "nxm.json").read_text())["data"]["train_sha256"]
     assert q["agreement"]["rows"] == 8 and q["agreement"]["source"].endswith(f"reviews.{fmt}")
     if fmt == "csv":  # int8-dynamic scores the same validation rows; other rows in the file are refused
         dyn = export(ExportConfig(run_dir=run, out=tmp_path / "dyn", quantize="int8-dynamic", **fast))
-        assert dyn.manifest["quantization"]["agreement"]["rows"] == 8
+        assert dyn.manifest.quantization["agreement"]["rows"] == 8
         data = tmp_path / "reviews.csv"
         data.write_text(data.read_text(encoding="utf-8") + "one more row,neg\n", encoding="utf-8")
         with pytest.raises(UserError, match=r"no longer holds the rows the run trained on .* pass --data"):
@@ -807,9 +807,9 @@ def test_int8_export_of_a_glue_run_reads_the_rows_where_the_run_recorded_them(
     shutil.copytree(glue_dir / "RTE", glue / "RTE")
     run = record_training_rows(_copy(world / "sparse", tmp_path / "run"), glue, limit=32)
     fast = {"batches": (2,), "seq_lens": (16,), "min_agreement": 0.0, "calibration_rows": 8}
-    q = export(ExportConfig(run_dir=run, out=tmp_path / "int8", quantize="int8", **fast)).manifest[
-        "quantization"
-    ]
+    q = export(
+        ExportConfig(run_dir=run, out=tmp_path / "int8", quantize="int8", **fast)
+    ).manifest.quantization
     assert q["calibration"]["source"] == str(glue / "RTE" / "train.tsv")
     assert q["agreement"]["source"] == str(glue / "RTE" / "dev.tsv") and q["agreement"]["rows"] == 277
     shutil.rmtree(glue)

@@ -225,6 +225,6 @@ def test_unregistered_family_trains_with_the_generic_rule_and_one_warning(
         result = train(cfg)
     mine = [w for w in record if issubclass(w.category, UnregisteredFamilyWarning)]
     assert len(mine) == 1
-    layers = result.manifest["layers"]
+    layers = result.manifest.facts.layers
     assert len(layers) == 12 and all(n in str(mine[0].message) for n in layers)
     assert "'camembert'" in str(mine[0].message)

@@ -20,6 +20,7 @@ from conftest import make_tiny_model, write_run_dir
 
 from nxm_deploy import nm
 from nxm_deploy.cli import main
+from nxm_deploy.manifest import SensitivityManifest
 from nxm_deploy.models import load_model, select_layers
 from nxm_deploy.sensitivity import SensitivityConfig, sensitivity
 from nxm_deploy.sensitivity.layers import pruned
@@ -93,6 +94,8 @@ def test_json_and_plot_are_written(result) -> None:
     assert body["kind"] == "nxm-deploy/sensitivity" and body["pattern"] == "2:4"
     assert body["config"]["rows"] == ROWS and body["tool_version"] and body["created"] and body["command"]
     assert body["exclude"] == result.report["exclude"]
+    typed = SensitivityManifest.read(result.out)  # the typed reader keeps every key
+    assert typed.to_json() == body and list(typed.exclude) == body["exclude"]
 
 
 def test_pruning_is_undone_exactly(dense_run: Path) -> None:

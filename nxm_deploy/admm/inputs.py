@@ -77,12 +77,12 @@ def check_same_task(run: RunManifest, role: str, rows: TaskRows) -> None:
     from nxm_deploy.data.own import same_data_problem
 
     if rows.dataset is not None:
-        why = same_data_problem(run.body.get("dataset"), rows.dataset)
+        why = same_data_problem(run.dataset, rows.dataset)
         if why:
             raise UserError(f"{role} run {run.path} does not match --data {rows.dataset['source']}: {why}")
         return
     recorded = str(run.facts.task)
-    same = not run.body.get("dataset")
+    same = not run.dataset
     if same:
         try:
             same = get_task(recorded).name == rows.task.name

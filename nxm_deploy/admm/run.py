@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +57,9 @@ from nxm_deploy.admm.trainer import NxmTrainer
 from nxm_deploy.admm.trainlog import LOG_NAME, TrainLog
 from nxm_deploy.admm.validate import check_before_loading
 from nxm_deploy.errors import InternalError, UserError
-from nxm_deploy.io import write_json_atomic
-from nxm_deploy.manifest import RUN_KIND, RUN_MANIFEST, RunManifest, provenance
+from nxm_deploy.manifest import Provenance, RunFacts, RunManifest
 from nxm_deploy.origin import dist_version
 from nxm_deploy.outputs import os_error_reason
-from nxm_deploy.version import __version__
 
 log = logging.getLogger("nxm_deploy.train")
 
@@ -70,7 +68,7 @@ log = logging.getLogger("nxm_deploy.train")
 class RunResult:
     run_dir: Path
     metrics: dict[str, float]
-    manifest: dict[str, Any]
+    manifest: RunManifest
 
 
 # ---- phases ---------------------------------------------------------------------------------
@@ -280,18 +278,21 @@ def _train(cfg: TrainConfig) -> RunResult:
     manifest = _manifest(cfg, method.name, task, pattern if method.sparse else None, layers, phases,
                          phase_results, metrics, data.info, init, time.time() - t0)  # fmt: skip
     prune = {"solver": cfg.prune_solver, **(sparsity.prune_report or {})}
-    manifest["prune"] = prune if method.sparse else None  # with --prune-solver admm: per-layer errors
-    manifest["dataset"] = rows.dataset  # own data: source, columns, label map, sha256; None for GLUE
+    manifest = replace(
+        manifest,
+        facts=replace(manifest.facts, dataset=rows.dataset),  # own data's record; None for GLUE
+        prune=prune if method.sparse else None,  # with --prune-solver admm: per-layer errors
+    )
     if not run.predictions and phases:  # every phase was complete before this --resume
         _evaluate(run.trainer(phases[-1], len(phases) - 1, []), data, run.predictions)
     if rank() == 0:
         write_predictions(stage / PREDICTIONS_FILE, task.is_regression, run.predictions)
         model.save_pretrained(stage)
         tokenizer.save_pretrained(stage)
-        write_json_atomic(stage / RUN_MANIFEST, manifest)
+        manifest.write(stage)
         publish_run_dir(stage, run_dir, cfg.keep_checkpoints)
     barrier()
-    return RunResult(run_dir, metrics, manifest)
+    return RunResult(run_dir, metrics, replace(manifest, path=run_dir))
 
 
 def _fmt(metrics: dict[str, float]) -> str:
@@ -310,38 +311,37 @@ def _manifest(
     data_info: dict[str, Any],
     init: RunManifest | None,
     wall: float,
-) -> dict[str, Any]:
+) -> RunManifest:
     init_epochs = init.epochs_total if init else 0.0
-    return {
-        "kind": RUN_KIND,
-        "schema": 1,
-        **provenance(),
-        "base_model": init.facts.base_model if init else cfg.model,
-        "task": task.name,
-        "method": method,
-        "pattern": str(pattern) if pattern else None,
-        "sparse": pattern is not None,
-        "layers": layers,
-        "num_labels": task.num_labels,
-        "labels": list(task.labels),
-        "is_regression": task.is_regression,
-        "max_seq_len": cfg.max_seq_len,
-        "metrics": metrics,
-        "main_metric": task.main_metric,
-        "epochs_total": init_epochs + sum(p.epochs for p in phases),
-        "phases": phase_metrics,
-        "init_from": {"run": cfg.init_from, "epochs": init_epochs} if init else None,
-        "teacher": cfg.teacher,
-        "hyperparameters": cfg.to_json(),
-        "data": data_info,
-        "world_size": world_size(),
-        "process_group_backend": backend(),
+    facts = RunFacts(
+        task=task.name,
+        method=method,
+        pattern=pattern,
+        layers=tuple(layers),
+        base_model=init.facts.base_model if init else cfg.model,
+        max_seq_len=cfg.max_seq_len,
+        num_labels=task.num_labels,
+        labels=tuple(task.labels),
+        is_regression=task.is_regression,
+    )
+    return RunManifest(
+        facts,
+        Provenance.here(),
+        metrics=metrics,
+        main_metric=task.main_metric,
+        epochs_total=init_epochs + sum(p.epochs for p in phases),
+        phases=tuple(phase_metrics),
+        init_from={"run": cfg.init_from, "epochs": init_epochs} if init else None,
+        teacher=cfg.teacher,
+        hyperparameters=cfg.to_json(),
+        data=data_info,
+        world_size=world_size(),
+        process_group_backend=backend(),
         **device_facts(),
-        "wall_time_s": round(wall, 1),
-        "torch_version": torch.__version__,
-        "transformers_version": dist_version("transformers"),
-        "nxm_deploy_version": __version__,
-    }
+        wall_time_s=round(wall, 1),
+        torch_version=torch.__version__,
+        transformers_version=dist_version("transformers"),
+    )
 
 
 __all__ = ["RunResult", "TrainConfig", "train"]

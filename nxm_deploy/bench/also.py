@@ -98,7 +98,7 @@ def also_entry(
     weights: dict[str, Any],
 ) -> dict[str, Any]:
     """One element of ``report.json``'s ``also`` list (see the module docstring)."""
-    quant = source.export.section("quantization") if source.export is not None else {}
+    quant = (source.export.quantization if source.export is not None else None) or {}
     return {
         "name": name,
         "model": {**source.describe(), "quantization": quant.get("mode") if quant else None},

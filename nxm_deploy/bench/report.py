@@ -7,12 +7,13 @@ The schema of ``report.json`` is documented in docs/bench.md.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from nxm_deploy.bench.plots import write_plots
 from nxm_deploy.io import write_json_atomic, write_text_atomic
-from nxm_deploy.manifest import REPORT_MANIFEST
+from nxm_deploy.manifest import REPORT_MANIFEST, ReportManifest
 from nxm_deploy.outputs import staged_dir
 
 __all__ = ["REPORT_MD", "render_markdown", "write_report_dir"]
@@ -238,11 +239,13 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report_dir(report: dict[str, Any], out: Path, overwrite: bool) -> Path:
-    """Write ``report.json``, ``report.md`` and the plots into ``out`` (built aside, renamed in)."""
+def write_report_dir(manifest: ReportManifest, out: Path, overwrite: bool) -> ReportManifest:
+    """Write ``report.json``, ``report.md`` and the plots into ``out`` (built aside, renamed in);
+    returns the manifest with its ``files``."""
     with staged_dir(out, overwrite=overwrite) as tmp:
-        files = write_plots(report, tmp)
-        report["files"] = sorted([REPORT_MANIFEST, REPORT_MD, *files])
+        files = write_plots(manifest.to_json(), tmp)
+        manifest = replace(manifest, files=tuple(sorted([REPORT_MANIFEST, REPORT_MD, *files])))
+        report = manifest.to_json()
         write_text_atomic(tmp / REPORT_MD, render_markdown(report))
         write_json_atomic(tmp / REPORT_MANIFEST, report)
-    return out
+    return manifest

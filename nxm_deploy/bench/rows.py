@@ -19,11 +19,11 @@ __all__ = ["bench_rows", "recorded_dataset"]
 def recorded_dataset(source: ModelSource) -> dict[str, Any] | None:
     """The ``dataset`` section the model's run recorded (None: a GLUE run)."""
     if source.export is not None:
-        dataset = source.export.section("source_run").get("dataset")
+        dataset = source.export.source.dataset
         if dataset or source.run_dir is None:
             return dataset or None
     path = source.run_dir or source.path
-    return RunManifest.read(path).body.get("dataset") or None
+    return RunManifest.read(path).dataset or None
 
 
 def bench_rows(cfg: BenchConfig, models: dict[str, ModelSource]) -> tuple[Any, Any]:

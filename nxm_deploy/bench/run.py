@@ -31,7 +31,7 @@ from nxm_deploy.bench.report import write_report_dir
 from nxm_deploy.bench.rows import bench_rows
 from nxm_deploy.data.encode import fixed_shape_batch
 from nxm_deploy.errors import UserError
-from nxm_deploy.manifest import REPORT_KIND, provenance
+from nxm_deploy.manifest import Provenance, ReportManifest
 from nxm_deploy.outputs import check_out_path, prepare_out
 from nxm_deploy.runtime.encoding import Encoded, TextEncoder
 from nxm_deploy.runtime.ort_providers import ort_providers
@@ -258,18 +258,16 @@ def bench(cfg: BenchConfig) -> BenchResult:
     notes = []
     if not backend["sparse_kernels"]:
         notes.append(backend["sparse_detail"])
-    report: dict[str, Any] = {
-        "kind": REPORT_KIND,
-        "schema": 1,
-        **provenance(),
-        "task": task.name,
-        "backend": backend,
-        "models": {role: models[role].describe() for role in _ROLES},
-        "tokenizer": fingerprint,
-        "latency": lat,
-        "accuracy": acc,
-        "sparsity": layers.sparsity_section(checks["dense"], checks["sparse"], models["sparse"]),
-        "also": [
+    manifest = ReportManifest(
+        task=task.name,
+        provenance=Provenance.here(),
+        backend=backend,
+        models={role: models[role].describe() for role in _ROLES},
+        tokenizer=fingerprint,
+        latency=lat,
+        accuracy=acc,
+        sparsity=layers.sparsity_section(checks["dense"], checks["sparse"], models["sparse"]),
+        also=tuple(
             also.also_entry(
                 name,
                 models[name],
@@ -280,12 +278,12 @@ def bench(cfg: BenchConfig) -> BenchResult:
                 layers.weights_summary(checks[name], models[name]),
             )
             for name, shapes in extra.items()
-        ],
-        "machine": machine_info(cfg.threads),
-        "versions": library_versions(),
-        "notes": notes,
-        "wall_time_s": round(time.perf_counter() - start, 1),
-    }
-    write_report_dir(report, out, cfg.overwrite)
+        ),
+        machine=machine_info(cfg.threads),
+        versions=library_versions(),
+        notes=tuple(notes),
+        wall_time_s=round(time.perf_counter() - start, 1),
+    )
+    report = write_report_dir(manifest, out, cfg.overwrite).to_json()
     log.info("wrote %s", out)
     return BenchResult(out, report)

@@ -157,10 +157,12 @@ def _from_export(path: Path, role: str, backend: str) -> ModelSource:
     if backend == "torch" and export.run_dir is None:
         raise UserError(
             f"{flag} {path}: --backend torch needs the run directory its {EXPORT_MANIFEST} names "
-            f"({export.section('source_run').get('path')}), which is not there; pass the run directory itself"
+            f"({export.source_run.path}), which is not there; pass the run directory itself"
         )
     if backend == "trt" and not export.engine_path.is_file():
-        raise UserError(f"{flag} " + no_engine(path, export.tensorrt, "or 'nxm-deploy export --engine trt'"))
+        raise UserError(
+            f"{flag} " + no_engine(path, export.tensorrt.to_json(), "or 'nxm-deploy export --engine trt'")
+        )
     return source
 
 
@@ -179,7 +181,9 @@ def open_source(source: ModelSource, backend: str, tokenizer: Any, threads: int 
         from nxm_deploy.runtime.trt_session import TrtSession
 
         assert source.export is not None
-        return TrtSession(source.export.engine_path, evidence=source.export.tensorrt, label=source.label)
+        return TrtSession(
+            source.export.engine_path, evidence=source.export.tensorrt.to_json(), label=source.label
+        )
     raise UserError(f"unknown backend {backend!r}")
 
 

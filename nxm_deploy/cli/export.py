@@ -29,10 +29,10 @@ def _shape_profile(shapes: Sequence[str | None]) -> Any:
 
 def _echo_export(result: Any) -> None:
     m = result.manifest
-    onnx, sparsity, par, trt_section = m["onnx"], m["sparsity"], m["parity"], m["tensorrt"]
-    click.echo(f"exported {m['source_run']['path']} -> {result.out}")
-    inputs = ", ".join(i["name"] for i in onnx["inputs"])
-    click.echo(f"  onnx: {onnx['file']}, opset {onnx['opset']}, inputs {inputs} [batch, sequence]")
+    onnx, sparsity, par, trt_section = m.onnx, m.sparsity, m.parity, m.tensorrt
+    click.echo(f"exported {m.source_run.path} -> {result.out}")
+    inputs = ", ".join(i.name for i in onnx.inputs)
+    click.echo(f"  onnx: {onnx.file}, opset {onnx.opset}, inputs {inputs} [batch, sequence]")
     if sparsity["pattern"]:
         n = len(sparsity["sparse_layers"])
         click.echo(f"  N:M: all {n} sparse layers hold {sparsity['pattern']} in the ONNX graph")
@@ -43,7 +43,7 @@ def _echo_export(result: Any) -> None:
         f"  parity vs PyTorch: max abs diff {par['max_abs_diff']:.2e} over {len(par['cases'])} cases ({tol}) "
         f"on {par['inputs']['source']}"
     )
-    q = m.get("quantization")
+    q = m.quantization
     if q:
         agree, acc = q["agreement"], q["agreement"]["main"]
         same = (
@@ -60,21 +60,22 @@ def _echo_export(result: Any) -> None:
         click.echo(f"warning: {q['agreement']['warning']}", err=True)
     if par["inputs"]["fallback_reason"]:
         click.echo(f"warning: parity ran on built-in sentences: {par['inputs']['fallback_reason']}", err=True)
-    if trt_section["built"]:
+    evidence = trt_section.extra
+    if trt_section.built:
         click.echo(
-            f"  tensorrt: {trt_section['engine']} built ({trt_section['engine_precision']} by its layers), "
-            f"sparse kernels picked for {len(trt_section['sparse_layers'])} of "
-            f"{len(trt_section['eligible_layers'])} eligible layers"
+            f"  tensorrt: {trt_section.engine} built ({evidence['engine_precision']} by its layers), "
+            f"sparse kernels picked for {len(evidence['sparse_layers'])} of "
+            f"{len(evidence['eligible_layers'])} eligible layers"
         )
-    if trt_section.get("note"):
-        click.echo(f"warning: {trt_section['note']}", err=True)
-    elif not trt_section["build_script"]:
-        click.echo(f"  tensorrt: {trt_section['reason']}")
-    elif not trt_section["requested"]:
-        click.echo(f"  tensorrt: not requested (--engine onnx); {trt_section['build_script']} written")
+    if trt_section.note:
+        click.echo(f"warning: {trt_section.note}", err=True)
+    elif not trt_section.build_script:
+        click.echo(f"  tensorrt: {trt_section.reason}")
+    elif not trt_section.requested:
+        click.echo(f"  tensorrt: not requested (--engine onnx); {trt_section.build_script} written")
     else:
         click.echo(
-            f"  tensorrt: not built; {trt_section['build_script']} written: run it on a machine with "
+            f"  tensorrt: not built; {trt_section.build_script} written: run it on a machine with "
             "TensorRT and an NVIDIA GPU"
         )
 

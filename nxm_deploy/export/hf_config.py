@@ -13,13 +13,15 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from nxm_deploy.manifest import SourceRun
+
 __all__ = ["HF_CONFIG", "write_hf_config"]
 
 HF_CONFIG = "config.json"
 
 
 def write_hf_config(
-    out: Path, model_config: Any, source_run: dict[str, Any], output_shape: list[Any]
+    out: Path, model_config: Any, source_run: SourceRun, output_shape: list[Any]
 ) -> dict[str, Any]:
     """Write ``out/config.json`` from ``model_config`` (the run's ``PretrainedConfig``) with
     ``id2label``/``label2id`` set to the serving labels (``output_shape``: the ONNX logits' shape,

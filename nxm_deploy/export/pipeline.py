@@ -23,7 +23,7 @@ directory is renamed into place only when complete):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +36,11 @@ from nxm_deploy.export import agreement, parity, quantize, rows, trt
 from nxm_deploy.export.config import ExportConfig
 from nxm_deploy.export.hf_config import write_hf_config
 from nxm_deploy.export.onnx import ONNX_NAME, describe_io, export_onnx, io_problems
-from nxm_deploy.io import write_json_atomic
-from nxm_deploy.manifest import EXPORT_KIND, EXPORT_MANIFEST, RunManifest, provenance
+from nxm_deploy.manifest import EXPORT_MANIFEST, RunManifest
+from nxm_deploy.manifest.export import ExportManifest, OnnxSection, TensorrtSection, TokenizerSection
+from nxm_deploy.manifest.export import SourceRun as RunSection
+from nxm_deploy.manifest.fields import Provenance
+from nxm_deploy.origin import dist_version
 from nxm_deploy.outputs import check_out_path, prepare_out, staged_dir
 from nxm_deploy.runtime.availability import trt_unavailable_reason, trt_version
 
@@ -58,7 +61,6 @@ FP32_NOTE = (
     "--precision fp32: TensorRT runs 2:4 sparse kernels only in FP16/BF16/INT8, so this engine runs every "
     "layer dense; drop --precision (fp16 with --engine trt) or export --quantize int8"
 )
-EXPORT_SCHEMA = 2  # 2: "schema", "quantization", onnx.precision, parity.of (INT8 exports)
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,13 @@ class ExportResult:
     """The export directory and its manifest (the content of ``export.json``)."""
 
     out: Path
-    manifest: dict[str, Any]
+    manifest: ExportManifest
 
     @property
     def trt_unavailable(self) -> str | None:
         """Why the engine asked for (``engine="trt"``) was not built, or ``None``."""
-        section = self.manifest["tensorrt"]
-        return None if section.get("built") or not section.get("requested") else section.get("reason")
+        section = self.manifest.tensorrt
+        return None if section.built or not section.requested else section.reason
 
 
 @dataclass(frozen=True)
@@ -285,7 +287,7 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
             calibration = rows.calibration_rows(
                 run.run, config.data_dir, spec.calibration_rows, spec.calibration_seed, data
             )
-        sentences = parity.own_sentences(run.run.body.get("dataset"), config.data) or (
+        sentences = parity.own_sentences(run.run.dataset, config.data) or (
             parity.parity_sentences(run.run.facts.task, config.data_dir)
         )
         reference = run.linear_weights()
@@ -294,7 +296,8 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
         onnx_path = tmp / ONNX_NAME
         io = _onnx_from_run(run, onnx_path, config.opset)
         tokenizer_files = sorted(Path(f).name for f in run.tokenizer.save_pretrained(str(tmp)))
-        hf_config = write_hf_config(tmp, run.model.config, run.run.export_facts(), io["outputs"][0]["shape"])
+        source_run = RunSection.of(run.run)
+        hf_config = write_hf_config(tmp, run.model.config, source_run, io["outputs"][0]["shape"])
         say("checking the N:M pattern of the ONNX graph")
         nm_report = require_sparse_layers(onnx_path, run.layers, run.pattern, reference)
         say(f"comparing ONNX Runtime with PyTorch on {sentences.source}")
@@ -314,53 +317,44 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
             precision = "int8" if spec is not None else config.precision
             tensorrt = _tensorrt_section(tmp, run, config, profile, reference, say, precision)
 
-        manifest = {
-            "kind": EXPORT_KIND,
-            "schema": EXPORT_SCHEMA,
-            **provenance(),
-            "source_run": run.run.export_facts(),
-            "run_check": {
+        manifest = ExportManifest(
+            source_run=source_run,
+            run_check={
                 "pattern": str(run.run_check.pattern),
                 "expect_sparse": run.run_check.expect_sparse,
                 "tensors": len(run.run_check.rows),
                 "ok": run.run_check.ok,
             },
-            "onnx": {
-                "file": ONNX_NAME,
-                "exporter": "torch.onnx.export(dynamo=True)",
-                "torch_version": _version("torch"),
-                "onnx_version": _version("onnx"),
-                "precision": spec.mode if spec is not None else "fp32",
-                "bytes": onnx_path.stat().st_size,
-                "external_data": sorted(p.name for p in tmp.glob(f"{ONNX_NAME}.data*")),
-                **io,
-            },
-            "tokenizer": {
-                "class": type(run.tokenizer).__name__,
-                "model_input_names": list(run.input_names),
-                "files": tokenizer_files,
-                "max_seq_len": run.max_seq_len,
-                "position_limit": run.position_limit,
-            },
-            "hf_config": hf_config,
-            "sparsity": _sparsity_section(nm_report, run.pattern, run.layers),
-            "parity": {
+            onnx=OnnxSection.from_json(
+                {
+                    "file": ONNX_NAME,
+                    "exporter": "torch.onnx.export(dynamo=True)",
+                    "torch_version": dist_version("torch"),
+                    "onnx_version": dist_version("onnx"),
+                    "precision": spec.mode if spec is not None else "fp32",
+                    "bytes": onnx_path.stat().st_size,
+                    "external_data": sorted(p.name for p in tmp.glob(f"{ONNX_NAME}.data*")),
+                    **io,
+                }
+            ),
+            tokenizer=TokenizerSection(
+                class_name=type(run.tokenizer).__name__,
+                model_input_names=tuple(run.input_names),
+                files=tuple(tokenizer_files),
+                max_seq_len=run.max_seq_len,
+                position_limit=run.position_limit,
+            ),
+            tensorrt=TensorrtSection.from_json(tensorrt),
+            provenance=Provenance.here(),
+            hf_config=hf_config,
+            sparsity=_sparsity_section(nm_report, run.pattern, run.layers),
+            parity={
                 **parity_report.to_json(),
                 "of": "the FP32 ONNX" + (" (before quantization)" if spec else ""),
             },
-            "quantization": quantization,
-            "tensorrt": tensorrt,
-        }
-        manifest["files"] = sorted({*_files(tmp), EXPORT_MANIFEST})
-        write_json_atomic(tmp / EXPORT_MANIFEST, manifest)
+            quantization=quantization,
+        )
+        manifest = replace(manifest, files=tuple(sorted({*_files(tmp), EXPORT_MANIFEST})))
+        manifest.write(tmp)
     say(f"wrote {out}")
-    return ExportResult(out, manifest)
-
-
-def _version(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
+    return ExportResult(out, replace(manifest, path=out, run_dir=run.run.path))

@@ -52,7 +52,7 @@ def _glue_root(run: RunManifest, data_dir: str | Path | None) -> tuple[str | Pat
     (``$GLUE_DIR``, else the hub); and what to pass when the rows are not there."""
     if data_dir is not None:
         return data_dir, f"pass --data-dir with the GLUE root the run trained on, not {data_dir}"
-    source = str((run.body.get("data") or {}).get("source") or "")
+    source = str(run.data.get("source") or "")
     recorded = Path(source) if source and not source.startswith("hub:") else None
     if recorded is not None and recorded.is_file():
         return recorded.parent.parent, "pass --data-dir with the GLUE root the run trained on"
@@ -69,8 +69,8 @@ def run_data(run: RunManifest, data_dir: str | Path | None, data: Any = None) ->
     from nxm_deploy.data.own import load_own, recorded_options
 
     where = f"cannot quantize {run.path} to INT8 on its training rows and score it on its dev rows"
-    dataset = run.body.get("dataset")
-    if isinstance(dataset, dict) and dataset:
+    dataset = run.dataset
+    if dataset:
         hint = "pass --data (and the data options train was given) with the data the run trained on"
         try:
             own = load_own(data if data is not None else recorded_options(dataset))
@@ -100,8 +100,7 @@ def calibration_rows(
     ``rows``: the run's :func:`run_data`, read here when not given."""
     from nxm_deploy.data.encode import rows_fingerprint, subset_indices
 
-    data = run.body.get("data") if isinstance(run.body.get("data"), dict) else {}
-    recorded = data.get("train_sha256")
+    recorded = run.data.get("train_sha256")
     where = f"cannot calibrate INT8 on the training rows of {run.path}"
     if not recorded or not run.facts.task:
         raise QuantizeError(f"{where}: its nxm.json records no training rows (data.train_sha256)")
@@ -110,7 +109,7 @@ def calibration_rows(
         split = rows.train()
     except DataError as exc:
         raise QuantizeError(f"{where}: they are gone ({exc}); {rows.hint}") from exc
-    limit = (run.body.get("hyperparameters") or {}).get("max_train_samples")
+    limit = run.hyperparameters.get("max_train_samples")
     idx = subset_indices(len(split), int(limit) if limit else None)
     a = [split.texts_a[i] for i in idx]
     b = [split.texts_b[i] for i in idx] if split.texts_b is not None else None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nxm_deploy.errors import ExportDirError, UserError
-from nxm_deploy.manifest import EXPORT_MANIFEST, ExportManifest
+from nxm_deploy.manifest import EXPORT_MANIFEST, ExportManifest, SourceRun, TensorrtSection
 from nxm_deploy.runtime.backends import EXPORT_BACKENDS, no_engine
 
 __all__ = ["BACKENDS", "DEFAULT_MAX_SEQ_LEN", "ExportDir", "ServingFacts", "task_labels"]
@@ -88,11 +88,11 @@ class ExportDir:
         return cls(manifest.path, manifest, _facts(manifest))
 
     @property
-    def source_run(self) -> dict[str, Any]:
-        return self.manifest.section("source_run")
+    def source_run(self) -> SourceRun:
+        return self.manifest.source_run
 
     @property
-    def tensorrt(self) -> dict[str, Any]:
+    def tensorrt(self) -> TensorrtSection:
         return self.manifest.tensorrt
 
     @property
@@ -115,51 +115,50 @@ class ExportDir:
             return self.onnx_path
         if not self.engine_path.is_file():  # build_engine.sh may have made it after the export
             instead = "on a machine with TensorRT and an NVIDIA GPU, or use backend 'ort'"
-            raise ExportDirError(no_engine(self.path, self.tensorrt, instead))
+            raise ExportDirError(no_engine(self.path, self.tensorrt.to_json(), instead))
         return self.engine_path
 
 
 def _facts(export: ExportManifest) -> ServingFacts:
-    path, manifest = export.path, export.body
-    onnx = manifest.get("onnx") or {}
-    inputs = tuple(str(e["name"]) for e in onnx.get("inputs") or [])
-    outputs = list(onnx.get("outputs") or [])
-    if "input_ids" not in inputs or not outputs:
+    path, onnx = export.path, export.onnx
+    inputs = tuple(e.name for e in onnx.inputs)
+    if "input_ids" not in inputs or not onnx.outputs:
         raise ExportDirError(
             f"{path / EXPORT_MANIFEST} names no input_ids input or no output; export the run again"
         )
-    run = manifest.get("source_run") or {}
-    width = _static_width(outputs[0].get("shape"))
-    task_name, labels, is_pair = task_labels(path, run, width)
+    width = _static_width(onnx.outputs[0].shape)
+    task_name, labels, is_pair = task_labels(path, export.source_run, width)
     max_seq_len = export.max_seq_len or DEFAULT_MAX_SEQ_LEN
-    return ServingFacts(task_name, labels, is_pair, max_seq_len, inputs, str(outputs[0]["name"]))
+    return ServingFacts(task_name, labels, is_pair, max_seq_len, inputs, onnx.outputs[0].name)
 
 
 def _static_width(shape: Any) -> int | None:
     """The number of logits per row, when the ONNX output shape states it (``["batch", 2]``)."""
-    if isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int):
+    if shape is not None and len(shape) == 2 and isinstance(shape[1], int):
         return shape[1]
     return None
 
 
 def task_labels(
-    path: Path, run: dict[str, Any], width: int | None
+    path: Path, run: SourceRun, width: int | None
 ) -> tuple[str | None, tuple[str, ...], bool | None]:
     """(task name, label names, is_pair) from the run's task, else its config, else generic names;
     ``run`` is an ``export.json``'s ``source_run``, ``width`` the model's number of outputs."""
     from nxm_deploy.data import get_task
 
-    num = width or (int(run["num_labels"]) if run.get("num_labels") else None)
+    facts = run.facts
+    num = width or facts.num_labels
     try:
-        task = get_task(run["task"]) if run.get("task") else None
+        task = get_task(facts.task) if facts.task else None
     except UserError:  # a task this tool does not know: fall back on the model's own names
         task = None
-    dataset = run.get("dataset")
-    if task is None and isinstance(dataset, dict) and isinstance(run.get("labels"), list):
-        labels = tuple(str(n) for n in run["labels"])  # own data: the run's label map, in id order
+    dataset = facts.dataset
+    if task is None and dataset is not None and facts.labels is not None:
+        labels = facts.labels  # own data: the run's label map, in id order
         if num is not None and num != (len(labels) or 1):
             raise ExportDirError(f"{path}: the model has {num} outputs but the run has labels {list(labels)}")
-        return run.get("task"), labels, bool((dataset.get("columns") or {}).get("text_pair"))
+        columns = dataset.get("columns")
+        return facts.task, labels, bool(columns.get("text_pair") if isinstance(columns, dict) else None)
     if task is not None:
         if num is not None and num != task.num_labels:
             raise ExportDirError(
@@ -170,9 +169,9 @@ def task_labels(
     if num is None:
         raise ExportDirError(f"{path}: export.json says neither the task nor the number of labels")
     if num == 1:
-        return run.get("task"), (), None
-    names = _config_labels(Path(run["path"]) if run.get("path") else None, num)
-    return run.get("task"), names or tuple(f"LABEL_{i}" for i in range(num)), None
+        return facts.task, (), None
+    names = _config_labels(Path(run.path) if run.path else None, num)
+    return facts.task, names or tuple(f"LABEL_{i}" for i in range(num)), None
 
 
 def _config_labels(run_dir: Path | None, num: int) -> tuple[str, ...] | None:

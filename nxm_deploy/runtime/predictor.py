@@ -70,7 +70,7 @@ def open_session(
         from nxm_deploy.runtime.trt_session import TrtSession
 
         return TrtSession(export.model_file("trt"), input_names=facts.input_names, output=facts.output_name,
-                          evidence=export.tensorrt)  # fmt: skip
+                          evidence=export.tensorrt.to_json())  # fmt: skip
     path = export.model_file(backend)  # refuses an unknown backend
     return OrtSession(path, threads, input_names=facts.input_names, output=facts.output_name,
                       provider=ort_provider)  # fmt: skip
@@ -205,9 +205,9 @@ class Predictor:
             "regression": self.is_regression,
             "max_seq_len": self.max_seq_len,
             "max_batch": self.max_batch,
-            "method": run.get("method"),
-            "pattern": run.get("pattern"),
-            "base_model": run.get("base_model"),
+            "method": run.facts.method,
+            "pattern": str(run.facts.pattern) if run.facts.pattern else None,
+            "base_model": run.facts.base_model,
             **self.session.info(),
         }
 

@@ -168,8 +168,8 @@ def config_pbtxt(
     """The text of ``config.pbtxt`` (Triton's ``ModelConfig`` in protobuf text format); ``padding``:
     the pad value of each input (the tokenizer's pad id for ``input_ids``, else 0)."""
     padding = padding or {}
-    facts, onnx, run = export.facts, export.manifest.section("onnx"), export.source_run
-    dtypes = {e["name"]: e.get("dtype", "int64") for e in onnx.get("inputs", []) + onnx.get("outputs", [])}
+    facts, onnx, run = export.facts, export.manifest.onnx, export.source_run.facts
+    dtypes = {e.name: e.dtype or "int64" for e in onnx.inputs + onnx.outputs}
     odtype = _TRITON_TYPES.get(dtypes.get(facts.output_name, "float"), "TYPE_FP32")
     inputs = [
         f'  {{\n    name: "{n}"\n    data_type: {_TRITON_TYPES.get(dtypes.get(n, "int64"), "TYPE_INT64")}\n'
@@ -184,8 +184,8 @@ def config_pbtxt(
     pads = ", ".join(f"{n} {padding.get(n, 0)}" for n in facts.input_names)
     lines = [
         f"# Triton model configuration written by nxm-deploy from {export.path.resolve()}",
-        f"# task {facts.task}, method {run.get('method')}, pattern {run.get('pattern')}, "
-        f"base model {run.get('base_model')}; labels: {', '.join(facts.labels) or '(regression score)'}",
+        f"# task {facts.task}, method {run.method}, pattern {run.pattern}, "
+        f"base model {run.base_model}; labels: {', '.join(facts.labels) or '(regression score)'}",
         "#",
         "# Request contract: every input is int64 [batch, sequence], the tokenizer's output (its files",
         "# sit beside this one). Triton's dynamic batcher merges only requests of equal shape, so",
@@ -213,11 +213,11 @@ def config_pbtxt(
 
 
 def _plan_info(export: ExportDir) -> dict[str, Any]:
-    trt = export.tensorrt
+    trt = export.tensorrt.extra  # the build's evidence
     return {
         "tensorrt_version": trt.get("tensorrt_version"),
         "gpu": trt.get("gpu"),
-        "precision": trt.get("precision"),
+        "precision": export.tensorrt.precision,
         "profile": trt.get("profile"),
         "sparse_weights_flag": trt.get("sparse_weights_flag"),
         "sparse_layers": len(trt.get("sparse_layers") or []),
@@ -279,7 +279,7 @@ def write_triton_repo(
     platform = _choose_platform(export, options.platform if options.ort_provider is None else ONNX_PLATFORM)
     source = export.model_file("trt" if platform == TRT_PLATFORM else "ort")
     max_batch, max_seq, min_seq = options.max_batch_size, facts.max_seq_len, 1
-    profile = export.tensorrt.get("profile") or {}
+    profile = export.tensorrt.extra.get("profile") or {}
     if platform == TRT_PLATFORM and profile.get("max"):  # the engine's shape range bounds both
         min_seq, max_seq = int(profile["min"][1]), min(max_seq, int(profile["max"][1]))
         max_batch = min(max_batch, int(profile["max"][0]))
@@ -299,7 +299,7 @@ def write_triton_repo(
         (tmp / VERSION).mkdir()
         shutil.copy2(source, tmp / VERSION / _MODEL_FILES[platform])
         if platform == ONNX_PLATFORM:  # external weights keep their names beside model.onnx
-            for extra in export.manifest.section("onnx").get("external_data") or []:
+            for extra in export.manifest.onnx.external_data:
                 name_in = contained(export.path, extra, "onnx.external_data")
                 shutil.copy2(name_in, contained(tmp / VERSION, extra, "onnx.external_data"))
         else:
@@ -309,7 +309,7 @@ def write_triton_repo(
         write_text_atomic(tmp / "config.pbtxt", text)
         if not facts.is_regression:
             write_text_atomic(tmp / LABELS_FILE, "".join(f"{label}\n" for label in facts.labels))
-        tokenizer_files = list(export.manifest.section("tokenizer").get("files") or [])
+        tokenizer_files = list(export.manifest.tokenizer.files)
         for f in tokenizer_files:
             shutil.copy2(contained(export.path, f, "tokenizer.files"), contained(tmp, f, "tokenizer.files"))
         write_json_atomic(
@@ -327,7 +327,7 @@ def write_triton_repo(
                 "facts": facts.to_json(),
                 "tokenizer_files": tokenizer_files,
                 "export_dir": str(export.path.resolve()),
-                "source_run": export.source_run,
+                "source_run": export.source_run.to_json(),
                 "tensorrt": _plan_info(export) if platform == TRT_PLATFORM else None,
             },
         )

@@ -160,7 +160,7 @@ def write_text_repo(
         "max_text_bytes": str(MAX_TEXT_BYTES),
     }
     tokenizer_files = {f: contained(export.path, f, "tokenizer.files")
-                       for f in export.manifest.section("tokenizer").get("files") or []}  # fmt: skip
+                       for f in export.manifest.tokenizer.files}  # fmt: skip
     _write_python_model(repo / tokenize, "tokenize_model.py", "\n".join([
         head, f'name: "{tokenize}"', 'backend: "python"', f"max_batch_size: {model.max_batch_size}",
         _block("input", _text_inputs(export)), _block("output", token_outputs), batching, _params(params),

@@ -19,11 +19,10 @@ from typing import Any
 
 from nxm_deploy.errors import UserError
 from nxm_deploy.io import write_bytes_atomic, write_json_atomic
+from nxm_deploy.manifest import SENSITIVITY_KIND
 from nxm_deploy.outputs import user_os_error
 
 __all__ = ["SENSITIVITY_KIND", "check_out_file", "write_outputs"]
-
-SENSITIVITY_KIND = "nxm-deploy/sensitivity"
 
 
 def _ours(path: Path) -> bool:

@@ -52,7 +52,7 @@ def _task_and_train(cfg: SensitivityConfig, run: RunManifest) -> tuple[Any, Any]
     from nxm_deploy.data import get_task, load_split
     from nxm_deploy.data.own import DataOptions, load_own
 
-    recorded = run.body.get("dataset") or None
+    recorded = run.dataset or None
     options = cfg.data
     if options is None and cfg.task is None and recorded:
         options = DataOptions.from_json(recorded.get("options") or {"source": recorded["source"]})

@@ -25,11 +25,11 @@ from typing import Any
 
 from nxm_deploy import nm
 from nxm_deploy.errors import UserError
-from nxm_deploy.manifest import RunManifest, provenance
+from nxm_deploy.manifest import Provenance, RunManifest, SensitivityManifest
 from nxm_deploy.origin import dist_version
 from nxm_deploy.sensitivity.config import SensitivityConfig
 from nxm_deploy.sensitivity.layers import Layer, candidate_layers, encoder_macs, pruned
-from nxm_deploy.sensitivity.output import SENSITIVITY_KIND, check_out_file, write_outputs
+from nxm_deploy.sensitivity.output import check_out_file, write_outputs
 from nxm_deploy.sensitivity.rows import encode_rows, score, training_rows
 
 __all__ = ["SensitivityConfig", "SensitivityResult", "sensitivity"]
@@ -145,38 +145,37 @@ def sensitivity(cfg: SensitivityConfig) -> SensitivityResult:
     total = encoder_macs(model)
     steps = _greedy(meter, ranking, cfg.budget, total)
     exclude = steps[-1]["excluded"]
-    report = {
-        "kind": SENSITIVITY_KIND,
-        "schema": 1,
-        "run": str(run.path.resolve()),
-        "task": task.name,
-        "metric": task.main_metric,
-        "rows": rows.to_json(),
-        "seed": cfg.seed,
-        "pattern": str(pattern),
-        "max_seq_len": max_len,
-        "baseline": round(meter.baseline, 4),
-        "layers": per_layer,
-        "kinds": per_kind,
-        "ranking": [
+    manifest = SensitivityManifest(
+        run=str(run.path.resolve()),
+        task=task.name,
+        metric=task.main_metric,
+        pattern=str(pattern),
+        exclude=tuple(exclude),
+        provenance=Provenance.here(),
+        rows=rows.to_json(),
+        seed=cfg.seed,
+        max_seq_len=max_len,
+        baseline=round(meter.baseline, 4),
+        layers=tuple(per_layer),
+        kinds=tuple(per_kind),
+        ranking=tuple(
             {"name": r.name, "label": r.label, "block": r.block, "drop": drops[r.name]} for r in ranking
-        ],
-        "budget": cfg.budget,
-        "exclude": exclude,
-        "train_exclude": _exclude_args(cfg.exclude, exclude),
-        "combined_drop": steps[-1]["drop"],
-        "flops_share": steps[-1]["flops_share"],
-        "flops_share_all_nm": _share(sum(r.macs for r in layers), total),
-        "flops": "multiply-accumulates per token of the encoder blocks' linear layers (in x out each); "
+        ),
+        budget=cfg.budget,
+        train_exclude=_exclude_args(cfg.exclude, exclude),
+        combined_drop=steps[-1]["drop"],
+        flops_share=steps[-1]["flops_share"],
+        flops_share_all_nm=_share(sum(r.macs for r in layers), total),
+        flops="multiply-accumulates per token of the encoder blocks' linear layers (in x out each); "
         "attention score products not counted",
-        "greedy": steps,
-        "measurements": meter.count,
-        "wall_time_s": round(time.perf_counter() - t0, 1),  # the measurements, model loading excluded
-        "plot": plot.name,
-        "config": cfg.to_json(),
-        "torch_version": torch.__version__,
-        "transformers_version": dist_version("transformers"),
-        **provenance(),
-    }
+        greedy=tuple(steps),
+        measurements=meter.count,
+        wall_time_s=round(time.perf_counter() - t0, 1),  # the measurements, model loading excluded
+        plot=plot.name,
+        config=cfg.to_json(),
+        torch_version=torch.__version__,
+        transformers_version=dist_version("transformers"),
+    )
+    report = manifest.to_json()
     write_outputs(report, out, plot)
     return SensitivityResult(out, plot, report)

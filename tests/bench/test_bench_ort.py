@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from nxm_deploy.bench import BenchConfig, bench
+from nxm_deploy.manifest import ReportManifest
 from nxm_deploy.runtime.ort_session import ORT_CPU_NOTE
 
 from .conftest import FAST, TASK, Pair, fast_plan
@@ -47,6 +48,8 @@ def test_report_files_exist_and_parse(report_dir: Path, report: dict):
     assert sorted(report["files"]) == sorted(files)
     assert report["kind"] == "nxm-deploy/report" and report["schema"] == 1
     assert report["task"] == "RTE"
+    typed = ReportManifest.read(report_dir / "report.json")  # the typed reader keeps every key
+    assert typed.to_json() == report and typed.task == "RTE" and typed.provenance.tool_version
     assert not list(report_dir.parent.glob(".*partial"))  # built aside, renamed into place
 
 

@@ -91,7 +91,7 @@ def test_onnx_check_maps_every_sparse_layer_back(sparse_export, sparse_run):
 
 
 def test_dense_run_exports_dense(dense_run, tmp_path, glue_dir):
-    m = export(ExportConfig(run_dir=dense_run, out=tmp_path / "dense", data_dir=glue_dir)).manifest
+    m = export(ExportConfig(run_dir=dense_run, out=tmp_path / "dense", data_dir=glue_dir)).manifest.to_json()
     assert m["source_run"]["pattern"] is None and m["run_check"]["expect_sparse"] is False
     sp = m["sparsity"]
     assert sp["pattern"] is None and sp["sparse_layers"] == [] and sp["expect_sparse"] is False

@@ -22,7 +22,7 @@ def test_minilm_export(minilm_dir, tmp_path, glue_dir):
     result = export(ExportConfig(run_dir=run, out=tmp_path / "export", data_dir=glue_dir))
     seconds = time.perf_counter() - start
 
-    m = result.manifest
+    m = result.manifest.to_json()
     layers = m["source_run"]["layers"]
     assert len(layers) == 36
     rows = m["sparsity"]["tensors"]
