@@ -5,15 +5,38 @@ raises :class:`InternalError`, never a ``UserError``."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+_E = TypeVar("_E", bound="UserError")
+
 EXIT_USER_ERROR = 1
 EXIT_NEEDS_GPU = 3
 """Exit code when the work needs TensorRT or an NVIDIA GPU that this machine lacks."""
 
 
 class UserError(Exception):
-    """A mistake in the user's input: message says what was wrong, where, and what to do."""
+    """A mistake in the user's input: message says what was wrong, where, and what to do.
+
+    Made by :meth:`naming`, the message names the library's parameters (``rho_max``) and
+    :attr:`cli_message` their flags (``--rho-max``); the CLI prints the latter."""
 
     exit_code = EXIT_USER_ERROR
+    params: tuple[str, ...] = ()
+    _cli_message: str | None = None
+
+    @classmethod
+    def naming(cls: type[_E], template: str, *params: str, **values: object) -> _E:
+        """This error, its ``template`` naming parameters as positional fields (``"{0} must be
+        positive, got {value}"``): ``str()`` shows the parameters, :attr:`cli_message` the flags."""
+        exc = cls(template.format(*params, **values))
+        exc.params = params
+        exc._cli_message = template.format(*map(flag, params), **values)
+        return exc
+
+    @property
+    def cli_message(self) -> str:
+        """The message as the command line shows it: flags in place of the parameters it names."""
+        return self._cli_message if self._cli_message is not None else str(self)
 
 
 class InternalError(RuntimeError):
@@ -26,14 +49,13 @@ def flag(name: str) -> str:
 
 
 class OptionError(UserError):
-    """A bad value (or combination) of a config's parameters. ``template`` names the parameters as
-    positional fields (``"{0} must be positive, got {value}"``): the message names the library's
-    parameters (``rho_max``); :attr:`cli_message` their flags (``--rho-max``), which the CLI prints."""
+    """A bad value (or combination) of a config's parameters, made as :meth:`UserError.naming` makes
+    any user error: ``OptionError("{0} must be positive, got {value}", "rho_max", value=-1)``."""
 
     def __init__(self, template: str, *params: str, **values: object) -> None:
         super().__init__(template.format(*params, **values))
         self.params = params
-        self.cli_message = template.format(*(flag(p) for p in params), **values)
+        self._cli_message = template.format(*map(flag, params), **values)
 
 
 class PatternError(UserError, ValueError):

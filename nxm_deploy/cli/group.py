@@ -57,7 +57,7 @@ class Group(click.Group):
             except UserError as exc:
                 if ctx.meta.get("nxm_verbose"):
                     traceback.print_exc()
-                err = CliError(getattr(exc, "cli_message", str(exc)))  # the flags, not parameter names
+                err = CliError(exc.cli_message)  # the flags, not parameter names
                 err.exit_code = getattr(exc, "exit_code", 1)
                 raise err from exc
 
