@@ -5,6 +5,7 @@ raises :class:`InternalError`, never a ``UserError``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 _E = TypeVar("_E", bound="UserError")
@@ -18,25 +19,34 @@ class UserError(Exception):
     """A mistake in the user's input: message says what was wrong, where, and what to do.
 
     Made by :meth:`naming`, the message names the library's parameters (``rho_max``) and
-    :attr:`cli_message` their flags (``--rho-max``); the CLI prints the latter."""
+    :meth:`worded` can write them otherwise: the CLI writes its flags (``--rho-max``)."""
 
     exit_code = EXIT_USER_ERROR
     params: tuple[str, ...] = ()
-    _cli_message: str | None = None
+    _template: str | None = None
+    _values: Mapping[str, object] | None = None
 
     @classmethod
     def naming(cls: type[_E], template: str, *params: str, **values: object) -> _E:
         """This error, its ``template`` naming parameters as positional fields (``"{0} must be
-        positive, got {value}"``): ``str()`` shows the parameters, :attr:`cli_message` the flags."""
+        positive, got {value}"``): ``str()`` names the parameters, :meth:`worded` what it is given."""
         exc = cls(template.format(*params, **values))
-        exc.params = params
-        exc._cli_message = template.format(*map(flag, params), **values)
+        exc._name(template, params, values)
         return exc
+
+    def _name(self, template: str, params: tuple[str, ...], values: Mapping[str, object]) -> None:
+        self._template, self.params, self._values = template, params, values
+
+    def worded(self, name_of: Callable[[str], str]) -> str:
+        """The message with each parameter it names written as ``name_of(parameter)``."""
+        if self._template is None:
+            return str(self)
+        return self._template.format(*map(name_of, self.params), **(self._values or {}))
 
     @property
     def cli_message(self) -> str:
-        """The message as the command line shows it: flags in place of the parameters it names."""
-        return self._cli_message if self._cli_message is not None else str(self)
+        """The message with each parameter written as :func:`flag` writes it (``--rho-max``)."""
+        return self.worded(flag)
 
 
 class InternalError(RuntimeError):
@@ -54,8 +64,7 @@ class OptionError(UserError):
 
     def __init__(self, template: str, *params: str, **values: object) -> None:
         super().__init__(template.format(*params, **values))
-        self.params = params
-        self._cli_message = template.format(*map(flag, params), **values)
+        self._name(template, params, values)
 
 
 class PatternError(UserError, ValueError):
