@@ -6,6 +6,7 @@ raises :class:`InternalError`, never a ``UserError``."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import PurePath
 from typing import TypeVar
 
 _E = TypeVar("_E", bound="UserError")
@@ -43,10 +44,25 @@ class UserError(Exception):
             return str(self)
         return self._template.format(*map(name_of, self.params), **(self._values or {}))
 
+    def replace_text(self, old: str, new: str) -> None:
+        """Write ``new`` for ``old`` in the message, as :meth:`worded` too writes it (a path renamed
+        after the error was raised)."""
+        self.args = tuple(str(a).replace(old, new) for a in self.args)
+        if self._values:
+            self._values = {k: _replaced(v, old, new) for k, v in self._values.items()}
+
     @property
     def cli_message(self) -> str:
         """The message with each parameter written as :func:`flag` writes it (``--rho-max``)."""
         return self.worded(flag)
+
+
+def _replaced(value: object, old: str, new: str) -> object:
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, PurePath):
+        return type(value)(str(value).replace(old, new))
+    return value
 
 
 class InternalError(RuntimeError):

@@ -79,8 +79,14 @@ def check_same_task(run: RunManifest, role: str, rows: TaskRows) -> None:
     if rows.dataset is not None:
         why = same_data_problem(run.body.get("dataset"), rows.dataset)
         if why:
-            raise UserError.naming("{0} run {path} does not match {1} {source}: {why}", role, "data",
-                                   path=run.path, source=rows.dataset["source"], why=why)  # fmt: skip
+            raise UserError.naming(
+                "{0} run {path} does not match {1} {source}: {why}",
+                role,
+                "data",
+                path=run.path,
+                source=rows.dataset["source"],
+                why=why,
+            )
         return
     recorded = str(run.facts.task)
     same = not run.body.get("dataset")
@@ -91,8 +97,14 @@ def check_same_task(run: RunManifest, role: str, rows: TaskRows) -> None:
             same = False
     if not same:
         hint = "; pass a dense run of the same task" if role == "teacher" else ""
-        raise UserError.naming("{0} run {path} was trained on {recorded}, not {task}{hint}", role,
-                               path=run.path, recorded=recorded, task=rows.task.name, hint=hint)  # fmt: skip
+        raise UserError.naming(
+            "{0} run {path} was trained on {recorded}, not {task}{hint}",
+            role,
+            path=run.path,
+            recorded=recorded,
+            task=rows.task.name,
+            hint=hint,
+        )
 
 
 def load_teacher(teacher_dir: str, rows: TaskRows) -> nn.Module:

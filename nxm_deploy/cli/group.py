@@ -21,7 +21,13 @@ __all__ = ["CliError", "cli", "setup_logging"]
 
 
 # The library's parameters whose flag is not ``--`` and the name with dashes (``errors.flag``).
-FLAG_OF = {"min_time_s": "--min-time", "max_time_s": "--max-time", "source": "--data"}
+FLAG_OF = {
+    "min_time_s": "--min-time",
+    "max_time_s": "--max-time",
+    "source": "--data",
+    "profile": "--min/--opt/--max-shape",
+    "repo": "--triton-repo",
+}
 
 
 def cli_flag(name: str) -> str:

@@ -629,7 +629,7 @@ def test_engine_precision_defaults_to_fp16_with_engine_trt(tmp_path):
     assert ExportConfig(run_dir=run, out=out).precision == "fp32"
     assert ExportConfig(run_dir=run, out=out, engine="trt", precision="fp32").precision == "fp32"
     assert ExportConfig(run_dir=run, out=out, engine="trt", quantize="int8").precision == "fp32"
-    with pytest.raises(ExportError, match=r"^--precision fp16 set the TensorRT engine; add --engine trt"):
+    with pytest.raises(ExportError, match=r"^precision fp16 set the TensorRT engine; add engine trt"):
         ExportConfig(run_dir=run, out=out, precision="fp16")
 
 
