@@ -93,7 +93,7 @@ def check_demo(cfg: DemoConfig, fresh: bool) -> str:
         raise UserError(f"--threads must be a positive integer, got {cfg.threads}")
     manifest_path = out / DEMO_MANIFEST
     if fresh:
-        require_replaceable(out, "--fresh")
+        require_replaceable(out, "fresh")
     elif manifest_path.is_file():
         old = read_json(manifest_path, "demo manifest").get("config")
         if old != _comparable(cfg):

@@ -5,15 +5,64 @@ raises :class:`InternalError`, never a ``UserError``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from pathlib import PurePath
+from typing import TypeVar
+
+_E = TypeVar("_E", bound="UserError")
+
 EXIT_USER_ERROR = 1
 EXIT_NEEDS_GPU = 3
 """Exit code when the work needs TensorRT or an NVIDIA GPU that this machine lacks."""
 
 
 class UserError(Exception):
-    """A mistake in the user's input: message says what was wrong, where, and what to do."""
+    """A mistake in the user's input: message says what was wrong, where, and what to do.
+
+    Made by :meth:`naming`, the message names the library's parameters (``rho_max``) and
+    :meth:`worded` can write them otherwise: the CLI writes its flags (``--rho-max``)."""
 
     exit_code = EXIT_USER_ERROR
+    params: tuple[str, ...] = ()
+    _template: str | None = None
+    _values: Mapping[str, object] | None = None
+
+    @classmethod
+    def naming(cls: type[_E], template: str, *params: str, **values: object) -> _E:
+        """This error, its ``template`` naming parameters as positional fields (``"{0} must be
+        positive, got {value}"``): ``str()`` names the parameters, :meth:`worded` what it is given."""
+        exc = cls(template.format(*params, **values))
+        exc._name(template, params, values)
+        return exc
+
+    def _name(self, template: str, params: tuple[str, ...], values: Mapping[str, object]) -> None:
+        self._template, self.params, self._values = template, params, values
+
+    def worded(self, name_of: Callable[[str], str]) -> str:
+        """The message with each parameter it names written as ``name_of(parameter)``."""
+        if self._template is None:
+            return str(self)
+        return self._template.format(*map(name_of, self.params), **(self._values or {}))
+
+    def replace_text(self, old: str, new: str) -> None:
+        """Write ``new`` for ``old`` in the message, as :meth:`worded` too writes it (a path renamed
+        after the error was raised)."""
+        self.args = tuple(str(a).replace(old, new) for a in self.args)
+        if self._values:
+            self._values = {k: _replaced(v, old, new) for k, v in self._values.items()}
+
+    @property
+    def cli_message(self) -> str:
+        """The message with each parameter written as :func:`flag` writes it (``--rho-max``)."""
+        return self.worded(flag)
+
+
+def _replaced(value: object, old: str, new: str) -> object:
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, PurePath):
+        return type(value)(str(value).replace(old, new))
+    return value
 
 
 class InternalError(RuntimeError):
@@ -26,14 +75,12 @@ def flag(name: str) -> str:
 
 
 class OptionError(UserError):
-    """A bad value (or combination) of a config's parameters. ``template`` names the parameters as
-    positional fields (``"{0} must be positive, got {value}"``): the message names the library's
-    parameters (``rho_max``); :attr:`cli_message` their flags (``--rho-max``), which the CLI prints."""
+    """A bad value (or combination) of a config's parameters, made as :meth:`UserError.naming` makes
+    any user error: ``OptionError("{0} must be positive, got {value}", "rho_max", value=-1)``."""
 
     def __init__(self, template: str, *params: str, **values: object) -> None:
         super().__init__(template.format(*params, **values))
-        self.params = params
-        self.cli_message = template.format(*(flag(p) for p in params), **values)
+        self._name(template, params, values)
 
 
 class PatternError(UserError, ValueError):

@@ -49,40 +49,51 @@ _USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.
 # ---- where an output may go ---------------------------------------------------------------------
 
 
-def check_out_path(path: str | os.PathLike[str], flag: str = "--out") -> Path:
-    """``path`` as an output directory, or a :class:`UserError` saying why it can never be one:
+def check_out_path(path: str | os.PathLike[str], param: str = "out") -> Path:
+    """``path`` (the parameter ``param``) as an output directory, or a :class:`UserError` saying why
+    it can never be one:
     empty, ``/``, the home directory, the current directory or one of its parents, an existing
     file, a path under a file, or a place this user cannot write (or where nothing can be created:
     a hidden folder is made and removed at once to find out)."""
     text = os.fspath(path)
     if not text.strip():
-        raise UserError(f"{flag} is empty; name a new directory to write")
+        raise UserError.naming("{0} is empty; name a new directory to write", param)
     target = Path(text).expanduser()
     resolved = target.resolve()
     cwd = Path.cwd().resolve()
     if resolved == Path(resolved.anchor):
-        raise UserError(f"{flag} {text} is the file-system root; name a new directory to write")
+        raise UserError.naming(
+            "{0} {text} is the file-system root; name a new directory to write", param, text=text
+        )
     if resolved == Path.home().resolve():
-        raise UserError(f"{flag} {text} is your home directory; name a new directory to write")
+        raise UserError.naming(
+            "{0} {text} is your home directory; name a new directory to write", param, text=text
+        )
     if resolved == cwd or resolved in cwd.parents:
-        raise UserError(
-            f"{flag} {text} is the current directory or one of its parents; name a new directory to write"
+        raise UserError.naming(
+            "{0} {text} is the current directory or one of its parents; name a new directory to write",
+            param,
+            text=text,
         )
     for place in (resolved, *resolved.parents):
         if not place.exists():
             continue
         if not place.is_dir():
             where = "is a file" if place == resolved else f"lies under the file {place}"
-            raise UserError(f"{flag} {text} {where}; name a directory to write")
+            raise UserError.naming(
+                "{0} {text} {where}; name a directory to write", param, text=text, where=where
+            )
         parent = place if place != resolved else place.parent
         if not os.access(parent, os.W_OK | os.X_OK):
-            raise UserError(f"{flag} {text}: {parent} is not writable; choose another place")
-        _probe(parent, flag, text)
+            raise UserError.naming(
+                "{0} {text}: {parent} is not writable; choose another place", param, text=text, parent=parent
+            )
+        _probe(parent, param, text)
         break
     return target
 
 
-def _probe(parent: Path, flag: str, text: str) -> None:
+def _probe(parent: Path, param: str, text: str) -> None:
     """Create (and remove at once) a hidden folder in ``parent``: a place that passes the access check
     but refuses every new entry (``/proc``, some network mounts) fails here, before any work, rather
     than when the output is written."""
@@ -90,8 +101,12 @@ def _probe(parent: Path, flag: str, text: str) -> None:
         os.rmdir(tempfile.mkdtemp(prefix=".nxm-probe.", dir=parent))
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise UserError(
-            f"{flag} {text}: cannot create anything in {parent} ({reason}); choose another place"
+        raise UserError.naming(
+            "{0} {text}: cannot create anything in {parent} ({reason}); choose another place",
+            param,
+            text=text,
+            parent=parent,
+            reason=reason,
         ) from exc
 
 
@@ -171,25 +186,34 @@ def foreign_entries(directory: str | os.PathLike[str]) -> list[str]:
     return foreign
 
 
-def require_replaceable(directory: str | os.PathLike[str], flag: str = "--overwrite") -> None:
-    """Refuse to replace ``directory`` unless it is missing, empty, or holds only the tool's files."""
+def require_replaceable(directory: str | os.PathLike[str], param: str = "overwrite") -> None:
+    """Refuse to replace ``directory`` unless it is missing, empty, or holds only the tool's files
+    (``param``: the parameter that asked to replace it)."""
     directory = Path(directory)
     if not directory.exists():
         return
     if not directory.is_dir():
-        raise UserError(f"{flag}: {directory} is a file, not an output directory; remove it yourself")
+        raise UserError.naming(
+            "{0}: {directory} is a file, not an output directory; remove it yourself",
+            param,
+            directory=directory,
+        )
     foreign = foreign_entries(directory)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise UserError(
-            f"{flag}: {directory} holds files nxm-deploy did not write ({shown}); "
-            "move them away or choose another --out"
+        raise UserError.naming(
+            "{0}: {directory} holds files nxm-deploy did not write ({shown}); "
+            "move them away or choose another {1}",
+            param,
+            "out",
+            directory=directory,
+            shown=shown,
         )
 
 
-def remove_owned(directory: str | os.PathLike[str], flag: str = "--overwrite") -> None:
+def remove_owned(directory: str | os.PathLike[str], param: str = "overwrite") -> None:
     """Delete ``directory`` after :func:`require_replaceable` said it is the tool's."""
-    require_replaceable(directory, flag)
+    require_replaceable(directory, param)
     shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -233,12 +257,12 @@ def user_os_error(exc: BaseException, final: Path) -> UserError | None:
     return UserError(f"cannot write {final}: {reason}; nothing was written (free space or fix permissions)")
 
 
-def prepare_out(final: str | os.PathLike[str], overwrite: bool, flag: str = "--out") -> Path:
+def prepare_out(final: str | os.PathLike[str], overwrite: bool, param: str = "out") -> Path:
     """Check ``final`` as an output directory before any work: a safe path, refused when it exists
     unless ``overwrite``, and then only when it holds nothing but the tool's files."""
-    path = check_out_path(final, flag)
+    path = check_out_path(final, param)
     if path.exists() and not overwrite:
-        raise UserError(f"{path} already exists; pass --overwrite to replace it")
+        raise UserError.naming("{path} already exists; pass {0} to replace it", "overwrite", path=path)
     if path.exists():
         require_replaceable(path)
     return path
@@ -269,7 +293,7 @@ def staged_dir(final: str | os.PathLike[str], overwrite: bool = False) -> Iterat
         swap_into_place(tmp, final)
     except UserError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        exc.args = tuple(str(a).replace(str(tmp), str(final)) for a in exc.args)
+        exc.replace_text(str(tmp), str(final))
         raise
     except (OSError, SafetensorError) as exc:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -566,13 +566,13 @@ def _api_cases() -> list[tuple[str, Callable[[Path], object], str]]:
         (
             "ExportConfig-opset",
             lambda w: ExportConfig(run_dir=w / "sparse", out=w / "x", opset=3),
-            "--opset 3",
+            "opset 3 is not supported",  # the CLI says --opset
         ),
         ("export-missing", lambda w: export(ExportConfig(run_dir=w / "nope", out=w / "x")), "does not exist"),
         (
             "BenchConfig-threads",
             lambda w: BenchConfig(dense="a", sparse="b", task="rte", out="c", threads=0),
-            "--threads",
+            "threads must be a positive integer, got 0",  # the CLI says --threads
         ),
         ("check-missing", lambda w: check(w / "nope"), "does not exist"),
         ("Predictor-missing", lambda w: Predictor.from_export(w / "nope"), "does not exist"),
@@ -582,7 +582,7 @@ def _api_cases() -> list[tuple[str, Callable[[Path], object], str]]:
         (
             "SensitivityConfig-rows",
             lambda w: SensitivityConfig(run_dir=w / "dense", out=w / "s.json", rows=0),
-            "--rows must be a positive integer",
+            "rows must be a positive integer",
         ),
         (
             "sensitivity-sparse",
@@ -598,14 +598,14 @@ def _api_cases() -> list[tuple[str, Callable[[Path], object], str]]:
         (
             "ExportConfig-smooth-alpha-no-quantize",
             lambda w: ExportConfig(run_dir=w / "sparse", out=w / "x", smooth_alpha=0.5),
-            "--smooth-alpha only applies with --quantize",
+            "smooth_alpha only applies with quantize",
         ),
         (
             "ExportConfig-calibration-rows-dynamic",
             lambda w: ExportConfig(
                 run_dir=w / "sparse", out=w / "x", quantize="int8-dynamic", calibration_rows=8
             ),
-            "--calibration-rows only applies to --quantize int8",
+            "calibration_rows only applies to quantize int8",
         ),
         (
             "Predictor-max-seq-len-huge",

@@ -289,3 +289,20 @@ def test_backends_and_providers_are_named_in_one_place():
         }
     )
     assert homes == ["nxm_deploy.runtime.backends"], homes
+
+
+# ---- tests mirror the packages --------------------------------------------------------------------
+
+TESTS = ROOT.parent / "tests"
+# subpackages tested elsewhere, and where: each command's CLI with its package, the server through
+# the runtime's clients
+TESTS_ELSEWHERE = {"cli": "test_bad_input.py", "serve": "runtime/test_serve.py"}
+
+
+def test_every_subpackage_has_a_tests_package():
+    subpackages = sorted(p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file())
+    tested = {p.parent.name for p in TESTS.glob("*/__init__.py")} | set(TESTS_ELSEWHERE)
+    missing = [n for n in subpackages if n not in tested]
+    assert not missing, f"add tests/NAME/__init__.py and move NAME's tests there: {missing}"
+    elsewhere = {n: where for n, where in TESTS_ELSEWHERE.items() if n in subpackages}
+    assert elsewhere == TESTS_ELSEWHERE and all((TESTS / where).is_file() for where in elsewhere.values())

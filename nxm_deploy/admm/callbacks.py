@@ -36,6 +36,7 @@ from nxm_deploy.admm.penalty import AdmmSchedule, AdmmState
 from nxm_deploy.admm.srste import SrsteState
 from nxm_deploy.admm.state import SparsityState
 from nxm_deploy.admm.trainlog import TrainLog
+from nxm_deploy.errors import InternalError
 
 
 class PlaceCallback(TrainerCallback):
@@ -119,7 +120,7 @@ class AdmmCallback(TrainerCallback):
         if digests is not None:
             record["zu_digest_per_rank"] = digests
             if any(d != digests[0] for d in digests):
-                raise RuntimeError(
+                raise InternalError(
                     f"ADMM state diverged between processes at step {state.global_step}: {digests}"
                 )
         self.log.write(record)

@@ -109,28 +109,40 @@ def plan_run_dir(cfg: TrainConfig, out: str | Path) -> Path:
     if cfg.resume:
         if not resumable(run_dir):
             done = (run_dir / RUN_MANIFEST).is_file()
-            raise UserError(
-                f"--resume: {run_dir} is a complete run, nothing to resume; pass --overwrite to train again"
+            raise UserError.naming(
+                "{0}: {run_dir} is a complete run, nothing to resume; pass {1} to train again"
                 if done
-                else f"--resume: no interrupted run of {run_dir} to resume (it would be staged in {stage})"
+                else "{0}: no interrupted run of {run_dir} to resume (it would be staged in {stage})",
+                "resume",
+                "overwrite",
+                run_dir=run_dir,
+                stage=stage,
             )
         old = read_json(saved_config(stage), "run configuration")
         diff = cfg.differs_from(old)
         if diff:
-            raise UserError(
-                f"--resume: the options differ from the run staged in {stage} ({', '.join(diff)}); "
-                "resume with the same options, or pass --overwrite to start again"
+            raise UserError.naming(
+                "{0}: the options differ from the run staged in {stage} ({diff}); resume with the same "
+                "options, or pass {1} to start again",
+                "resume",
+                "overwrite",
+                stage=stage,
+                diff=", ".join(diff),
             )
         return stage
     if run_dir.exists() and any(run_dir.iterdir()):
         if not cfg.overwrite:
-            raise UserError(f"{run_dir} already exists; pass --overwrite to replace it")
+            raise UserError.naming("{path} already exists; pass {0} to replace it", "overwrite", path=run_dir)
         require_replaceable(run_dir)
     if stage.exists():
         if not cfg.overwrite:
-            raise UserError(
-                f"an interrupted run of {run_dir} is staged in {stage}; pass --resume to continue it "
-                "or --overwrite to start again"
+            raise UserError.naming(
+                "an interrupted run of {run_dir} is staged in {stage}; pass {0} to continue it "
+                "or {1} to start again",
+                "resume",
+                "overwrite",
+                run_dir=run_dir,
+                stage=stage,
             )
         require_replaceable(stage)
     return stage
@@ -166,9 +178,13 @@ def loading(checkpoint: Path | None) -> Iterator[None]:
         if checkpoint is None or (isinstance(exc, RuntimeError) and "PytorchStreamReader" not in str(exc)):
             raise
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise UserError(
-            f"--resume: checkpoint {checkpoint} cannot be loaded safely ({reason}); delete that folder "
-            "to resume from the one before it, or pass --overwrite to start again"
+        raise UserError.naming(
+            "{0}: checkpoint {checkpoint} cannot be loaded safely ({reason}); delete that folder to resume "
+            "from the one before it, or pass {1} to start again",
+            "resume",
+            "overwrite",
+            checkpoint=checkpoint,
+            reason=reason,
         ) from exc
 
 

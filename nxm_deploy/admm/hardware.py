@@ -26,12 +26,14 @@ def check_precision(mixed_precision: str, cuda: bool | None = None) -> None:
     """Refuse, in one line, a precision this machine cannot train in."""
     cuda = torch.cuda.is_available() if cuda is None else cuda
     if mixed_precision == "fp16" and not cuda:
-        raise GpuNeededError(
-            "--mixed-precision fp16 needs a CUDA GPU (its loss scaler runs there); on CPU use bf16 or no"
+        raise GpuNeededError.naming(
+            "{0} fp16 needs a CUDA GPU (its loss scaler runs there); on CPU use bf16 or no", "mixed_precision"
         )
     if mixed_precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
-        raise UserError(
-            f"--mixed-precision bf16: {torch.cuda.get_device_name(0)} has no bf16 support; use fp16 or no"
+        raise UserError.naming(
+            "{0} bf16: {gpu} has no bf16 support; use fp16 or no",
+            "mixed_precision",
+            gpu=torch.cuda.get_device_name(0),
         )
 
 
@@ -47,8 +49,9 @@ def _summary_writer() -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise UserError(
-            "--report-to tensorboard needs the tensorboard package: pip install 'nxm-deploy[tensorboard]'"
+        raise UserError.naming(
+            "{0} tensorboard needs the tensorboard package: pip install 'nxm-deploy[tensorboard]'",
+            "report_to",
         ) from None
     return SummaryWriter
 
@@ -57,9 +60,15 @@ def per_device_batch(cfg: TrainConfig, processes: int) -> int:
     """``--batch-size`` split over ``processes`` and ``--grad-accum`` micro-batches."""
     share = processes * cfg.grad_accum
     if cfg.batch_size % share:
-        raise UserError(
-            f"--batch-size {cfg.batch_size} does not divide over {processes} process(es) x "
-            f"--grad-accum {cfg.grad_accum}; pass a multiple of {share}"
+        raise UserError.naming(
+            "{0} {batch} does not divide over {processes} process(es) x {1} {accum}; "
+            "pass a multiple of {share}",
+            "batch_size",
+            "grad_accum",
+            batch=cfg.batch_size,
+            processes=processes,
+            accum=cfg.grad_accum,
+            share=share,
         )
     return cfg.batch_size // share
 

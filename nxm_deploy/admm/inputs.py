@@ -71,15 +71,22 @@ def load_task_data(cfg: TrainConfig, tokenizer: Any, rows: TaskRows) -> TaskData
 
 
 def check_same_task(run: RunManifest, role: str, rows: TaskRows) -> None:
-    """A --teacher or --init-from run must come from the same GLUE task, or the same own data (label
-    map and rows)."""
+    """A ``teacher`` or ``init_from`` run (``role``, the parameter) must come from the same GLUE task,
+    or the same own data (label map and rows)."""
     from nxm_deploy.data import get_task
     from nxm_deploy.data.own import same_data_problem
 
     if rows.dataset is not None:
         why = same_data_problem(run.dataset, rows.dataset)
         if why:
-            raise UserError(f"{role} run {run.path} does not match --data {rows.dataset['source']}: {why}")
+            raise UserError.naming(
+                "{0} run {path} does not match {1} {source}: {why}",
+                role,
+                "data",
+                path=run.path,
+                source=rows.dataset["source"],
+                why=why,
+            )
         return
     recorded = str(run.facts.task)
     same = not run.dataset
@@ -90,13 +97,20 @@ def check_same_task(run: RunManifest, role: str, rows: TaskRows) -> None:
             same = False
     if not same:
         hint = "; pass a dense run of the same task" if role == "teacher" else ""
-        raise UserError(f"{role} run {run.path} was trained on {recorded}, not {rows.task.name}{hint}")
+        raise UserError.naming(
+            "{0} run {path} was trained on {recorded}, not {task}{hint}",
+            role,
+            path=run.path,
+            recorded=recorded,
+            task=rows.task.name,
+            hint=hint,
+        )
 
 
 def load_teacher(teacher_dir: str, rows: TaskRows) -> nn.Module:
     from nxm_deploy.models import load_model
 
-    check_same_task(RunManifest.read(teacher_dir, "--teacher run"), "teacher", rows)
+    check_same_task(RunManifest.read(teacher_dir, "teacher run"), "teacher", rows)
     teacher, _ = load_model(teacher_dir)
     num_labels = rows.task.num_labels
     if teacher.config.num_labels != num_labels:
@@ -114,11 +128,14 @@ def load_student(cfg: TrainConfig, rows: TaskRows) -> tuple[nn.Module, Any, RunM
 
     task = rows.task
     if cfg.init_from is not None:
-        init = RunManifest.read(cfg.init_from, "--init-from run")
-        check_same_task(init, "--init-from", rows)
+        init = RunManifest.read(cfg.init_from, "run to start from")
+        check_same_task(init, "init_from", rows)
         if init.facts.pattern is not None:
-            raise UserError(
-                f"--init-from run {cfg.init_from} is sparse ({init.facts.pattern}); pass a dense run"
+            raise UserError.naming(
+                "{0} run {path} is sparse ({pattern}); pass a dense run",
+                "init_from",
+                path=cfg.init_from,
+                pattern=init.facts.pattern,
             )
         model, tok = load_model(cfg.init_from)
         return model, tok, init

@@ -220,9 +220,11 @@ def train(cfg: TrainConfig) -> RunResult:
         reason = os_error_reason(exc)
         if reason is None:
             raise
-        raise UserError(
-            f"cannot write {staging_dir(Path(cfg.out))}: {reason}; free space (or fix permissions) "
-            "and continue with --resume"
+        raise UserError.naming(
+            "cannot write {stage}: {reason}; free space (or fix permissions) and continue with {0}",
+            "resume",
+            stage=staging_dir(Path(cfg.out)),
+            reason=reason,
         ) from exc
 
 
@@ -237,7 +239,9 @@ def _train(cfg: TrainConfig) -> RunResult:
     method = get_method(cfg.method)
     pattern = nm.parse_pattern(cfg.pattern)
     if cfg.teacher is not None and not method.sparse:
-        raise UserError("--teacher distils into a sparse method; the dense method takes no teacher")
+        raise UserError.naming(
+            "{0} distils into a sparse method; the dense method takes no teacher", "teacher"
+        )
     stage = plan_run_dir(cfg, cfg.out)  # before any work: --out, --resume, --overwrite
     rows = load_rows(cfg)  # own data is read (and refused) before the model loads
     task = rows.task

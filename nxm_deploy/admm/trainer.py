@@ -153,17 +153,22 @@ class NxmTrainer(Trainer):
         if bool(finite.all()):
             return
         loss, parts = pending[int((~finite).nonzero()[0])]
-        raise NonFiniteLossError(
-            f"the training loss became {float(loss)} at step {self.state.global_step + 1}"
-            f" ({', '.join(f'{k}={float(v):.4g}' for k, v in parts.items())}); training stopped. "
-            + self._last_good()
-        )
-
-    def _last_good(self) -> str:
         good = newest_complete(self.phase_dir) if self.phase_dir is not None else None
-        if good is None:
-            return "No checkpoint of this phase was saved yet; lower --lr (or --rho) and start again."
-        return f"Last good checkpoint: {good}; lower --lr (or --rho) and continue with --resume."
+        raise NonFiniteLossError.naming(
+            "the training loss became {loss} at step {step} ({parts}); training stopped. "
+            + (
+                "No checkpoint of this phase was saved yet; lower {0} (or {1}) and start again."
+                if good is None
+                else "Last good checkpoint: {good}; lower {0} (or {1}) and continue with {2}."
+            ),
+            "lr",
+            "rho",
+            "resume",
+            loss=float(loss),
+            step=self.state.global_step + 1,
+            parts=", ".join(f"{k}={float(v):.4g}" for k, v in parts.items()),
+            good=good,
+        )
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Adds the loss parts and the method state's own record (ADMM: rho and the last residuals;

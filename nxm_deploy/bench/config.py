@@ -21,17 +21,19 @@ __all__ = ["BACKENDS", "MIN_SEQ_LEN", "ORT_PROVIDERS", "BenchConfig", "parse_als
 MIN_SEQ_LEN = 8  # room for the special tokens of a sentence pair and some text
 
 
-def parse_sizes(text: str | Sequence[int], option: str) -> tuple[int, ...]:
-    """``"1,8,32"`` -> ``(1, 8, 32)``: positive integers, sorted, duplicates dropped."""
+def parse_sizes(text: str | Sequence[int], param: str) -> tuple[int, ...]:
+    """``"1,8,32"`` -> ``(1, 8, 32)``: positive integers, sorted, duplicates dropped; an error names
+    ``param`` (``batch_sizes``)."""
+    bad = "{0} takes comma-separated positive integers such as 1,8,32; got {text!r}"
     if isinstance(text, str):
         parts = [p.strip() for p in text.split(",")]
         if not all(p.isdigit() for p in parts):
-            raise UserError(f"{option} takes comma-separated positive integers such as 1,8,32; got {text!r}")
+            raise UserError.naming(bad, param, text=text)
         values = [int(p) for p in parts]
     else:
         values = [int(v) for v in text]
     if not values or min(values) < 1:
-        raise UserError(f"{option} takes comma-separated positive integers such as 1,8,32; got {text!r}")
+        raise UserError.naming(bad, param, text=text)
     return tuple(sorted(set(values)))
 
 
@@ -46,11 +48,17 @@ def parse_also(values: Iterable[str | tuple[str, str]]) -> tuple[tuple[str, str]
         name, sep, path = value.partition("=") if isinstance(value, str) else (value[0], "=", value[1])
         name, path = name.strip(), str(path).strip()
         if not sep or not name or not path:
-            raise UserError(f"--also takes NAME=EXPORT_DIR, for example int8=exports/sst2; got {value!r}")
+            raise UserError.naming(
+                "{0} takes NAME=EXPORT_DIR, for example int8=exports/sst2; got {value!r}", "also", value=value
+            )
         if not _ALSO_NAME.match(name) or name in ("dense", "sparse"):
-            raise UserError(f"--also name {name!r}: use letters, digits and _.:+- (not 'dense' or 'sparse')")
+            raise UserError.naming(
+                "{0} name {name!r}: use letters, digits and _.:+- (not 'dense' or 'sparse')",
+                "also",
+                name=name,
+            )
         if name in (n for n, _ in out):
-            raise UserError(f"--also name {name!r} is given twice")
+            raise UserError.naming("{0} name {name!r} is given twice", "also", name=name)
         out.append((name, path))
     return tuple(out)
 
@@ -79,20 +87,33 @@ class BenchConfig:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise UserError(f"unknown backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
-        object.__setattr__(self, "batch_sizes", parse_sizes(self.batch_sizes, "--batch-sizes"))
-        object.__setattr__(self, "seq_lens", parse_sizes(self.seq_lens, "--seq-lens"))
+        object.__setattr__(self, "batch_sizes", parse_sizes(self.batch_sizes, "batch_sizes"))
+        object.__setattr__(self, "seq_lens", parse_sizes(self.seq_lens, "seq_lens"))
         object.__setattr__(self, "also", parse_also(self.also))
         if self.seq_lens[0] < MIN_SEQ_LEN:
-            raise UserError(f"--seq-lens must be at least {MIN_SEQ_LEN} (room for special tokens and text)")
+            raise UserError.naming(
+                "{0} must be at least {low} (room for special tokens and text)", "seq_lens", low=MIN_SEQ_LEN
+            )
         if self.ort_provider not in ORT_PROVIDERS:
-            raise UserError(
-                f"--ort-provider must be one of {', '.join(ORT_PROVIDERS)}, got {self.ort_provider!r}"
+            raise UserError.naming(
+                "{0} must be one of {choices}, got {value!r}",
+                "ort_provider",
+                choices=", ".join(ORT_PROVIDERS),
+                value=self.ort_provider,
             )
         if self.ort_provider != "cpu" and self.backend != "ort":
-            raise UserError(
-                f"--ort-provider {self.ort_provider} applies to --backend ort, not {self.backend}"
+            raise UserError.naming(
+                "{0} {provider} applies to {1} ort, not {backend}",
+                "ort_provider",
+                "backend",
+                provider=self.ort_provider,
+                backend=self.backend,
             )
         if self.threads is not None and self.threads < 1:
-            raise UserError(f"--threads must be a positive integer, got {self.threads}")
+            raise UserError.naming(
+                "{0} must be a positive integer, got {value}", "threads", value=self.threads
+            )
         if self.eval_batch_size < 1:
-            raise UserError(f"--eval-batch-size must be a positive integer, got {self.eval_batch_size}")
+            raise UserError.naming(
+                "{0} must be a positive integer, got {value}", "eval_batch_size", value=self.eval_batch_size
+            )

@@ -72,18 +72,21 @@ class TimingPlan:
 
     def __post_init__(self) -> None:
         if self.warmup < 0:
-            raise UserError(f"--warmup must be 0 or more, got {self.warmup}")
+            raise UserError.naming("{0} must be 0 or more, got {value}", "warmup", value=self.warmup)
         if self.repeats < MIN_PAIRS:
-            raise UserError(f"--repeats must be at least {MIN_PAIRS}, got {self.repeats}")
-        for flag, value in (("--min-time", self.min_time_s), ("--max-time", self.max_time_s)):
+            raise UserError.naming(
+                "{0} must be at least {low}, got {value}", "repeats", low=MIN_PAIRS, value=self.repeats
+            )
+        for param, value in (("min_time_s", self.min_time_s), ("max_time_s", self.max_time_s)):
             if not math.isfinite(value):
-                raise UserError(f"{flag} must be a finite number, got {value}")
+                raise UserError.naming("{0} must be a finite number, got {value}", param, value=value)
+        times = {"low": self.min_time_s, "high": self.max_time_s}
         if self.min_time_s < 0 or self.max_time_s <= 0:
-            raise UserError(
-                f"--min-time and --max-time must be positive, got {self.min_time_s} and {self.max_time_s}"
+            raise UserError.naming(
+                "{0} and {1} must be positive, got {low} and {high}", "min_time_s", "max_time_s", **times
             )
         if self.max_time_s < self.min_time_s:
-            raise UserError(f"--max-time {self.max_time_s} is below --min-time {self.min_time_s}")
+            raise UserError.naming("{1} {high} is below {0} {low}", "min_time_s", "max_time_s", **times)
 
     def to_json(self) -> dict[str, Any]:
         return {

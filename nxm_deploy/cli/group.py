@@ -14,10 +14,25 @@ from typing import Any
 
 import click
 
-from nxm_deploy.errors import UserError
+from nxm_deploy.errors import UserError, flag
 from nxm_deploy.version import __version__
 
 __all__ = ["CliError", "cli", "setup_logging"]
+
+
+# The library's parameters whose flag is not ``--`` and the name with dashes (``errors.flag``).
+FLAG_OF = {
+    "min_time_s": "--min-time",
+    "max_time_s": "--max-time",
+    "source": "--data",
+    "profile": "--min/--opt/--max-shape",
+    "repo": "--triton-repo",
+}
+
+
+def cli_flag(name: str) -> str:
+    """The flag that sets the library's parameter ``name``."""
+    return FLAG_OF.get(name) or flag(name)
 
 
 class CliError(click.ClickException):
@@ -57,7 +72,7 @@ class Group(click.Group):
             except UserError as exc:
                 if ctx.meta.get("nxm_verbose"):
                     traceback.print_exc()
-                err = CliError(getattr(exc, "cli_message", str(exc)))  # the flags, not parameter names
+                err = CliError(exc.worded(cli_flag))  # the flags, not parameter names
                 err.exit_code = getattr(exc, "exit_code", 1)
                 raise err from exc
 

@@ -62,16 +62,19 @@ class DataOptions:
     split_seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.problem is not None and self.problem not in PROBLEMS:
-            raise DataError(f"--problem must be one of {', '.join(PROBLEMS)}, got {self.problem!r}")
-        if self.metric is not None and self.metric not in METRIC_NAMES:
-            raise DataError(f"--metric must be one of {', '.join(METRIC_NAMES)}, got {self.metric!r}")
+        for param, choices in (("problem", PROBLEMS), ("metric", METRIC_NAMES)):
+            if getattr(self, param) not in (None, *choices):
+                raise DataError.naming("{0} must be one of {choices}, got {value!r}", param,
+                                       choices=", ".join(choices), value=getattr(self, param))  # fmt: skip
         if self.metric == "f1" and self.positive_label is None:
-            raise DataError("--metric f1 needs --positive-label (the class whose F1 is reported)")
+            raise DataError.naming(
+                "{0} f1 needs {1} (the class whose F1 is reported)", "metric", "positive_label"
+            )
         if self.validation_file is not None and self.validation_fraction is not None:
-            raise DataError("pass --validation-file or --validation-fraction, not both")
+            raise DataError.naming("pass {0} or {1}, not both", "validation_file", "validation_fraction")
         if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
-            raise DataError(f"--validation-fraction must be within (0, 1), got {self.validation_fraction}")
+            raise DataError.naming("{0} must be within (0, 1), got {value}", "validation_fraction",
+                                   value=self.validation_fraction)  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -63,46 +63,70 @@ class ExportConfig:
                 f"unknown precision {self.precision!r}: choose one of {', '.join((AUTO, *trt.PRECISIONS))}"
             )
         if not MIN_OPSET <= self.opset <= MAX_OPSET:
-            raise ExportError(f"--opset {self.opset} is not supported: choose {MIN_OPSET} to {MAX_OPSET}")
-        given = ["--min/--opt/--max-shape"] * (self.profile is not None)
-        given += [f"--precision {self.precision}"] * (self.precision not in (AUTO, "fp32"))
+            raise ExportError.naming(
+                "{0} {value} is not supported: choose {low} to {high}",
+                "opset",
+                value=self.opset,
+                low=MIN_OPSET,
+                high=MAX_OPSET,
+            )
+        given = ["profile"] * (self.profile is not None) + ["precision"] * (
+            self.precision not in (AUTO, "fp32")
+        )
         if self.engine != "trt" and given:
-            raise ExportError(f"{' and '.join(given)} set the TensorRT engine; add --engine trt or drop them")
+            said = " and ".join(
+                f"{{{i}}}" + (" {precision}" if p == "precision" else "") for i, p in enumerate(given)
+            )
+            raise ExportError.naming(
+                said + f" set the TensorRT engine; add {{{len(given)}}} trt or drop them",
+                *given,
+                "engine",
+                precision=self.precision,
+            )
         if self.calibration_method not in CALIBRATION_METHODS:
             raise QuantizeError(
                 f"unknown calibration method {self.calibration_method!r}: choose one of "
                 f"{', '.join(CALIBRATION_METHODS)}"
             )
         if not 0.0 <= self.min_agreement <= 1.0:
-            raise QuantizeError(f"--min-agreement must be between 0 and 1, got {self.min_agreement}")
+            raise QuantizeError.naming(
+                "{0} must be between 0 and 1, got {value}", "min_agreement", value=self.min_agreement
+            )
         self._refuse_ignored()
         spec = self.quantization
         if spec is not None and not spec.static and self.engine == "trt":
-            raise QuantizeError(
-                "--quantize int8-dynamic is for ONNX Runtime only (TensorRT takes no dynamic quantization); "
-                "use --quantize int8 with --engine trt"
+            raise QuantizeError.naming(
+                "{0} int8-dynamic is for ONNX Runtime only (TensorRT takes no dynamic quantization); "
+                "use {0} int8 with {1} trt",
+                "quantize",
+                "engine",
             )
         if spec is not None and self.precision not in (AUTO, "fp32"):
-            raise QuantizeError(
-                f"--quantize {spec.mode} sets the precision itself: drop --precision {self.precision}"
+            raise QuantizeError.naming(
+                "{0} {mode} sets the precision itself: drop {1} {precision}",
+                "quantize",
+                "precision",
+                mode=spec.mode,
+                precision=self.precision,
             )
         if self.precision == AUTO:  # TensorRT runs 2:4 kernels in FP16/BF16/INT8 only, never in FP32
             fp16 = self.engine == "trt" and spec is None
             object.__setattr__(self, "precision", "fp16" if fp16 else "fp32")
 
     def _refuse_ignored(self) -> None:
-        """Quantization options that would be silently ignored: any of them without --quantize, and the
-        calibration ones (static int8's) with int8-dynamic, as train refuses its method's options."""
+        """Quantization options that would be silently ignored: any of them without ``quantize``, and
+        the calibration ones (static int8's) with int8-dynamic, as train refuses its method's options."""
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         calibration = ("calibration_rows", "calibration_method", "calibration_seed", "smooth_alpha")
         changed = [n for n in (*calibration, "min_agreement") if getattr(self, n) != defaults[n]]
         if self.quantize is None and changed:
-            raise QuantizeError(f"{_flags(changed)} with --quantize; add --quantize int8 or drop them")
+            n = len(changed)
+            text = f" with {{{n}}}; add {{{n}}} int8 or drop them"
+            raise QuantizeError.naming(_only_apply(changed) + text, *changed, "quantize")
         changed = [n for n in changed if n in calibration]
         if self.quantize == "int8-dynamic" and changed:
-            raise QuantizeError(
-                f"{_flags(changed)} to --quantize int8 (int8-dynamic calibrates nothing); drop them"
-            )
+            text = f" to {{{len(changed)}}} int8 (int8-dynamic calibrates nothing); drop them"
+            raise QuantizeError.naming(_only_apply(changed) + text, *changed, "quantize")
 
     @property
     def quantization(self) -> QuantizeSpec | None:
@@ -118,7 +142,7 @@ class ExportConfig:
         )
 
 
-def _flags(names: list[str]) -> str:
-    """``--a, --b only apply`` (``--a only applies``)."""
-    flags = ", ".join(f"--{n.replace('_', '-')}" for n in names)
-    return f"{flags} only {'applies' if len(names) == 1 else 'apply'}"
+def _only_apply(names: list[str]) -> str:
+    """``{0}, {1} only apply`` (``{0} only applies``): a template naming the parameters ``names``."""
+    fields = ", ".join(f"{{{i}}}" for i in range(len(names)))
+    return f"{fields} only {'applies' if len(names) == 1 else 'apply'}"

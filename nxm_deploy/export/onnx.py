@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nxm_deploy.errors import ExportError
+from nxm_deploy.errors import ExportError, InternalError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -113,7 +113,7 @@ def export_onnx(
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ExportError(f"torch.onnx.export failed for {type(model).__name__}: {reason}") from exc
         if program is None:  # pragma: no cover - dynamo=True always returns a program
-            raise ExportError("torch.onnx.export returned no program")
+            raise InternalError("torch.onnx.export returned no program")
         # external_data=False: weights stay inside model.onnx unless they pass 2 GB.
         program.save(str(path), external_data=False)
 

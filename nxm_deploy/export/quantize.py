@@ -74,8 +74,11 @@ class QuantizeSpec:
 
     def __post_init__(self) -> None:
         if self.mode not in QUANTIZE_MODES:
-            raise QuantizeError(
-                f"unknown --quantize {self.mode!r}: choose one of {', '.join(QUANTIZE_MODES)}"
+            raise QuantizeError.naming(
+                "unknown {0} {mode!r}: choose one of {choices}",
+                "quantize",
+                mode=self.mode,
+                choices=", ".join(QUANTIZE_MODES),
             )
         if self.calibration_method not in CALIBRATION_METHODS:
             raise QuantizeError(
@@ -83,11 +86,15 @@ class QuantizeSpec:
                 f"{', '.join(CALIBRATION_METHODS)}"
             )
         if not 0.0 <= self.smooth_alpha < 1.0:
-            raise QuantizeError(
-                f"--smooth-alpha must be at least 0 (0: no SmoothQuant) and below 1, got {self.smooth_alpha}"
+            raise QuantizeError.naming(
+                "{0} must be at least 0 (0: no SmoothQuant) and below 1, got {value}",
+                "smooth_alpha",
+                value=self.smooth_alpha,
             )
         if self.calibration_rows < 1:
-            raise QuantizeError(f"--calibration-rows must be a positive integer, got {self.calibration_rows}")
+            raise QuantizeError.naming(
+                "{0} must be a positive integer, got {value}", "calibration_rows", value=self.calibration_rows
+            )
 
     @property
     def static(self) -> bool:

@@ -248,9 +248,11 @@ def check_triton_target(repo: str | os.PathLike[str], options: TritonOptions) ->
         raise ExportDirError(f"Triton repository {repo} is a file; pass a directory")
     target = repo / (options.name or "")
     if options.name and target.exists() and not options.overwrite:
-        raise ExportDirError(f"Triton model {target} already exists; pass --overwrite to replace it")
+        raise ExportDirError.naming(
+            "Triton model {target} already exists; pass {0} to replace it", "overwrite", target=target
+        )
     if options.name:
-        prepare_out(target, options.overwrite, "--triton-repo")  # a safe place; only our files replaced
+        prepare_out(target, options.overwrite, "repo")  # a safe place; only our files replaced
     return target
 
 

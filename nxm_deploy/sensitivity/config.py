@@ -48,15 +48,22 @@ class SensitivityConfig:
         object.__setattr__(self, "include", tuple(self.include))
         object.__setattr__(self, "exclude", tuple(self.exclude))
         if isinstance(self.rows, bool) or not isinstance(self.rows, int) or self.rows < 1:
-            raise UserError(f"--rows must be a positive integer, got {self.rows}")
+            raise UserError.naming("{0} must be a positive integer, got {value}", "rows", value=self.rows)
         if not isinstance(self.budget, (int, float)) or not 0 <= self.budget < float("inf"):
-            raise UserError(f"--budget must be a number of points, 0 or more, got {self.budget}")
+            raise UserError.naming(
+                "{0} must be a number of points, 0 or more, got {value}", "budget", value=self.budget
+            )
         if self.batch_size < 1:
-            raise UserError(f"--batch-size must be a positive integer, got {self.batch_size}")
+            raise UserError.naming(
+                "{0} must be a positive integer, got {value}", "batch_size", value=self.batch_size
+            )
         if self.rows_from not in ROWS_FROM:
-            raise UserError(f"rows_from must be one of {', '.join(ROWS_FROM)}, got {self.rows_from!r}")
+            raise UserError.naming(
+                "{0} must be one of {choices}, got {value!r}", "rows_from",
+                choices=", ".join(ROWS_FROM), value=self.rows_from,
+            )  # fmt: skip
         if self.task is not None and self.data is not None:
-            raise UserError("pass --task or --data, not both")
+            raise UserError.naming("pass {0} or {1}, not both", "task", "data")
         from nxm_deploy import nm
 
         nm.parse_pattern(self.pattern)  # a one-line PatternError before any work

@@ -32,34 +32,57 @@ def _ours(path: Path) -> bool:
         return False
 
 
-def check_out_file(path: str | os.PathLike[str], overwrite: bool, flag: str = "--out") -> tuple[Path, Path]:
-    """(the JSON path, the PNG path beside it), or a one-line :class:`UserError` (module docstring)."""
+def check_out_file(path: str | os.PathLike[str], overwrite: bool, param: str = "out") -> tuple[Path, Path]:
+    """(the JSON path, the PNG path beside it), or a one-line :class:`UserError` (module docstring)
+    naming ``param``, the parameter that gave ``path``."""
     text = os.fspath(path)
     if not text.strip():
-        raise UserError(f"{flag} is empty; name a .json file to write")
+        raise UserError.naming("{0} is empty; name a .json file to write", param)
     out = Path(text).expanduser()
     if out.is_dir():
-        raise UserError(f"{flag} {text} is a directory; name a .json file to write (the plot goes beside it)")
+        raise UserError.naming(
+            "{0} {text} is a directory; name a .json file to write (the plot goes beside it)",
+            param,
+            text=text,
+        )
     if out.suffix.lower() != ".json":
-        raise UserError(f"{flag} {text} must name a .json file (the plot goes beside it as .png)")
+        raise UserError.naming(
+            "{0} {text} must name a .json file (the plot goes beside it as .png)", param, text=text
+        )
     for place in out.resolve().parents:
         if not place.exists():
             continue
         if not place.is_dir():
-            raise UserError(f"{flag} {text} lies under the file {place}; name a .json file in a directory")
+            raise UserError.naming(
+                "{0} {text} lies under the file {place}; name a .json file in a directory",
+                param,
+                text=text,
+                place=place,
+            )
         if not os.access(place, os.W_OK | os.X_OK):
-            raise UserError(f"{flag} {text}: {place} is not writable; choose another place")
+            raise UserError.naming(
+                "{0} {text}: {place} is not writable; choose another place", param, text=text, place=place
+            )
         break
     plot = out.with_suffix(".png")
     if plot.is_dir():
-        raise UserError(f"{flag} {text}: {plot} is a directory, where the plot would go; choose another name")
+        raise UserError.naming(
+            "{0} {text}: {plot} is a directory, where the plot would go; choose another name",
+            param,
+            text=text,
+            plot=plot,
+        )
     there = [p for p in (out, plot) if p.exists()]
     if there and not overwrite:
-        raise UserError(f"{there[0]} already exists; pass --overwrite to replace it")
+        raise UserError.naming("{path} already exists; pass {0} to replace it", "overwrite", path=there[0])
     if there and not (_ours(out) if out.exists() else False):
-        raise UserError(
-            f"--overwrite: {there[0]} was not written by 'nxm-deploy sensitivity' (no {SENSITIVITY_KIND} "
-            "JSON beside it); move it away or choose another --out"
+        raise UserError.naming(
+            "{0}: {path} was not written by 'nxm-deploy sensitivity' (no {kind} JSON beside it); "
+            "move it away or choose another {1}",
+            "overwrite",
+            param,
+            path=there[0],
+            kind=SENSITIVITY_KIND,
         )
     return out, plot
 

@@ -41,29 +41,44 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
-            raise UserError(f"--backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
-        if self.ort_provider not in ORT_PROVIDERS:
-            raise UserError(f"--ort-provider {self.ort_provider!r}: choose one of {', '.join(ORT_PROVIDERS)}")
-        if self.ort_provider != "cpu" and self.backend != "ort":
-            raise UserError(
-                f"--ort-provider {self.ort_provider} applies to --backend ort, not {self.backend}"
+            raise UserError.naming(
+                "{0} {value!r}: choose one of {choices}",
+                "backend",
+                value=self.backend,
+                choices=", ".join(BACKENDS),
             )
-        for flag, value, low in (
-            ("--max-batch-size", self.max_batch_size, 1),
-            ("--max-queue-delay-us", self.max_queue_delay_us, 0),
-            ("--instances", self.instances, 1),
-            ("--max-text-bytes", self.max_text_bytes, 16),
-            ("--threads", self.threads if self.threads is not None else 1, 1),
+        if self.ort_provider not in ORT_PROVIDERS:
+            raise UserError.naming(
+                "{0} {value!r}: choose one of {choices}",
+                "ort_provider",
+                value=self.ort_provider,
+                choices=", ".join(ORT_PROVIDERS),
+            )
+        if self.ort_provider != "cpu" and self.backend != "ort":
+            raise UserError.naming(
+                "{0} {provider} applies to {1} ort, not {backend}",
+                "ort_provider",
+                "backend",
+                provider=self.ort_provider,
+                backend=self.backend,
+            )
+        for param, value, low in (
+            ("max_batch_size", self.max_batch_size, 1),
+            ("max_queue_delay_us", self.max_queue_delay_us, 0),
+            ("instances", self.instances, 1),
+            ("max_text_bytes", self.max_text_bytes, 16),
+            ("threads", self.threads if self.threads is not None else 1, 1),
         ):
             if value < low:
-                raise UserError(f"{flag} must be at least {low}, got {value}")
-        ports = [("--http-port", self.http_port), ("--grpc-port", self.grpc_port)]
-        ports += [("--metrics-port", self.metrics_port)] if self.metrics_port is not None else []
-        for flag, port in ports:
+                raise UserError.naming("{0} must be at least {low}, got {value}", param, low=low, value=value)
+        ports = [("http_port", self.http_port), ("grpc_port", self.grpc_port)]
+        ports += [("metrics_port", self.metrics_port)] if self.metrics_port is not None else []
+        for param, port in ports:
             if not 1 <= port <= 65535:
-                raise UserError(f"{flag} {port} is not a port (1 to 65535)")
+                raise UserError.naming("{0} {port} is not a port (1 to 65535)", param, port=port)
         if len({p for _, p in ports}) < len(ports):
-            raise UserError(f"the ports must differ: {', '.join(f'{f} {p}' for f, p in ports)}")
+            listed = ", ".join(f"{{{i}}} {p}" for i, (_, p) in enumerate(ports))
+            raise UserError.naming("the ports must differ: " + listed, *(n for n, _ in ports))
         if self.name is not None and not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", self.name):
             raise UserError(
                 f"invalid model name {self.name!r}: use letters, digits, '_', '-' and '.' (not first)"

@@ -14,13 +14,16 @@ from conftest import make_tiny_model
 from transformers import AutoTokenizer, TrainerCallback, TrainingArguments
 
 from nxm_deploy import nm
+from nxm_deploy.admm import TrainConfig, train
 from nxm_deploy.admm.callbacks import AdmmCallback
+from nxm_deploy.admm.hardware import per_device_batch
 from nxm_deploy.admm.penalty import AdmmSchedule, AdmmState
 from nxm_deploy.admm.state import SparsityState
 from nxm_deploy.admm.trainer import NxmTrainer
 from nxm_deploy.admm.trainlog import TrainLog
 from nxm_deploy.cli import cli
 from nxm_deploy.data.encode import encode
+from nxm_deploy.errors import GpuNeededError, UserError
 from nxm_deploy.models import select_layers
 
 from .test_train import tiny_args
@@ -78,6 +81,33 @@ def test_fp16_on_cpu_is_refused_in_one_line(tiny_bert_dir: Path, glue_dir: Path,
         "error: --mixed-precision fp16 needs a CUDA GPU (its loss scaler runs there); on CPU use bf16 or no"
     ]
     assert not out.exists()
+
+
+@pytest.mark.skipif(CUDA, reason="checks the refusal on a machine without a GPU")
+def test_fp16_on_cpu_names_the_parameter_to_a_library_caller(tiny_bert_dir: Path, glue_dir: Path,
+                                                               tmp_path: Path) -> None:  # fmt: skip
+    """The same refusal through ``train(config)``: the message names ``TrainConfig``'s parameter,
+    which a library caller set, not the flag the CLI test above sees."""
+    out = tmp_path / "fp16"
+    cfg = TrainConfig(task="rte", out=str(out), model=str(tiny_bert_dir), data_dir=str(glue_dir),
+                      mixed_precision="fp16", progress=False)  # fmt: skip
+    with pytest.raises(GpuNeededError) as caught:
+        train(cfg)
+    assert str(caught.value) == (
+        "mixed_precision fp16 needs a CUDA GPU (its loss scaler runs there); on CPU use bf16 or no"
+    )
+    assert caught.value.exit_code == 3 and caught.value.params == ("mixed_precision",)
+    assert not out.exists()
+
+
+def test_a_batch_that_does_not_split_names_the_parameters_to_a_library_caller(tmp_path: Path) -> None:
+    cfg = TrainConfig(task="rte", out=str(tmp_path / "split"), model="unused", batch_size=8, grad_accum=3)
+    with pytest.raises(UserError) as caught:
+        per_device_batch(cfg, processes=1)
+    assert str(caught.value) == (
+        "batch_size 8 does not divide over 1 process(es) x grad_accum 3; pass a multiple of 3"
+    )
+    assert "--" not in str(caught.value)
 
 
 def test_batch_that_does_not_split_is_refused_in_one_line(tiny_bert_dir: Path, glue_dir: Path,

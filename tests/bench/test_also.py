@@ -69,14 +69,19 @@ def test_also_in_report_md_and_plot(report_dir: Path):
 
 
 @pytest.mark.parametrize(
-    ("also", "message"),
+    ("also", "library", "message"),
     [
-        ("int8", "--also takes NAME=EXPORT_DIR"),
-        ("dense=x", "not 'dense' or 'sparse'"),
+        ("int8", "^also takes NAME=EXPORT_DIR", "--also takes NAME=EXPORT_DIR"),
+        (
+            "dense=x",
+            "^also name 'dense'",
+            "--also name 'dense': use letters, digits and _.:+- (not 'dense' or 'sparse')",
+        ),
     ],
 )
-def test_malformed_also_is_one_line(also, message, bench_pair: Pair, tmp_path):
-    with pytest.raises(UserError, match=message):
+def test_malformed_also_is_one_line(also, library, message, bench_pair: Pair, tmp_path):
+    """The library names its parameter (``also``), the command line its flag (``--also``)."""
+    with pytest.raises(UserError, match=library):
         BenchConfig(dense="d", sparse="s", task=TASK, out="o", also=(also,))
     result = CliRunner().invoke(cli, ["bench", "--dense", str(bench_pair.dense_export), "--sparse",
                                       str(bench_pair.sparse_export), "--task", TASK, "--out",

@@ -104,7 +104,7 @@ def test_missing_data(bench_pair: Pair, tmp_path: Path):
 def test_existing_out_needs_overwrite(bench_pair: Pair, glue_dir: Path, tmp_path: Path):
     out = tmp_path / "r"
     out.mkdir()
-    with pytest.raises(UserError, match=r"already exists; pass --overwrite"):
+    with pytest.raises(UserError, match=r"already exists; pass overwrite to replace it"):
         _run(bench_pair.dense_export, bench_pair.sparse_export, out, glue_dir)
     with pytest.raises(UserError, match=r"would replace"):
         _run(
@@ -126,15 +126,15 @@ def test_missing_onnx_file(bench_pair: Pair, glue_dir: Path, tmp_path: Path):
 @pytest.mark.parametrize("text", ["", "1,,8", "1,x", "0,8", "-1", "8.5", "1;8"])
 def test_bad_size_lists(text: str):
     with pytest.raises(UserError, match=r"comma-separated positive integers"):
-        parse_sizes(text, "--batch-sizes")
+        parse_sizes(text, "batch_sizes")
 
 
 def test_size_lists_are_sorted_and_unique():
-    assert parse_sizes("32, 1,8,8", "--batch-sizes") == (1, 8, 32)
+    assert parse_sizes("32, 1,8,8", "batch_sizes") == (1, 8, 32)
 
 
 def test_too_short_sequences(tmp_path: Path):
-    with pytest.raises(UserError, match=r"--seq-lens must be at least 8"):
+    with pytest.raises(UserError, match=r"^seq_lens must be at least 8"):
         BenchConfig(dense=tmp_path, sparse=tmp_path, task=TASK, out=tmp_path / "r", seq_lens="4,32")
 
 

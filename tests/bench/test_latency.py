@@ -1,5 +1,6 @@
 """nxm_deploy.bench.latency: the interleaving order, the stopping rule and the statistics (no timing
-values are asserted: the calls below are plain Python functions that record when they ran)."""
+values are asserted: the calls below are plain Python functions that record when they ran, and one
+sleeps, so only which of a pair is slower is asserted)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from nxm_deploy.bench.latency import (
     sign_test,
     summarize,
 )
+from nxm_deploy.bench.report import _verdict
 from nxm_deploy.errors import UserError
 
 
@@ -80,12 +82,19 @@ def test_summarize_matches_numpy():
     assert s["throughput_seq_per_s"] == pytest.approx(8 / 0.011)
 
 
-def test_shape_summary_ratio_and_pairs():
-    pair = PairTiming(dense_s=[0.010, 0.010, 0.020, 0.010], sparse_s=[0.005, 0.006, 0.010, 0.004], wall_s=0.1)
+def test_a_measured_faster_sparse_call_reads_below_one_in_the_report():
+    """A real pair where the sparse call skips the dense one's 5 ms sleep (which never returns early):
+    the ratio reads below 1.0, every pair favours sparse, and the report's verdict shows the ratio
+    to three decimals and counts the shape as faster by the sign test."""
+    plan = TimingPlan(warmup=1, repeats=10, min_time_s=0.0, max_time_s=30.0)
+    pair = measure_pair(_recorder([], "D", 0.005), _recorder([], "S"), plan)
     s = shape_summary(pair, batch=1)
-    assert s["ratio"] == pytest.approx(s["sparse"]["median_ms"] / s["dense"]["median_ms"])
-    assert s["paired_ratio"]["median"] == pytest.approx(np.median([0.5, 0.6, 0.5, 0.4]))
-    assert s["sign_test"]["sparse_faster_pairs"] == 4
+    assert s["ratio"] < 1.0 and s["paired_ratio"]["p75"] < 1.0
+    assert s["sign_test"]["sparse_faster_pairs"] == 10 and s["sign_test"]["p_value"] < 0.05
+    verdict = _verdict({"latency": {"summary": ratio_summary([s])}})
+    assert f"median-latency ratio: {s['ratio']:.3f} over 1 shapes" in verdict
+    assert "below 1.0 means the sparse model was faster" in verdict
+    assert "the sparse model was faster on 1 and slower on 0 of 1 shapes" in verdict
 
 
 def test_sign_test_exact_values():

@@ -171,7 +171,7 @@ def test_regression_label_that_is_not_a_number(tmp_path: Path) -> None:
 
 
 def test_option_mistakes_are_one_line() -> None:
-    assert "--positive-label" in error_of_options(metric="f1")
+    assert error_of_options(metric="f1") == "metric f1 needs positive_label (the class whose F1 is reported)"
     assert "not both" in error_of_options(validation_file="v.csv", validation_fraction=0.1)
 
 

@@ -135,7 +135,7 @@ def test_existing_out_is_refused_and_left_intact(sparse_run, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("old", encoding="utf-8")
-    with pytest.raises(UserError, match="already exists; pass --overwrite"):
+    with pytest.raises(UserError, match="already exists; pass overwrite to replace it"):
         export(ExportConfig(run_dir=sparse_run, out=out))
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     with pytest.raises(UserError, match=r"holds files nxm-deploy did not write \(keep.txt\)"):

@@ -3,7 +3,7 @@ tensor on a real export (dense pooler/classifier included) and on one whose weig
 
 Polygraphy prints one line per MatMul/Gemm/Conv weight: ``[I] Found sparse tensor: NAME`` or
 ``[W] Found non-sparse tensor: NAME``. Its axis rule is right for the 2-D weights of an exported
-BERT; it maps Transpose axes with ``perm.index(a)``, right only for 2-D (see test_check.py)."""
+BERT; it maps Transpose axes with ``perm.index(a)``, right only for 2-D (see check/test_onnx.py)."""
 
 from __future__ import annotations
 

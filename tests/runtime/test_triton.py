@@ -103,7 +103,7 @@ def test_tensorrt_plan_repository(tmp_path, rte_export):
 
 def test_existing_model_is_refused(tmp_path, rte_export):
     write_triton_repo(rte_export, tmp_path / "repo", TritonOptions(name="m"))
-    with pytest.raises(ExportDirError, match="already exists; pass --overwrite"):
+    with pytest.raises(ExportDirError, match="already exists; pass overwrite to replace it"):
         write_triton_repo(rte_export, tmp_path / "repo", TritonOptions(name="m"))
     write_triton_repo(rte_export, tmp_path / "repo", TritonOptions(name="m", overwrite=True))
     with pytest.raises(ExportDirError, match="has no TensorRT engine"):

@@ -1,0 +1,36 @@
+"""A user error names the library's parameters to a library caller and the flags on the command line:
+one message, both sides, also where a flag is not the parameter's name and where the error is raised
+inside a directory that is renamed afterwards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nxm_deploy.bench.latency import TimingPlan
+from nxm_deploy.cli import cli
+from nxm_deploy.errors import UserError
+from nxm_deploy.outputs import staged_dir
+
+
+def test_a_library_caller_sees_the_parameters_the_cli_user_the_flags(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as caught:
+        TimingPlan(min_time_s=5.0, max_time_s=1.0)
+    assert str(caught.value) == "max_time_s 1.0 is below min_time_s 5.0"
+    out = tmp_path / "report"
+    args = ["--dense", str(tmp_path), "--sparse", str(tmp_path), "--task", "rte", "--out", str(out)]
+    result = CliRunner().invoke(cli, ["bench", *args, "--min-time", "5", "--max-time", "1"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == ["error: --max-time 1.0 is below --min-time 5.0"]
+    assert not out.exists()
+
+
+def test_an_error_raised_while_staged_names_the_final_directory_in_both_forms(tmp_path: Path) -> None:
+    final = tmp_path / "out"
+    with pytest.raises(UserError) as caught, staged_dir(final) as tmp:
+        raise UserError.naming("{0}: {path} is not right", "data", path=tmp / "x.csv")
+    assert str(caught.value) == f"data: {final / 'x.csv'} is not right"
+    assert caught.value.cli_message == f"--data: {final / 'x.csv'} is not right"
+    assert not final.exists()
