@@ -52,6 +52,18 @@ def subset_indices(n_rows: int, limit: int | None, seed: int = 0) -> list[int]:
     return sorted(random.Random(seed).sample(range(n_rows), limit))
 
 
+def trained_indices(split: Any, limit: int | None, recorded_sha256: str) -> list[int] | None:
+    """The rows of the training ``split`` that a run trained on: the same fixed subset of ``limit``
+    rows that ``train`` draws (all when None), proven by the sha256 the run recorded
+    (``nxm.json``'s ``data.train_sha256``); None when the split no longer holds those rows."""
+    idx = subset_indices(len(split), int(limit) if limit else None)
+    a = [split.texts_a[i] for i in idx]
+    b = [split.texts_b[i] for i in idx] if split.texts_b is not None else None
+    if rows_fingerprint(a, b, [split.labels[i] for i in idx]) != recorded_sha256:
+        return None
+    return idx
+
+
 def rows_fingerprint(
     texts_a: Sequence[str], texts_b: Sequence[str] | None, labels: Sequence[int | float]
 ) -> str:

@@ -14,7 +14,6 @@ be read, or whose file now holds other rows, is refused in one line saying which
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,7 +97,7 @@ def calibration_rows(
 ) -> CalibrationRows:
     """``n`` rows (all when fewer) of the run's training rows, drawn with ``seed`` (module docstring);
     ``rows``: the run's :func:`run_data`, read here when not given."""
-    from nxm_deploy.data.encode import rows_fingerprint, subset_indices
+    from nxm_deploy.data.encode import rows_fingerprint, subset_indices, trained_indices
 
     recorded = run.data.get("train_sha256")
     where = f"cannot calibrate INT8 on the training rows of {run.path}"
@@ -109,18 +108,14 @@ def calibration_rows(
         split = rows.train()
     except DataError as exc:
         raise QuantizeError(f"{where}: they are gone ({exc}); {rows.hint}") from exc
-    limit = run.hyperparameters.get("max_train_samples")
-    idx = subset_indices(len(split), int(limit) if limit else None)
-    a = [split.texts_a[i] for i in idx]
-    b = [split.texts_b[i] for i in idx] if split.texts_b is not None else None
-    y = [split.labels[i] for i in idx]
-    if rows_fingerprint(a, b, y) != recorded:
+    idx = trained_indices(split, run.hyperparameters.get("max_train_samples"), recorded)
+    if idx is None:
         raise QuantizeError(
             f"{where}: they are gone: {split.source} no longer holds the rows the run trained on (sha256 "
             f"differs from nxm.json's {recorded[:12]}); {rows.hint}"
         )
-    pick = sorted(random.Random(seed).sample(range(len(a)), min(n, len(a))))
-    pa = [a[i] for i in pick]
-    pb = [b[i] for i in pick] if b is not None else None
-    digest = rows_fingerprint(pa, pb, [y[i] for i in pick])
-    return CalibrationRows(pa, pb, split.source, digest, recorded, len(a), seed)
+    pick = [idx[i] for i in subset_indices(len(idx), n, seed)]
+    pa = [split.texts_a[i] for i in pick]
+    pb = [split.texts_b[i] for i in pick] if split.texts_b is not None else None
+    digest = rows_fingerprint(pa, pb, [split.labels[i] for i in pick])
+    return CalibrationRows(pa, pb, split.source, digest, recorded, len(idx), seed)

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from nxm_deploy.data.encode import rows_fingerprint, subset_indices
+from nxm_deploy.data.encode import rows_fingerprint, subset_indices, trained_indices
 from nxm_deploy.errors import UserError
 from nxm_deploy.manifest import RunManifest
 from nxm_deploy.sensitivity.config import SensitivityConfig
@@ -88,16 +88,24 @@ def training_rows(cfg: SensitivityConfig, run: RunManifest) -> tuple[Any, Rows]:
         raise UserError(f"{train.source} holds no training rows")
     pool = list(range(len(train)))
     if cfg.rows_from != "train":
-        # the run's own draw (the same call train makes): what is left is out of sample
-        limit = (run.body.get("hyperparameters") or {}).get("max_train_samples")
-        trained = set(subset_indices(len(train), limit))
-        unseen = [i for i in pool if i not in trained]
+        # the rows the run trained on (train's own draw, proven by the sha256 it recorded): the rest
+        # are out of sample; without that proof nothing is known to be unseen
+        recorded = run.data.get("train_sha256")
+        limit = run.hyperparameters.get("max_train_samples")
+        trained = trained_indices(train, limit, recorded) if recorded else None
+        seen = set(trained) if trained is not None else set(pool)
+        unseen = [i for i in pool if i not in seen]
         if unseen:
             pool = unseen
         elif cfg.rows_from == "unseen":
+            why = (
+                "trained on all of them"
+                if trained is not None
+                else "records no training rows that match them"
+            )
             raise UserError(
-                f"run {run.path} trained on all {len(train)} training rows of {train.source}, so none "
-                "is unseen; score on training rows (in sample) instead"
+                f"run {run.path} {why} ({len(train)} training rows of {train.source}), so none is known "
+                "to be unseen; score on training rows (in sample) instead"
             )
     idx = [pool[i] for i in subset_indices(len(pool), cfg.rows, cfg.seed)]
     if len(idx) < cfg.rows:

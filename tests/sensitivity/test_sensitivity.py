@@ -164,7 +164,7 @@ def test_rows_the_run_did_not_train_on_score_out_of_sample(
     import shutil
 
     from nxm_deploy.data import get_task, load_split
-    from nxm_deploy.data.encode import subset_indices
+    from nxm_deploy.data.encode import rows_fingerprint, subset_indices
     from nxm_deploy.errors import UserError
     from nxm_deploy.manifest import RunManifest
     from nxm_deploy.sensitivity.rows import training_rows
@@ -172,10 +172,14 @@ def test_rows_the_run_did_not_train_on_score_out_of_sample(
     subset_run = tmp_path / "subset"
     shutil.copytree(dense_run, subset_run)
     manifest = json.loads((subset_run / "nxm.json").read_text())
-    manifest["hyperparameters"] = {"max_train_samples": 2000}
-    (subset_run / "nxm.json").write_text(json.dumps(manifest))
     train = load_split(get_task("RTE"), "train", str(glue_dir))
-    trained = {train.texts_a[i] + "\t" + train.texts_b[i] for i in subset_indices(len(train), 2000)}
+    idx = subset_indices(len(train), 2000)
+    trained = {train.texts_a[i] + "\t" + train.texts_b[i] for i in idx}
+    manifest["hyperparameters"] = {"max_train_samples": 2000}  # as train records them
+    sha = rows_fingerprint([train.texts_a[i] for i in idx], [train.texts_b[i] for i in idx],
+                           [train.labels[i] for i in idx])  # fmt: skip
+    manifest["data"] = {**manifest.get("data", {}), "train_sha256": sha}
+    (subset_run / "nxm.json").write_text(json.dumps(manifest))
 
     cfg = SensitivityConfig(run_dir=subset_run, out=tmp_path / "s.json", data_dir=glue_dir, rows=ROWS)
     _, rows = training_rows(cfg, RunManifest.read(subset_run))
@@ -183,11 +187,16 @@ def test_rows_the_run_did_not_train_on_score_out_of_sample(
     drawn = {a + "\t" + b for a, b in zip(rows.texts_a, rows.texts_b or [], strict=True)}
     assert not drawn & trained  # none of them did the run see
 
+    manifest["data"]["train_sha256"] = "0" * 64  # the training file changed since: no proof of what it saw
+    (subset_run / "nxm.json").write_text(json.dumps(manifest))
+    _, rows_changed = training_rows(cfg, RunManifest.read(subset_run))
+    assert rows_changed.to_json()["in_sample"] is True
+
     cfg_all = SensitivityConfig(run_dir=dense_run, out=tmp_path / "a.json", data_dir=glue_dir, rows=ROWS)
     _, rows_all = training_rows(cfg_all, RunManifest.read(dense_run))
     assert rows_all.to_json()["in_sample"] is True and rows_all.to_json()["rows_from"] == "train"
     unseen = SensitivityConfig(
         run_dir=dense_run, out=tmp_path / "u.json", data_dir=glue_dir, rows_from="unseen"
     )
-    with pytest.raises(UserError, match="none is unseen"):
+    with pytest.raises(UserError, match="none is known to be unseen"):
         training_rows(unseen, RunManifest.read(dense_run))
