@@ -1,0 +1,241 @@
+"""At base size: the 2:4 recipe, the training-free prunes and INT8 on all-mpnet-base-v2 (MPNet, 12
+layers, hidden 768, 109.5M parameters), SST-2 (5,000 training rows) and MRPC, seed 1.
+
+    python scripts/fetch_base_model.py --out ~/models/all-mpnet-base-v2
+    OMP_NUM_THREADS=1 python benchmarks/base_size.py --model ~/models/all-mpnet-base-v2 --tasks SST-2
+    python benchmarks/base_size.py --report-only   # benchmarks/results/base_size.json and docs/RESULTS.md
+
+Every step is resumable: run the same command again and it continues where it stopped (a training
+run from its newest checkpoint, an export or a report that exists is kept). Per task:
+
+1. **Accuracy** (``glue_study.py --profile base``, the third edition's P2 definitions): P1 ``dense``
+   (3 epochs from the pretrained weights), then from it ``dense_long`` (3 more dense epochs, the
+   dense model at P2's budget), ``asp``, the chosen recipe, and the training-free prunes
+   ``free_magnitude``, ``free_wanda``, ``free_sparsegpt`` (with its weight update) and ``free_admm``.
+2. **The chain**: ``nxm-deploy check`` of the chosen run; ``export`` of the dense and the chosen run
+   (ONNX parity, the N:M check on the graph), each in its own process so its peak memory is its own;
+   ``benchmarks/int8.py`` on the two runs (int8-dynamic and static INT8 of both, one ``bench`` with
+   ``--also`` at 1x128 and 8x128 on one thread); and ``Predictor`` over the full dev set on the
+   chosen fp32 export.
+3. **Report**: ``benchmarks/results/base_size.json`` (with every run's provenance and peak memory)
+   and the "At base size" section of docs/RESULTS.md.
+
+lr 2e-5: BERT-base's standard fine-tuning rate (Devlin et al. 2019 searched {5, 3, 2}e-5), fixed
+before any run; MiniLM's 1e-4 is for a model a quarter of this width. Nothing here reads a dev set to
+choose anything: the chosen recipe is MiniLM's (``benchmarks/admm_tuning.py``, training rows only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from base_size_report import CHAIN, JSON_OUT, SEED, TASKS, report
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+WORK = REPO / "benchmarks" / "work" / "base_size"
+
+
+def say(msg: str) -> None:
+    print(f"[base_size {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def measured(cmd: list[str], log: Path) -> tuple[int, float]:
+    """Run ``cmd`` with its output appended to ``log``; (exit status, its peak resident memory in MiB,
+    the largest of the process and its children, as the kernel counts it)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as f:
+        f.write(f"$ {' '.join(cmd)}\n")
+        f.flush()
+        proc = subprocess.Popen(
+            cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024  # Linux: KiB
+
+
+def _must(cmd: list[str], log: Path, what: str) -> float:
+    rc, peak = measured(cmd, log)
+    if rc != 0:
+        tail = log.read_text().splitlines()[-5:]
+        sys.exit(f"{what} failed (exit {rc}); log {log}:\n" + "\n".join(tail))
+    return peak
+
+
+def _save(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def accuracy_runs(model: str, task: str, glue: str, max_hours: float | None) -> None:
+    """The study's P1 and P2 runs of ``task`` at base size (resumable; kept results are skipped)."""
+    cmd = [
+        sys.executable,
+        str(REPO / "benchmarks" / "glue_study.py"),
+        "--profile",
+        "base",
+        "--model",
+        model,
+        "--protocols",
+        "P1,P2",
+        "--tasks",
+        task,
+        "--seeds",
+        str(SEED),
+        "--data-dir",
+        glue,
+    ]
+    if max_hours is not None:
+        cmd += ["--max-hours", str(max_hours)]
+    say(f"{task}: accuracy runs ({' '.join(cmd[1:])})")
+    subprocess.run(cmd, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def chain(task: str, dense_run: Path, chosen_run: Path, glue: str) -> dict[str, Any]:
+    """check, exports (with their peak memory), int8.py and Predictor for one task; kept in
+    ``CHAIN/<task>.json`` and reused when it exists for the same two runs."""
+    path = CHAIN / f"chain-{task}.json"
+    runs = {"dense": str(dense_run.relative_to(REPO)), "chosen": str(chosen_run.relative_to(REPO))}
+    kept = _load(path)
+    if kept and kept.get("runs") == runs:
+        return kept
+    work = WORK / task / "chain"
+    logs = work / "logs"
+    nxm = [sys.executable, "-m", "nxm_deploy"]
+    say(f"{task}: check {chosen_run.name}")
+    _must([*nxm, "check", str(chosen_run)], logs / "check.log", "check")
+    memory: dict[str, float] = {}
+    exports = work / "int8" / "exports"
+    for role, run in (("dense", dense_run), ("sparse", chosen_run)):
+        out = exports / f"{role}-fp32"
+        if not (out / "export.json").is_file():
+            say(f"{task}: export {role} (fp32 ONNX)")
+            memory[f"export_{role}_mib"] = _must(
+                [*nxm, "export", str(run), "--out", str(out), "--data-dir", glue, "--overwrite"],
+                logs / f"export-{role}.log",
+                f"export {role}",
+            )
+    int8_json = CHAIN / f"int8-{task}.json"
+    say(f"{task}: INT8 exports and bench (benchmarks/int8.py)")
+    memory["int8_and_bench_mib"] = _must(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "int8.py"),
+            "--dense-run",
+            str(dense_run),
+            "--sparse-run",
+            str(chosen_run),
+            "--task",
+            task,
+            "--data-dir",
+            glue,
+            "--work",
+            str(work / "int8"),
+            "--json",
+            str(int8_json),
+        ],
+        logs / "int8.log",
+        "int8.py",
+    )
+    say(f"{task}: Predictor over the dev set")
+    result = {
+        "task": task,
+        "runs": runs,
+        "check": "ok",
+        "exports": {
+            k: json.loads((exports / f"{k}-fp32" / "export.json").read_text()).get("parity")
+            for k in ("dense", "sparse")
+        },
+        "int8": json.loads(int8_json.read_text()),
+        "predictor": predictor_pass(exports / "sparse-fp32", task, glue),
+        "peak_memory_mib": memory,
+    }
+    _save(path, result)
+    return result
+
+
+def predictor_pass(export_dir: Path, task: str, glue: str) -> dict[str, Any]:
+    """``Predictor`` (the serving API) over every dev row of ``task`` on one thread: its metrics,
+    which must be the export's own (the same ONNX file, the same tokenizer)."""
+    import numpy as np
+
+    from nxm_deploy.data import compute_metrics, get_task, load_split, main_metric_value
+    from nxm_deploy.runtime import Predictor
+
+    t = get_task(task)
+    dev = load_split(t, t.dev_splits[0], glue)
+    pairs = dev.texts_b is not None
+    items = list(zip(dev.texts_a, dev.texts_b, strict=True)) if pairs else list(dev.texts_a)
+    t0 = time.time()
+    out = Predictor.from_export(str(export_dir), threads=1).predict(items)
+    wall = time.time() - t0
+    if t.is_regression:
+        outputs = np.array([[p.value] for p in out])
+    else:
+        outputs = np.eye(t.num_labels)[[p.label_id for p in out]]
+    metrics = compute_metrics(t, outputs, np.asarray(dev.labels))
+    return {
+        "rows": len(items),
+        "metrics": metrics,
+        "main": main_metric_value(t, metrics),
+        "wall_s": round(wall, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--model", default=None, help="the all-mpnet-base-v2 folder (scripts/fetch_base_model.py)"
+    )
+    ap.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: SST-2, MRPC")
+    ap.add_argument("--data-dir", default=None, help="GLUE root [$GLUE_DIR, else ../shared/data/glue]")
+    ap.add_argument(
+        "--max-hours", type=float, default=None, help="start no training run after this many hours"
+    )
+    ap.add_argument(
+        "--report-only", action="store_true", help="only rebuild base_size.json and the doc section"
+    )
+    args = ap.parse_args(argv)
+    if not args.report_only:
+        from common.runs import data_dir
+
+        if not args.model or not Path(args.model).is_dir():
+            sys.exit(
+                f"--model {args.model}: no such folder; get it with "
+                "python scripts/fetch_base_model.py --out DIR and pass --model DIR"
+            )
+        glue = data_dir(args.data_dir)
+        from glue_study_setup import chosen_of
+
+        chosen = chosen_of("P2") or "default"
+        for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
+            if task not in TASKS:
+                sys.exit(f"--tasks: {task} is not one of {', '.join(TASKS)}")
+            accuracy_runs(args.model, task, glue, args.max_hours)
+            dense = WORK / "P1" / task / f"dense-seed{SEED}"
+            sparse = WORK / "P2" / task / f"{chosen}-seed{SEED}"
+            if (dense / "nxm.json").is_file() and (sparse / "nxm.json").is_file():
+                chain(task, dense, sparse, glue)
+            else:
+                say(f"{task}: the chain waits for {dense.name} and {sparse.name}; run again to continue")
+    data = report()
+    say(f"wrote {JSON_OUT.relative_to(REPO)} and docs/RESULTS.md (At base size)")
+    for name, tg in data["targets"].items():
+        say(f"  target {name}: {tg['met']}")
+
+
+if __name__ == "__main__":
+    main()

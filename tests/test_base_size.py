@@ -1,0 +1,72 @@
+"""benchmarks/base_size.py's report: per task against dense_long, its targets met, missed or not yet
+measured, INT8 read from int8.py's figures, and the doc section; on result files in the shapes the
+harness writes (the base-size runs themselves take hours and are not part of the suite)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import base_size_report as bsr
+import pytest
+
+
+def _write(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def _int8(sparse_fp32: float, sparse_int8: float, speedups: tuple[float, float]) -> dict:
+    lat = [{"batch": b, "seq_len": 128, "speedup": s} for b, s in zip((1, 8), speedups, strict=True)]
+    int8 = {"dev": sparse_int8, "agreement_with_dense": 0.97, "latency": lat}
+    return {"models": {"sparse-fp32": {"dev": sparse_fp32, "latency": lat}, "sparse-int8": int8}}
+
+
+@pytest.fixture
+def results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(bsr, "RESULTS", tmp_path)
+    monkeypatch.setattr(bsr, "CHAIN", tmp_path / "base_size")
+    monkeypatch.setattr(bsr, "JSON_OUT", tmp_path / "base_size.json")
+    monkeypatch.setattr(bsr, "DOC", tmp_path / "RESULTS.md")
+    (tmp_path / "RESULTS.md").write_text("# Results\n\nkept text\n")
+    values = {"dense": 90.0, "dense_long": 91.0, "asp": 90.5, "chosen": 90.2, "free_magnitude": 80.0,
+              "free_wanda": 85.0, "free_sparsegpt": 88.0, "free_admm": 88.5}  # fmt: skip
+    for m, v in values.items():
+        proto = "P1" if m == "dense" else "P2"
+        name = "asp_admm_prune" if m == "chosen" else m
+        _write(
+            tmp_path / "base_size" / proto / "SST-2" / f"{name}-seed1.json",
+            {"value": v, "peak_rss_mib": 4000.0},
+        )
+    chain = {"int8": _int8(0.902, 0.899, (2.1, 1.7)), "peak_memory_mib": {"export_sparse_mib": 3000.0}}
+    _write(tmp_path / "base_size" / "chain-SST-2.json", chain)
+    return tmp_path
+
+
+def test_targets_are_judged_against_dense_long_and_missing_runs_stay_unmeasured(results: Path) -> None:
+    t = bsr.task_report("SST-2", "asp_admm_prune")
+    assert t["pct_of_dense_long"]["chosen"] == pytest.approx(99.12, abs=0.01)
+    assert t["differences"] == {"chosen_minus_asp": -0.3, "free_admm_minus_free_sparsegpt": 0.5}
+    assert t["int8"]["speedup_vs_fp32_dense"] == {"1x128": 2.1, "8x128": 1.7}
+    assert t["int8"]["vs_own_fp32_points"] == pytest.approx(-0.3)
+    tg = bsr.targets({"SST-2": t, "MRPC": bsr.task_report("MRPC", "asp_admm_prune")})
+    assert tg["chosen_vs_dense_long"]["per_task"] == {"SST-2": True, "MRPC": None}
+    assert tg["chosen_minus_asp"]["per_task"]["SST-2"] is False  # a missed target stays missed
+    assert tg["free_admm_minus_free_sparsegpt"]["per_task"]["SST-2"] is True
+    assert tg["int8_speedup_vs_fp32_dense"]["per_task"]["SST-2"] is False  # 8x128 below 1.8
+    assert tg["int8_vs_own_fp32"]["per_task"]["SST-2"] is True
+    assert all(v["met"] is None for v in tg.values())  # MRPC has not run: nothing is decided overall
+
+
+def test_report_writes_its_json_and_only_its_own_doc_section(results: Path, monkeypatch) -> None:
+    import glue_study_setup
+
+    monkeypatch.setattr(glue_study_setup, "chosen_of", lambda protocol: "asp_admm_prune")
+    data = bsr.report()
+    assert json.loads((results / "base_size.json").read_text())["targets"] == data["targets"]
+    doc = (results / "RESULTS.md").read_text()
+    assert doc.startswith("# Results\n\nkept text\n") and doc.count(bsr.BEGIN) == 1
+    assert "**missed**" not in doc  # overall verdicts wait for MRPC
+    assert "| chosen recipe (3 dense + 3 masked) | 90.20 (99.1%) | - |" in doc
+    bsr.report()  # rebuilt in place, not appended
+    assert (results / "RESULTS.md").read_text().count(bsr.BEGIN) == 1
