@@ -39,10 +39,19 @@ class UserError(Exception):
         self._template, self.params, self._values = template, params, values
 
     def worded(self, name_of: Callable[[str], str]) -> str:
-        """The message with each parameter it names written as ``name_of(parameter)``."""
+        """The message with each parameter it names written as ``name_of(parameter)`` (also those
+        that its values name: a :class:`Given`, another ``UserError``)."""
         if self._template is None:
             return str(self)
-        return self._template.format(*map(name_of, self.params), **(self._values or {}))
+        values = {k: _worded(v, name_of) for k, v in (self._values or {}).items()}
+        return self._template.format(*map(name_of, self.params), **values)
+
+    def wrapped(
+        self, template: str, *params: str, cls: type[UserError] | None = None, **values: object
+    ) -> UserError:
+        """A new error (of ``cls``, else this error's class) whose ``template`` holds this error's
+        message as ``{error}``: each form of the new message holds the same form of this one."""
+        return (cls or type(self)).naming(template, *params, error=self, **values)
 
     def replace_text(self, old: str, new: str) -> None:
         """Write ``new`` for ``old`` in the message, as :meth:`worded` too writes it (a path renamed
@@ -57,7 +66,45 @@ class UserError(Exception):
         return self.worded(flag)
 
 
+class Phrase:
+    """Part of a message that names parameters, kept until the message is written in either form:
+    ``Phrase("pass {0} with the GLUE root", "data_dir")`` is ``pass data_dir with the GLUE root`` by
+    ``str()``, ``pass --data-dir with the GLUE root`` as the CLI words it (a value of a message made
+    by :meth:`UserError.naming`)."""
+
+    def __init__(self, template: str, *params: str, **values: object) -> None:
+        self.template, self.params, self.values = template, params, values
+
+    def worded(self, name_of: Callable[[str], str]) -> str:
+        values = {k: _worded(v, name_of) for k, v in self.values.items()}
+        return self.template.format(*map(name_of, self.params), **values)
+
+    def __str__(self) -> str:
+        return self.worded(str)
+
+
+class Given(Phrase):
+    """A parameter and the value given to it (if any): ``dense exports/x`` by ``str()``,
+    ``--dense exports/x`` as the CLI words it."""
+
+    def __init__(self, param: str, value: object = "") -> None:
+        super().__init__("{0} {value}", param, value=value)
+
+    def worded(self, name_of: Callable[[str], str]) -> str:
+        return super().worded(name_of).rstrip()
+
+
+def _worded(value: object, name_of: Callable[[str], str]) -> object:
+    return value.worded(name_of) if isinstance(value, (UserError, Phrase)) else value
+
+
 def _replaced(value: object, old: str, new: str) -> object:
+    if isinstance(value, UserError):
+        value.replace_text(old, new)
+        return value
+    if isinstance(value, Phrase):
+        value.values = {k: _replaced(v, old, new) for k, v in value.values.items()}
+        return value
     if isinstance(value, str):
         return value.replace(old, new)
     if isinstance(value, PurePath):

@@ -34,3 +34,24 @@ def test_an_error_raised_while_staged_names_the_final_directory_in_both_forms(tm
     assert str(caught.value) == f"data: {final / 'x.csv'} is not right"
     assert caught.value.cli_message == f"--data: {final / 'x.csv'} is not right"
     assert not final.exists()
+
+
+def test_an_error_that_holds_another_keeps_both_forms_of_each(tmp_path: Path) -> None:
+    """A message made around another error (export's "they are gone (...)"), a model given to a
+    parameter (bench's ``dense PATH``) and a hint naming a parameter: each part in the same form."""
+    from nxm_deploy.cli.group import cli_flag
+    from nxm_deploy.errors import DataError, Given, Phrase
+
+    inner = DataError.naming("{0} {path} does not exist", "source", path=tmp_path / "x.csv")
+    outer = inner.wrapped(
+        "{label}: the rows are gone ({error}); {hint}",
+        cls=UserError,
+        label=Given("dense", "exports/d"),
+        hint=Phrase("pass {0} with the GLUE root", "data_dir"),
+    )
+    gone = tmp_path / "x.csv"
+    said = (
+        "{0}dense exports/d: the rows are gone ({0}{1} {gone} does not exist); pass {0}{2} with the GLUE root"
+    )
+    assert str(outer) == said.format("", "source", "data_dir", gone=gone)
+    assert outer.worded(cli_flag) == said.format("--", "data", "data-dir", gone=gone)
