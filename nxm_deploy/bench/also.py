@@ -39,12 +39,14 @@ def resolve_also(
     for name, path in also:
         source = resolve_source(path, f"also {name}", backend)
         if source.path.resolve() in seen:
-            raise UserError(f"--also {name} {path} is already in the comparison")
+            raise UserError.naming("{label} is already in the comparison", label=source.label)
         seen.add(source.path.resolve())
         if source.facts.task is None or get_task(source.facts.task).name != task_name:
-            raise UserError(
-                f"{source.label} was trained on {source.facts.task}, not {task_name}; "
-                "bench models of the same task"
+            raise UserError.naming(
+                "{label} was trained on {task}, not {want}; bench models of the same task",
+                label=source.label,
+                task=source.facts.task,
+                want=task_name,
             )
         models[name] = source
     return models

@@ -43,15 +43,25 @@ def require_sparse(source: ModelSource, report: CheckReport) -> None:
     broken = [r for r in report.rows if _layer(r) in claimed and not r.ok]
     if broken:
         first = broken[0]
-        raise UserError(
-            f"{source.label}: {len(broken)} layer(s) its manifest names as {report.pattern} break the "
-            f"pattern in {report.source}, first {_layer(first)} ({first.bad_groups} of {first.groups} "
-            "groups); export the run again"
+        raise UserError.naming(
+            "{label}: {n} layer(s) its manifest names as {pattern} break the pattern in {source}, first "
+            "{layer} ({bad} of {groups} groups); export the run again",
+            label=source.label,
+            n=len(broken),
+            pattern=report.pattern,
+            source=report.source,
+            layer=_layer(first),
+            bad=first.bad_groups,
+            groups=first.groups,
         )
     if not any(r.ok for r in report.rows):
-        raise UserError(
-            f"{source.label}: no encoder weight in {report.source} holds {report.pattern}; it is not a "
-            "sparse model (pass it as --dense?)"
+        raise UserError.naming(
+            "{label}: no encoder weight in {source} holds {pattern}; it is not a sparse model (pass it "
+            "as {0}?)",
+            "dense",
+            label=source.label,
+            source=report.source,
+            pattern=report.pattern,
         )
 
 

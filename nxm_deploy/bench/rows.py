@@ -40,16 +40,22 @@ def bench_rows(cfg: BenchConfig, models: dict[str, ModelSource]) -> tuple[Any, A
     options = cfg.data
     if options is None:
         if not recorded["sparse"]:
-            raise UserError("pass --task (the GLUE task both models were trained on) or --data")
+            raise UserError.naming(
+                "pass {0} (the GLUE task both models were trained on) or {1}", "task", "data"
+            )
         options = DataOptions.from_json(recorded["sparse"]["options"])
     own = load_own(options)
     for role, src in models.items():
         labels = (recorded[role] or {}).get("labels")
         if recorded[role] is None or labels != own.record["labels"]:
             was = f"labels {labels}" if recorded[role] else f"GLUE task {src.facts.task}"
-            raise UserError(
-                f"{src.label} was trained with {was}, but {options.source} has labels "
-                f"{own.record['labels']}; bench models trained on this data"
+            raise UserError.naming(
+                "{label} was trained with {was}, but {source} has labels {labels}; bench models trained "
+                "on this data",
+                label=src.label,
+                was=was,
+                source=options.source,
+                labels=own.record["labels"],
             )
     check_roles(models["dense"], models["sparse"], None)
     return own.task, own.dev

@@ -30,7 +30,7 @@ from nxm_deploy.bench.machine import library_versions, machine_info
 from nxm_deploy.bench.report import write_report_dir
 from nxm_deploy.bench.rows import bench_rows
 from nxm_deploy.data.encode import fixed_shape_batch
-from nxm_deploy.errors import UserError
+from nxm_deploy.errors import Given, UserError
 from nxm_deploy.manifest import Provenance, ReportManifest
 from nxm_deploy.outputs import check_out_path, prepare_out
 from nxm_deploy.runtime.encoding import Encoded, TextEncoder
@@ -56,7 +56,9 @@ def _refuse_out(cfg: BenchConfig) -> Path:
     for given in (cfg.dense, cfg.sparse, *(path for _, path in cfg.also)):
         p = Path(given).resolve()
         if out.resolve() == p or out.resolve() in p.parents:
-            raise UserError(f"--out {out} would replace {given}; choose another path")
+            raise UserError.naming(
+                "{0} {out} would replace {given}; choose another path", "out", out=out, given=given
+            )
     return prepare_out(out, cfg.overwrite)  # a safe path, and only the tool's files replaced
 
 
@@ -67,18 +69,27 @@ def _tokenizer_dir(source: sources.ModelSource, backend: str) -> Path:
 
 
 def _check_position_limit(cfg: BenchConfig, tokenizer: Any, models: dict[str, sources.ModelSource]) -> None:
-    """Refuse, before any work, a --seq-lens longer than the tokenizer or any model takes (the model's
+    """Refuse, before any work, a ``seq_lens`` longer than the tokenizer or any model takes (the model's
     position embeddings, as its export recorded them)."""
     longest = cfg.seq_lens[-1]
     limit = getattr(tokenizer, "model_max_length", None)
     if isinstance(limit, int) and 0 < limit < 1_000_000 and longest > limit:
-        raise UserError(f"--seq-lens {longest} exceeds the tokenizer's limit of {limit} tokens")
+        raise UserError.naming(
+            "{0} {longest} exceeds the tokenizer's limit of {limit} tokens",
+            "seq_lens",
+            longest=longest,
+            limit=limit,
+        )
     for source in models.values():
         limit = source.position_limit()
         if limit is not None and longest > limit:
-            raise UserError(
-                f"--seq-lens {longest} exceeds the position limit of {source.label} ({limit} tokens); "
-                f"pass --seq-lens up to {limit}"
+            raise UserError.naming(
+                "{0} {longest} exceeds the position limit of {label} ({limit} tokens); "
+                "pass {0} up to {limit}",
+                "seq_lens",
+                longest=longest,
+                label=source.label,
+                limit=limit,
             )
 
 
@@ -205,11 +216,14 @@ def engine_caches(models: dict[str, Any]) -> dict[str, Path]:
     seen: dict[Path, str] = {}
     for role, folder in caches.items():
         if folder in seen:
-            raise UserError(
-                f"--{seen[folder]} and --{role} hold the same model.onnx (byte for byte: {folder.name}); "
-                "pass the export of the other model"
+            raise UserError.naming(
+                "{first} and {second} hold the same model.onnx (byte for byte: {name}); pass the export "
+                "of the other model",
+                first=sources.given(seen[folder], ""),
+                second=sources.given(models[role].role, ""),
+                name=folder.name,
             )
-        seen[folder] = role
+        seen[folder] = models[role].role
     return caches
 
 
@@ -220,7 +234,7 @@ def bench(cfg: BenchConfig) -> BenchResult:
     start = time.perf_counter()
     out = _refuse_out(cfg)
     if cfg.backend == "trt":
-        require_tensorrt("--backend trt")
+        require_tensorrt(Given("backend", "trt"))
     if cfg.backend == "ort":
         ort_providers(cfg.ort_provider)  # one line, before any work, when this ONNX Runtime lacks it
     models = {role: sources.resolve_source(getattr(cfg, role), role, cfg.backend) for role in _ROLES}

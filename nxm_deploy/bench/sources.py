@@ -22,7 +22,7 @@ from typing import Any
 
 from nxm_deploy import nm
 from nxm_deploy.bench.config import BACKENDS
-from nxm_deploy.errors import ExportDirError, UserError
+from nxm_deploy.errors import ExportDirError, Given, UserError
 from nxm_deploy.manifest import EXPORT_MANIFEST, RUN_MANIFEST, ExportManifest, RunFacts, RunManifest
 from nxm_deploy.runtime.backends import no_engine
 from nxm_deploy.runtime.ort_session import OrtSession
@@ -57,8 +57,9 @@ class ModelSource:
         return "export" if self.export is not None else "run"
 
     @property
-    def label(self) -> str:
-        return f"--{self.role} {self.path}"
+    def label(self) -> Given:
+        """The model as a message names it: ``dense PATH`` (``--dense PATH`` on the command line)."""
+        return given(self.role, self.path)
 
     @property
     def pattern(self) -> nm.Pattern | None:
@@ -118,51 +119,70 @@ class ModelSource:
             return None
 
 
+def given(role: str, path: object) -> Given:
+    """``role`` (``dense``, ``sparse``, ``also NAME``) and the path given to it, as messages name them."""
+    param, _, name = role.partition(" ")
+    return Given(param, f"{name} {path}" if name else path)
+
+
 def resolve_source(path: str | Path, role: str, backend: str) -> ModelSource:
-    """Read the directory given as ``--dense``/``--sparse``; one-line errors for what it is instead."""
+    """Read the directory given as ``dense``/``sparse``; one-line errors for what it is instead (each
+    names the parameter: ``dense PATH``)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    path, flag = Path(path), f"--{role}"
+    path = Path(path)
+    label = given(role, path)
     if not path.exists():
-        raise UserError(f"{flag} {path} does not exist")
+        raise UserError.naming("{label} does not exist", label=label)
     if not path.is_dir():
-        raise UserError(
-            f"{flag} {path} is not a directory; pass an export directory written by 'nxm-deploy export'"
+        raise UserError.naming(
+            "{label} is not a directory; pass an export directory written by 'nxm-deploy export'", label=label
         )
     if ExportManifest.is_export_dir(path):
         return _from_export(path, role, backend)
     if RunManifest.is_run_dir(path):
         if backend != "torch":
-            raise UserError(
-                f"{flag} {path} is a run directory; --backend {backend} needs an export directory "
-                f"(run 'nxm-deploy export {path} --out ...'), or use --backend torch"
+            raise UserError.naming(
+                "{label} is a run directory; {0} {backend} needs an export directory "
+                "(run 'nxm-deploy export {path} --out ...'), or use {0} torch",
+                "backend",
+                label=label,
+                backend=backend,
+                path=path,
             )
         run = RunManifest.read(path)
         return ModelSource(role, path, run.facts, None, path)
-    raise UserError(
-        f"{flag} {path} is neither an export directory ({EXPORT_MANIFEST}) nor a run directory "
-        f"({RUN_MANIFEST})"
+    raise UserError.naming(
+        "{label} is neither an export directory ({export}) nor a run directory ({run})",
+        label=label,
+        export=EXPORT_MANIFEST,
+        run=RUN_MANIFEST,
     )
 
 
 def _from_export(path: Path, role: str, backend: str) -> ModelSource:
-    flag = f"--{role}"
+    label = given(role, path)
     try:
         export = ExportManifest.read(path)
     except ExportDirError as exc:
-        raise UserError(f"{flag} {exc}") from exc
+        raise UserError.naming("{0} {error}", role.partition(" ")[0], error=exc) from exc
     source = ModelSource(role, path, export.source, export, export.run_dir)
     if backend == "ort" and not export.onnx_path.is_file():
-        raise UserError(f"{flag} {path} has no {export.onnx_path.name}; export the run again")
+        raise UserError.naming(
+            "{label} has no {name}; export the run again", label=label, name=export.onnx_path.name
+        )
     if backend == "torch" and export.run_dir is None:
-        raise UserError(
-            f"{flag} {path}: --backend torch needs the run directory its {EXPORT_MANIFEST} names "
-            f"({export.source_run.path}), which is not there; pass the run directory itself"
+        raise UserError.naming(
+            "{label}: {0} torch needs the run directory its {manifest} names ({run}), which is not "
+            "there; pass the run directory itself",
+            "backend",
+            label=label,
+            manifest=EXPORT_MANIFEST,
+            run=export.source_run.path,
         )
     if backend == "trt" and not export.engine_path.is_file():
-        raise UserError(
-            f"{flag} " + no_engine(path, export.tensorrt.to_json(), "or 'nxm-deploy export --engine trt'")
-        )
+        hint = no_engine(path, export.tensorrt.to_json(), "or 'nxm-deploy export --engine trt'")
+        raise UserError.naming("{0} {hint}", role.partition(" ")[0], hint=hint)
     return source
 
 
@@ -177,7 +197,7 @@ def open_source(source: ModelSource, backend: str, tokenizer: Any, threads: int 
         assert source.run_dir is not None  # resolve_source guarantees it for --backend torch
         return TorchSession(source.run_dir, tokenizer, source.layers, label=source.label)
     if backend == "trt":
-        require_tensorrt("--backend trt")
+        require_tensorrt(Given("backend", "trt"))
         from nxm_deploy.runtime.trt_session import TrtSession
 
         assert source.export is not None
@@ -189,27 +209,39 @@ def open_source(source: ModelSource, backend: str, tokenizer: Any, threads: int 
 
 def check_roles(dense: ModelSource, sparse: ModelSource, task_name: str | None) -> None:
     """Both models are of ``task_name`` (None: own data, whose label maps the caller checked);
-    ``--dense`` is dense and ``--sparse`` claims a pattern."""
+    ``dense`` is dense and ``sparse`` claims a pattern."""
     if dense.path.resolve() == sparse.path.resolve():
-        raise UserError(f"--dense and --sparse are the same directory ({dense.path})")
+        raise UserError.naming(
+            "{0} and {1} are the same directory ({path})", "dense", "sparse", path=dense.path
+        )
     for src in (dense, sparse) if task_name is not None else ():
         if src.facts.task is None:
-            raise UserError(f"{src.label}: its manifest names no task")
+            raise UserError.naming("{label}: its manifest names no task", label=src.label)
         if _normal(src.facts.task) != _normal(task_name):
-            raise UserError(
-                f"{src.label} was trained on {src.facts.task}, not {task_name}; "
-                "bench two models of the same task"
+            raise UserError.naming(
+                "{label} was trained on {task}, not {want}; bench two models of the same task",
+                label=src.label,
+                task=src.facts.task,
+                want=task_name,
             )
     manifest = EXPORT_MANIFEST if sparse.kind == "export" else RUN_MANIFEST
     if sparse.pattern is None:
-        raise UserError(
-            f"{sparse.label} is a dense model (its {manifest} says pattern null, method "
-            f"{sparse.facts.method}); pass the sparse model as --sparse and the dense one as --dense"
+        raise UserError.naming(
+            "{label} is a dense model (its {manifest} says pattern null, method {method}); pass the "
+            "sparse model as {1} and the dense one as {0}",
+            "dense",
+            "sparse",
+            label=sparse.label,
+            manifest=manifest,
+            method=sparse.facts.method,
         )
     if dense.pattern is not None:
-        raise UserError(
-            f"{dense.label} is a sparse model (pattern {dense.pattern}, method {dense.facts.method}); "
-            "--dense takes the dense reference"
+        raise UserError.naming(
+            "{label} is a sparse model (pattern {pattern}, method {method}); {0} takes the dense reference",
+            "dense",
+            label=dense.label,
+            pattern=dense.pattern,
+            method=dense.facts.method,
         )
 
 
@@ -239,24 +271,32 @@ def check_same_tokenizer(
     sparse_tok: Any,
     texts_a: Sequence[str],
     texts_b: Sequence[str] | None,
-    label: str = "--sparse",
+    label: Given,
 ) -> dict[str, Any]:
     """Refuse two tokenizers with different vocabularies, or that encode the first dev rows differently
-    (a different normaliser, e.g. cased against uncased). ``label`` names the second model in the error.
+    (a different normaliser, e.g. cased against uncased). ``label`` names the second model in the error
+    (:attr:`ModelSource.label`).
     Returns the shared fingerprint."""
     fd, fs = tokenizer_fingerprint(dense_tok), tokenizer_fingerprint(sparse_tok)
     if fd["vocab_sha256"] != fs["vocab_sha256"]:
-        raise UserError(
-            f"--dense and {label} use different tokenizers (vocabulary sha256 {fd['vocab_sha256'][:12]} "
-            f"vs {fs['vocab_sha256'][:12]}, {fd['vocab_size']} vs {fs['vocab_size']} tokens); "
-            "bench two models fine-tuned from the same base model"
+        raise UserError.naming(
+            "{0} and {label} use different tokenizers (vocabulary sha256 {a} vs {b}, {na} vs {nb} "
+            "tokens); bench two models fine-tuned from the same base model",
+            "dense",
+            label=label,
+            a=fd["vocab_sha256"][:12],
+            b=fs["vocab_sha256"][:12],
+            na=fd["vocab_size"],
+            nb=fs["vocab_size"],
         )
     n = min(_ENCODING_PROBE_ROWS, len(texts_a))
     a = list(texts_a[:n])
     b = list(texts_b[:n]) if texts_b is not None else None
     if dense_tok(a, b)["input_ids"] != sparse_tok(a, b)["input_ids"]:
-        raise UserError(
-            f"--dense and {label} tokenizers share a vocabulary but encode the same dev rows differently "
-            "(different normalisation or special tokens); bench two models from the same base model"
+        raise UserError.naming(
+            "{0} and {label} tokenizers share a vocabulary but encode the same dev rows differently "
+            "(different normalisation or special tokens); bench two models from the same base model",
+            "dense",
+            label=label,
         )
     return fd

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from nxm_deploy.errors import BackendUnavailableError, ExportDirError, InferenceError
+from nxm_deploy.errors import BackendUnavailableError, ExportDirError, Given, InferenceError
 from nxm_deploy.runtime.ort_providers import ort_providers, provider_name, tensorrt_options
 from nxm_deploy.runtime.session import Feed, Session, check_io, first_line
 
@@ -92,7 +92,7 @@ class OrtSession(Session):
 
     def __init__(self, path: Path, threads: int | None = None, *,
                  input_names: tuple[str, ...] | None = None, output: str | None = None,
-                 label: str | None = None, provider: str = "cpu") -> None:  # fmt: skip
+                 label: str | Given | None = None, provider: str = "cpu") -> None:  # fmt: skip
         import onnxruntime as ort
 
         inputs = _input_names(path) if provider == "tensorrt" else ()  # for TensorRT's shape profile
@@ -114,12 +114,20 @@ class OrtSession(Session):
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except _ort_errors() as exc:
-            raise ExportDirError(f"{self.label}: ONNX Runtime cannot load {path}: {first_line(exc)}") from exc
+            raise ExportDirError.naming(
+                "{label}: ONNX Runtime cannot load {path}: {why}",
+                label=self.label,
+                path=path,
+                why=first_line(exc),
+            ) from exc
         started = self.session.get_providers()
         if started[0] != provider_name(provider):  # ONNX Runtime falls back to CPU with a warning only
-            raise ProviderFallbackError(
-                f"{self.label}: ONNX Runtime could not start {provider_name(provider)} (it started "
-                f"{', '.join(started)}): is a GPU visible, with its CUDA/cuDNN/TensorRT libraries installed?"
+            raise ProviderFallbackError.naming(
+                "{label}: ONNX Runtime could not start {name} (it started {started}): is a GPU visible, "
+                "with its CUDA/cuDNN/TensorRT libraries installed?",
+                label=self.label,
+                name=provider_name(provider),
+                started=", ".join(started),
             )
         self.input_names, self.output = check_io(
             path,
@@ -134,8 +142,11 @@ class OrtSession(Session):
             (logits,) = self.session.run([self.output], arrays)
         except _ort_errors() as exc:  # an input ONNX Runtime refuses
             shape = "x".join(map(str, next(iter(arrays.values())).shape))
-            raise InferenceError(
-                f"{self.label}: ONNX Runtime failed on a {shape} input: {first_line(exc)}"
+            raise InferenceError.naming(
+                "{label}: ONNX Runtime failed on a {shape} input: {why}",
+                label=self.label,
+                shape=shape,
+                why=first_line(exc),
             ) from exc
         return np.asarray(logits, dtype=np.float32)
 

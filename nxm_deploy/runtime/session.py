@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from nxm_deploy.errors import BackendUnavailableError, ExportDirError, InferenceError
+from nxm_deploy.errors import BackendUnavailableError, ExportDirError, Given, InferenceError
 from nxm_deploy.runtime.availability import trt_unavailable_reason
 
 __all__ = ["ANY_BATCH", "Feed", "Session", "ShapeLimits", "check_io", "first_line", "require_tensorrt"]
@@ -44,10 +44,10 @@ def first_line(exc: BaseException) -> str:
 
 class Session(ABC):
     """One model on one runtime. ``label`` names the model in error lines (a path, or bench's
-    ``--sparse DIR``)."""
+    ``sparse DIR``: a :class:`~nxm_deploy.errors.Given`, ``--sparse DIR`` on the command line)."""
 
     backend: str
-    label: str
+    label: str | Given
     input_names: tuple[str, ...]
     output: str
     limits: ShapeLimits | None = None
@@ -72,16 +72,25 @@ class Session(ABC):
         (b0, s0), (b1, s1) = self.limits
         if not (b0 <= batch <= b1 and s0 <= seq <= s1):
             accepted = f"sequence {s0} to {s1}" + ("" if b1 == ANY_BATCH else f", batch {b0} to {b1}")
-            raise InferenceError(
-                f"{self.label}: shape {batch}x{seq} is outside what the {self.backend} model accepts "
-                f"({accepted}); use shapes inside it"
+            raise InferenceError.naming(
+                "{label}: shape {batch}x{seq} is outside what the {backend} model accepts ({accepted}); "
+                "use shapes inside it",
+                label=self.label,
+                batch=batch,
+                seq=seq,
+                backend=self.backend,
+                accepted=accepted,
             )
 
     def _select(self, feed: Feed, dtypes: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
         """The model's inputs from ``feed``, contiguous, int64 (or the engine's own types)."""
         missing = [n for n in self.input_names if n not in feed]
         if missing:
-            raise InferenceError(f"{self.label}: the model needs inputs {missing} that the feed lacks")
+            raise InferenceError.naming(
+                "{label}: the model needs inputs {missing} that the feed lacks",
+                label=self.label,
+                missing=missing,
+            )
         types = dtypes or {}
         return {n: np.ascontiguousarray(feed[n], dtype=types.get(n, np.int64)) for n in self.input_names}
 
@@ -99,8 +108,9 @@ def check_io(path: Path, inputs: list[str], outputs: list[str], want_inputs: tup
     return tuple(want_inputs or inputs), output
 
 
-def require_tensorrt(label: str = "backend 'trt'") -> None:
-    """Raise :class:`BackendUnavailableError` (exit 3) where TensorRT or an NVIDIA GPU is missing."""
+def require_tensorrt(label: str | Given = "backend 'trt'") -> None:
+    """Raise :class:`BackendUnavailableError` (exit 3) where TensorRT or an NVIDIA GPU is missing;
+    ``label`` names what needs it (``Given("backend", "trt")``: ``--backend trt`` on the command line)."""
     reason = trt_unavailable_reason()
     if reason:
-        raise BackendUnavailableError(f"{label} cannot run here: {reason}")
+        raise BackendUnavailableError.naming("{label} cannot run here: {reason}", label=label, reason=reason)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from nxm_deploy.errors import BackendUnavailableError, InferenceError
+from nxm_deploy.errors import BackendUnavailableError, Given, InferenceError
 from nxm_deploy.runtime.session import ANY_BATCH, Feed, Session, first_line
 
 __all__ = ["TORCH_CPU_NOTE", "TorchSession", "semi_structured_kernels", "torch_threads"]
@@ -33,10 +33,13 @@ def semi_structured_kernels(capability: tuple[int, int], cusparselt: bool) -> st
         return "cuSPARSELt"
     if major == 8:
         return "CUTLASS"
-    raise BackendUnavailableError(
-        f"GPU sm_{major}{minor}: PyTorch's CUTLASS 2:4 kernels run on sm_8x GPUs only, and this PyTorch has "
+    raise BackendUnavailableError.naming(
+        "GPU sm_{major}{minor}: PyTorch's CUTLASS 2:4 kernels run on sm_8x GPUs only, and this PyTorch has "
         "no cuSPARSELt (torch.backends.cusparselt.is_available() is False); install a CUDA build of "
-        "PyTorch that ships cuSPARSELt, or bench through TensorRT (--backend trt)"
+        "PyTorch that ships cuSPARSELt, or bench through TensorRT ({0} trt)",
+        "backend",
+        major=major,
+        minor=minor,
     )
 
 
@@ -51,7 +54,7 @@ class TorchSession(Session):
     backend = "torch"
 
     def __init__(self, run_dir: Path, tokenizer: Any, sparse_layers: Sequence[str] = (),
-                 label: str | None = None) -> None:  # fmt: skip
+                 label: str | Given | None = None) -> None:  # fmt: skip
         import torch
 
         from nxm_deploy.models import input_names_for, load_model
@@ -118,8 +121,11 @@ class TorchSession(Session):
                 return self.model(**tensors).logits
             except (RuntimeError, IndexError, ValueError) as exc:
                 shape = "x".join(map(str, next(iter(tensors.values())).shape))
-                raise InferenceError(
-                    f"{self.label}: PyTorch failed on a {shape} input: {first_line(exc)}"
+                raise InferenceError.naming(
+                    "{label}: PyTorch failed on a {shape} input: {why}",
+                    label=self.label,
+                    shape=shape,
+                    why=first_line(exc),
                 ) from exc
 
     def stage(self, feed: Feed) -> Callable[[], None]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from nxm_deploy.errors import ExportDirError, InferenceError
+from nxm_deploy.errors import ExportDirError, Given, InferenceError
 from nxm_deploy.runtime.pool import Pool
 from nxm_deploy.runtime.session import Feed, Session, check_io, require_tensorrt
 
@@ -30,8 +30,9 @@ class TrtSession(Session):
 
     backend = "trt"
 
-    def __init__(self, path: Path, *, input_names: tuple[str, ...] | None = None, output: str | None = None,
-                 evidence: dict[str, Any] | None = None, label: str | None = None) -> None:  # fmt: skip
+    def __init__(self, path: Path, *, input_names: tuple[str, ...] | None = None,
+                 output: str | None = None, evidence: dict[str, Any] | None = None,
+                 label: str | Given | None = None) -> None:  # fmt: skip
         require_tensorrt()
         import tensorrt as trt
         import torch
@@ -96,7 +97,12 @@ class TrtSession(Session):
             host = out.float().to("cpu", non_blocking=False)
             stream.synchronize()
         if not ok:
-            raise InferenceError(f"{self.label}: TensorRT failed to run a {batch}x{seq} input")
+            raise InferenceError.naming(
+                "{label}: TensorRT failed to run a {batch}x{seq} input",
+                label=self.label,
+                batch=batch,
+                seq=seq,
+            )
         return host.numpy()
 
     def stage(self, feed: Feed, sync: bool = True) -> Callable[[], None]:
@@ -111,7 +117,12 @@ class TrtSession(Session):
 
         def call() -> None:
             if not context.execute_async_v3(stream.cuda_stream):
-                raise InferenceError(f"{self.label}: TensorRT failed to run a {batch}x{seq} input")
+                raise InferenceError.naming(
+                    "{label}: TensorRT failed to run a {batch}x{seq} input",
+                    label=self.label,
+                    batch=batch,
+                    seq=seq,
+                )
             if sync:
                 stream.synchronize()
 

@@ -97,5 +97,5 @@ def test_also_of_another_task_is_refused(bench_pair: Pair, tmp_path, glue_dir):
     body["source_run"]["task"] = "SST-2"
     (other / "export.json").write_text(json.dumps(body))
     pair = dict(dense=bench_pair.dense_export, sparse=bench_pair.sparse_export, task=TASK, data_dir=glue_dir)
-    with pytest.raises(UserError, match=r"--also other .* was trained on SST-2, not RTE"):
+    with pytest.raises(UserError, match=r"^also other .* was trained on SST-2, not RTE"):
         bench(BenchConfig(**pair, out=tmp_path / "r", also=(f"other={other}",), **FAST))

@@ -131,5 +131,5 @@ def test_bench_gives_dense_and_sparse_their_own_engine_cache(bench_pair, tmp_pat
     twin = tmp_path / "twin"
     shutil.copytree(bench_pair.sparse_export, twin)
     models["dense"] = sources.resolve_source(twin, "dense", "ort")
-    with pytest.raises(UserError, match=r"^--dense and --sparse hold the same model.onnx \(byte for byte"):
+    with pytest.raises(UserError, match=r"^dense and sparse hold the same model.onnx \(byte for byte"):
         engine_caches(models)

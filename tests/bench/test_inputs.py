@@ -7,8 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from nxm_deploy.bench import BenchConfig, bench, parse_sizes
+from nxm_deploy.cli import cli
 from nxm_deploy.errors import DataError, UserError
 
 from .conftest import FAST, TASK, Pair, fast_plan
@@ -30,14 +32,26 @@ def _edit_json(path: Path, edit) -> None:
 
 
 def test_dense_export_given_as_sparse(bench_pair: Pair, glue_dir: Path, tmp_path: Path):
-    with pytest.raises(UserError, match=r"--sparse .* is a dense model \(its export.json says pattern null"):
-        _run(bench_pair.sparse_export, bench_pair.dense_export, tmp_path / "r", glue_dir)
+    """The library names its parameters (``sparse``, ``dense``), the command line its flags."""
+    dense, sparse = bench_pair.sparse_export, bench_pair.dense_export
+    said = (f"{sparse} is a dense model (its export.json says pattern null, method dense); pass the "
+            "sparse model as {sparse} and the dense one as {dense}")  # fmt: skip
+    with pytest.raises(UserError) as caught:
+        _run(dense, sparse, tmp_path / "r", glue_dir)
+    assert str(caught.value) == "sparse " + said.format(sparse="sparse", dense="dense")
+    assert not (tmp_path / "r").exists()
+    args = ["--dense", str(dense), "--sparse", str(sparse), "--task", TASK, "--data-dir", str(glue_dir)]
+    result = CliRunner().invoke(cli, ["bench", *args, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == "error: --sparse " + said.format(
+        sparse="--sparse", dense="--dense"
+    )
     assert not (tmp_path / "r").exists()
 
 
 def test_sparse_export_given_as_dense(bench_pair: Pair, glue_dir: Path, tmp_path: Path):
     other = _copy(bench_pair.sparse_export, tmp_path / "sparse-copy")
-    with pytest.raises(UserError, match=r"--dense .* is a sparse model \(pattern 2:4"):
+    with pytest.raises(UserError, match=r"^dense .* is a sparse model \(pattern 2:4"):
         _run(bench_pair.sparse_export, other, tmp_path / "r", glue_dir)
 
 
@@ -48,7 +62,7 @@ def test_manifest_claims_sparse_but_onnx_is_dense(bench_pair: Pair, glue_dir: Pa
         m["source_run"].update(pattern="2:4", layers=list(bench_pair.layers))
 
     _edit_json(fake / "export.json", claim)
-    with pytest.raises(UserError, match=r"--sparse .*break the pattern in .*model\.onnx"):
+    with pytest.raises(UserError, match=r"^sparse .*break the pattern in .*model\.onnx"):
         _run(bench_pair.dense_export, fake, tmp_path / "r", glue_dir)
 
 
@@ -60,11 +74,11 @@ def test_no_nm_tensor_at_all(bench_pair: Pair, glue_dir: Path, tmp_path: Path):
 
 
 def test_exports_of_another_task(bench_pair: Pair, glue_dir: Path, tmp_path: Path):
-    with pytest.raises(UserError, match=r"--dense .* was trained on RTE, not SST-2"):
+    with pytest.raises(UserError, match=r"^dense .* was trained on RTE, not SST-2"):
         _run(bench_pair.dense_export, bench_pair.sparse_export, tmp_path / "r", glue_dir, task="SST-2")
     other = _copy(bench_pair.sparse_export, tmp_path / "mrpc")
     _edit_json(other / "export.json", lambda m: m["source_run"].update(task="MRPC"))
-    with pytest.raises(UserError, match=r"--sparse .* was trained on MRPC, not RTE"):
+    with pytest.raises(UserError, match=r"^sparse .* was trained on MRPC, not RTE"):
         _run(bench_pair.dense_export, other, tmp_path / "r", glue_dir)
 
 
@@ -81,14 +95,14 @@ def test_different_tokenizers(bench_pair: Pair, glue_dir: Path, tmp_path: Path):
 
 
 def test_missing_directories(bench_pair: Pair, glue_dir: Path, tmp_path: Path):
-    with pytest.raises(UserError, match=r"--dense .*nowhere does not exist"):
+    with pytest.raises(UserError, match=r"^dense .*nowhere does not exist"):
         _run(tmp_path / "nowhere", bench_pair.sparse_export, tmp_path / "r", glue_dir)
-    with pytest.raises(UserError, match=r"--sparse .* is neither an export directory"):
+    with pytest.raises(UserError, match=r"^sparse .* is neither an export directory"):
         _run(bench_pair.dense_export, tmp_path, tmp_path / "r", glue_dir)
 
 
 def test_run_directory_needs_backend_torch(bench_pair: Pair, glue_dir: Path, tmp_path: Path):
-    with pytest.raises(UserError, match=r"is a run directory; --backend ort needs an export directory"):
+    with pytest.raises(UserError, match=r"is a run directory; backend ort needs an export directory"):
         _run(bench_pair.dense_run, bench_pair.sparse_export, tmp_path / "r", glue_dir)
 
 
@@ -119,7 +133,7 @@ def test_existing_out_needs_overwrite(bench_pair: Pair, glue_dir: Path, tmp_path
 def test_missing_onnx_file(bench_pair: Pair, glue_dir: Path, tmp_path: Path):
     broken = _copy(bench_pair.sparse_export, tmp_path / "no-onnx")
     (broken / "model.onnx").unlink()
-    with pytest.raises(UserError, match=r"--sparse .* has no model.onnx"):
+    with pytest.raises(UserError, match=r"^sparse .* has no model.onnx"):
         _run(bench_pair.dense_export, broken, tmp_path / "r", glue_dir)
 
 
@@ -142,7 +156,7 @@ def test_sequence_beyond_the_model_is_one_line(bench_pair: Pair, glue_dir: Path,
     # The tiny BERT has 128 positions; its tokenizer allows 512: refused before any work, as the
     # export recorded the model's position limit (ONNX Runtime's own error named no limit).
     with pytest.raises(
-        UserError, match=r"--seq-lens 256 exceeds the position limit of --dense .* \(128 tokens\)"
+        UserError, match=r"^seq_lens 256 exceeds the position limit of dense .* \(128 tokens\)"
     ):
         _run(bench_pair.dense_export, bench_pair.sparse_export, tmp_path / "r", glue_dir, seq_lens=(256,))
     assert not (tmp_path / "r").exists()
@@ -152,7 +166,7 @@ def test_sequence_beyond_positions_on_torch(bench_pair: Pair, glue_dir: Path, tm
     # The runs' config.json gives the position limit, checked before any work (on CUDA an index out of
     # range would kill the process).
     with pytest.raises(
-        UserError, match=r"--seq-lens 256 exceeds the position limit of --dense .* \(128 tokens\)"
+        UserError, match=r"^seq_lens 256 exceeds the position limit of dense .* \(128 tokens\)"
     ):
         _run(
             bench_pair.dense_run,
