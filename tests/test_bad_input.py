@@ -787,7 +787,7 @@ def test_int8_export_of_an_own_data_run_calibrates_on_its_own_rows(
         assert dyn.manifest.quantization["agreement"]["rows"] == 8
         data = tmp_path / "reviews.csv"
         data.write_text(data.read_text(encoding="utf-8") + "one more row,neg\n", encoding="utf-8")
-        with pytest.raises(UserError, match=r"no longer holds the rows the run trained on .* pass --data"):
+        with pytest.raises(UserError, match=r"no longer holds the rows the run trained on .* pass data \("):
             export(ExportConfig(run_dir=run, out=tmp_path / "again", quantize="int8", **fast))
         assert not (tmp_path / "again").exists()
 
@@ -816,6 +816,6 @@ def test_int8_export_of_a_glue_run_reads_the_rows_where_the_run_recorded_them(
     with pytest.raises(UserError) as err:
         export(ExportConfig(run_dir=run, out=tmp_path / "again", quantize="int8", **fast))
     assert "\n" not in str(err.value)
-    assert str(err.value).endswith(
-        f"the run read them from {glue / 'RTE' / 'train.tsv'}, which is gone: pass --data-dir with its GLUE root"
-    ), err.value
+    gone = f"the run read them from {glue / 'RTE' / 'train.tsv'}, which is gone: pass "
+    assert str(err.value).endswith(gone + "data_dir with its GLUE root"), err.value  # the parameter
+    assert err.value.cli_message.endswith(gone + "--data-dir with its GLUE root")  # the flag

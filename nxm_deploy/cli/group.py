@@ -26,6 +26,7 @@ FLAG_OF = {
     "max_time_s": "--max-time",
     "source": "--data",
     "profile": "--min/--opt/--max-shape",
+    "profile.max": "--max-shape",
     "repo": "--triton-repo",
 }
 

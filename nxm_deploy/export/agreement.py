@@ -118,7 +118,10 @@ def dev_agreement(
     required = f"required: {100 * min_agreement:g}%, or a Pearson within {100 * MAX_PEARSON_DROP:g} points"
     section["warning"] = None if ok else f"the INT8 {onnx_path.name}{why} ({required})"
     if not ok and enforce:
-        raise QuantizeError(
-            f"{section['warning']}; try another --calibration-method or more --calibration-rows"
+        raise QuantizeError.naming(
+            "{warning}; try another {0} or more {1}",
+            "calibration_method",
+            "calibration_rows",
+            warning=section["warning"],
         )
     return section

@@ -156,9 +156,9 @@ def parity_sentences(
 def own_sentences(
     dataset: dict[str, Any] | None, options: Any = None, n: int = max(DEFAULT_BATCHES)
 ) -> Sentences | None:
-    """Validation rows of own data: ``options`` (a ``DataOptions``, from ``--data``), else the data
+    """Validation rows of own data: ``options`` (a ``DataOptions``, the ``data`` parameter), else the data
     the run recorded (``nxm.json``'s ``dataset``; built-in sentences when it cannot be read any more);
-    None for a GLUE run without ``--data``."""
+    None for a GLUE run without ``data``."""
     from nxm_deploy.data.own import load_own, recorded_options
 
     if options is None:
@@ -351,7 +351,11 @@ def require_finite_weights(model: nn.Module, run_dir: Path) -> None:
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
-            raise ExportError(
-                f"refusing to export: the weights of {run_dir} are not finite ({name} holds {bad} NaN or "
-                "infinite values); the run diverged: train it again (e.g. with a lower --lr)"
+            raise ExportError.naming(
+                "refusing to export: the weights of {run} are not finite ({name} holds {bad} NaN or "
+                "infinite values); the run diverged: train it again (e.g. with a lower {0})",
+                "lr",
+                run=run_dir,
+                name=name,
+                bad=bad,
             )

@@ -127,7 +127,12 @@ class SourceRun:
 def _refuse_out_over_run(out: Path, run_dir: Path, overwrite: bool) -> None:
     out_r, run_r = out.resolve(), run_dir.resolve()
     if out_r == run_r or out_r in run_r.parents:
-        raise UserError(f"--out {out} would replace the run directory {run_dir}; choose another path")
+        raise UserError.naming(
+            "{0} {out} would replace the run directory {run}; choose another path",
+            "out",
+            out=out,
+            run=run_dir,
+        )
     prepare_out(out, overwrite)  # a safe path, and only the tool's files replaced
 
 
@@ -269,15 +274,18 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
 
     run_dir, out = Path(config.run_dir), check_out_path(config.out)  # "" is not "."
     _refuse_out_over_run(out, run_dir, config.overwrite)
-    resolve_data_dir(config.data_dir)  # a --data-dir that does not exist is a typo, not "use built-ins"
-    with staged_dir(out, overwrite=config.overwrite) as tmp:  # refuses an existing --out first
+    resolve_data_dir(config.data_dir)  # a data_dir that does not exist is a typo, not "use built-ins"
+    with staged_dir(out, overwrite=config.overwrite) as tmp:  # refuses an existing out first
         say(f"checking the N:M pattern of {run_dir}")
         run = SourceRun.from_dir(run_dir)
         limit = run.position_limit
         profile = config.profile or default_profile(limit)
         if profile.max[1] > limit:
-            raise ExportError(
-                f"--max-shape sequence {profile.max[1]} exceeds the model's position limit {limit}"
+            raise ExportError.naming(
+                "{0} sequence {seq} exceeds the model's position limit {limit}",
+                "profile.max",
+                seq=profile.max[1],
+                limit=limit,
             )
         spec = config.quantization
         calibration = data = None  # the run's rows first: a run whose rows are gone fails before any work
