@@ -14,7 +14,7 @@ from nxm_deploy.data.tasks import GlueTask, TaskSplit, float32_score
 from nxm_deploy.errors import DataError
 
 HUB_DATASET = "nyu-mll/glue"
-_WHAT_TO_DO = "pass --data-dir DIR (a directory in the GLUE TSV layout) or set $GLUE_DIR"
+_WHAT_TO_DO = "pass {0} DIR (a directory in the GLUE TSV layout) or set $GLUE_DIR"  # {0}: data_dir
 
 
 def hub_source(task: GlueTask, split: str) -> str:
@@ -31,12 +31,18 @@ def read_hub_split(task: GlueTask, split: str) -> TaskSplit:
     try:
         import datasets
     except ImportError as e:
-        raise DataError(f"cannot load {where}: the 'datasets' package is not installed; {_WHAT_TO_DO}") from e
+        raise DataError.naming(
+            "cannot load {where}: the 'datasets' package is not installed; " + _WHAT_TO_DO,
+            "data_dir",
+            where=where,
+        ) from e
     try:
         ds = datasets.load_dataset(HUB_DATASET, task.hub_config, split=hub_split)
     except (OSError, datasets.exceptions.DatasetsError) as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise DataError(f"cannot load {where}: {reason}; {_WHAT_TO_DO}") from e
+        raise DataError.naming(
+            "cannot load {where}: {reason}; " + _WHAT_TO_DO, "data_dir", where=where, reason=reason
+        ) from e
     return split_from_dataset(task, split, ds, hub_source(task, split))
 
 

@@ -101,12 +101,13 @@ def _tables(opts: DataOptions) -> tuple[Table, Table | None, str]:
     if opts.source.startswith("hub:"):
         name, _, config = opts.source[4:].partition(":")
         if not name:
-            raise DataError("--data hub: needs a data set name, e.g. hub:imdb or hub:glue:sst2")
+            raise DataError.naming("{0} hub: needs a data set name, e.g. hub:imdb or hub:glue:sst2", "source")
         train, val = read_hub(name, config or None)
         return train, (None if opts.validation_fraction is not None else val), opts.source
     path = Path(opts.source).expanduser()
     if not path.exists():
-        raise DataError(f"--data {opts.source} does not exist (a file, a folder, or hub:NAME[:CONFIG])")
+        raise DataError.naming("{0} {source} does not exist (a file, a folder, or hub:NAME[:CONFIG])",
+                               "source", source=opts.source)  # fmt: skip
     val_path = None
     if path.is_dir():
         path, val_path = find_data_files(path)
@@ -118,24 +119,23 @@ def _tables(opts: DataOptions) -> tuple[Table, Table | None, str]:
 
 
 def _columns(opts: DataOptions, table: Table) -> tuple[str, str | None, str]:
-    def need(name: str, flag: str) -> str:
+    where = {"source": table.source, "columns": ", ".join(table.columns)}
+
+    def need(name: str, param: str) -> str:
         if name not in table.columns:
-            raise DataError(
-                f"{table.source}: no column {name!r} (columns: {', '.join(table.columns)}); pass {flag}"
-            )
+            raise DataError.naming("{source}: no column {name!r} (columns: {columns}); pass {0}", param,
+                                   name=name, **where)  # fmt: skip
         return name
 
     if opts.text_column is not None:
-        text = need(opts.text_column, "--text-column")
+        text = need(opts.text_column, "text_column")
     else:
         text = next((c for c in ("text", "sentence") if c in table.columns), "")
         if not text:
-            raise DataError(
-                f"{table.source}: no column 'text' or 'sentence' (columns: {', '.join(table.columns)}); "
-                "pass --text-column"
-            )
-    pair = need(opts.text_pair_column, "--text-pair-column") if opts.text_pair_column else None
-    return text, pair, need(opts.label_column, "--label-column")
+            raise DataError.naming("{source}: no column 'text' or 'sentence' (columns: {columns}); pass {0}",
+                                   "text_column", **where)  # fmt: skip
+    pair = need(opts.text_pair_column, "text_pair_column") if opts.text_pair_column else None
+    return text, pair, need(opts.label_column, "label_column")
 
 
 def _texts(table: Table, column: str) -> list[str]:
@@ -275,10 +275,11 @@ def _task(opts: DataOptions, name: str, columns: tuple[str, ...], labels: tuple[
     """The task object of own data: its columns, label names and metric."""
     regression = not labels
     metric = METRIC_NAMES[opts.metric or ("pearson" if regression else "accuracy")]
-    if regression and metric not in ("pearson", "spearmanr"):
-        raise DataError(f"--metric {opts.metric} is for classification; regression takes pearson or spearman")
-    if not regression and metric in ("pearson", "spearmanr"):
-        raise DataError(f"--metric {opts.metric} is for regression; classification takes accuracy, f1, ...")
+    wrong = "{0} {metric} is for classification; regression takes pearson or spearman"
+    if not regression:
+        wrong = "{0} {metric} is for regression; classification takes accuracy, f1, ..."
+    if regression != (metric in ("pearson", "spearmanr")):
+        raise DataError.naming(wrong, "metric", metric=opts.metric)
     metrics = (metric,) if metric == "accuracy" or regression else (metric, "accuracy")
     return GlueTask(name=name, hub_config="", text_columns=columns, labels=labels, metrics=metrics,
                     main_metric=metric, tsv=_NO_TSV, hub_splits=MappingProxyType({}),
@@ -305,11 +306,10 @@ def load_own(opts: DataOptions) -> OwnData:
         key = (lambda s: float(s)) if kind == "number" else (lambda s: s)
         labels = tuple(sorted({_name(*kv) for kv in train.raw}, key=key))
         if len(labels) < 2:
-            raise DataError(
-                f"{train_t.source}, column {label!r}: every training row has the label {labels[0]!r}; "
-                "a classifier needs at least 2 classes (add rows of another class, or pass --problem "
-                "regression for scores)"
-            )
+            raise DataError.naming("{source}, column {column!r}: every training row has the label {label!r}; "
+                                   "a classifier needs at least 2 classes (add rows of another class, or "
+                                   "pass {0} regression for scores)", "problem", source=train_t.source,
+                                   column=label, label=labels[0])  # fmt: skip
     name = opts.source if opts.source.startswith("hub:") else f"data:{Path(source).name}"
     task = _task(opts, name, (text, pair) if pair else (text,), labels)
     dev = val.split(task, "dev", label)
@@ -335,8 +335,8 @@ def _positive_id(opts: DataOptions, labels: tuple[str, ...], metric: str, source
     if opts.positive_label is None:
         return 1
     if opts.positive_label not in labels:
-        classes = ", ".join(labels)
-        raise DataError(f"{source}: --positive-label {opts.positive_label!r} is not a class ({classes})")
+        raise DataError.naming("{source}: {0} {label!r} is not a class ({all})", "positive_label",
+                               source=source, label=opts.positive_label, all=", ".join(labels))  # fmt: skip
     if metric != "f1":
         log.info("--positive-label is used only by --metric f1")
     return labels.index(opts.positive_label)

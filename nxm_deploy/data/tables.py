@@ -157,7 +157,12 @@ def read_hub(name: str, config: str | None) -> tuple[Table, Table | None]:
         raise DataError(f"cannot load {where}: the 'datasets' package is not installed") from exc
     except (OSError, ValueError, ConnectionError, datasets.exceptions.DatasetsError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DataError(f"cannot load {where}: {reason}; offline, pass --data with a local file") from exc
+        raise DataError.naming(
+            "cannot load {where}: {reason}; offline, pass {0} with a local file",
+            "source",
+            where=where,
+            reason=reason,
+        ) from exc
     if "train" not in ds:
         raise DataError(f"{where} has no train split (splits: {', '.join(ds)})")
     val = next((s for s in ("validation", "dev", "test") if s in ds), None)

@@ -41,7 +41,7 @@ def test_offline_hub_is_a_clean_data_error(tmp_path: Path):
     assert msg.startswith(
         "DataError: cannot load GLUE RTE dev from the Hugging Face hub (nyu-mll/glue, rte/validation)"
     )
-    assert msg.endswith("pass --data-dir DIR (a directory in the GLUE TSV layout) or set $GLUE_DIR")
+    assert msg.endswith("pass data_dir DIR (a directory in the GLUE TSV layout) or set $GLUE_DIR")
 
 
 def test_hub_sources():

@@ -115,7 +115,7 @@ def error_of(opts: DataOptions) -> str:
 def test_missing_column(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "d.csv", ["review", "label"], [["x", "a"], ["y", "b"]])
     msg = error_of(DataOptions(str(path)))
-    assert str(path) in msg and "no column 'text' or 'sentence'" in msg and "--text-column" in msg
+    assert str(path) in msg and "no column 'text' or 'sentence'" in msg and msg.endswith("; pass text_column")
     msg = error_of(DataOptions(str(path), text_column="review", label_column="stars"))
     assert "no column 'stars'" in msg and "review, label" in msg
 
@@ -198,4 +198,5 @@ def test_hub_data_set_class_label_names(tmp_path: Path) -> None:
 
 def test_hub_offline_is_one_line() -> None:
     msg = error_of(DataOptions("hub:surely-not-a-local-dataset-name"))
-    assert msg.startswith("cannot load hub data set surely-not-a-local-dataset-name") and "--data" in msg
+    assert msg.startswith("cannot load hub data set surely-not-a-local-dataset-name")
+    assert "pass source with a local file" in msg  # the parameter: the CLI writes --data
