@@ -90,16 +90,18 @@ def check_demo(cfg: DemoConfig, fresh: bool) -> str:
 
     out = check_out_path(cfg.out)
     if cfg.threads is not None and cfg.threads < 1:
-        raise UserError(f"--threads must be a positive integer, got {cfg.threads}")
+        raise UserError.naming("{0} must be a positive integer, got {value}", "threads", value=cfg.threads)
     manifest_path = out / DEMO_MANIFEST
     if fresh:
         require_replaceable(out, "fresh")
     elif manifest_path.is_file():
         old = read_json(manifest_path, "demo manifest").get("config")
         if old != _comparable(cfg):
-            raise UserError(f"{out} holds a demo made with other settings; pass --fresh to start again")
+            raise UserError.naming(
+                "{out} holds a demo made with other settings; pass {0} to start again", "fresh", out=out
+            )
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out} exists and is not a demo directory; choose another --out")
+        raise UserError.naming("{out} exists and is not a demo directory; choose another {0}", "out", out=out)
     task = get_task(cfg.task)
     if resolve_data_dir(cfg.data_dir) is not None:  # local files: read them now (the hub: when used)
         for split in task.splits:

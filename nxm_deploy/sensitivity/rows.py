@@ -48,7 +48,7 @@ class Rows:
 
 
 def _task_and_train(cfg: SensitivityConfig, run: RunManifest) -> tuple[Any, Any]:
-    """(task, its training split): ``--task``/``--data``, else what the run recorded."""
+    """(task, its training split): ``task``/``data``, else what the run recorded."""
     from nxm_deploy.data import get_task, load_split
     from nxm_deploy.data.own import DataOptions, load_own
 
@@ -66,11 +66,14 @@ def _task_and_train(cfg: SensitivityConfig, run: RunManifest) -> tuple[Any, Any]
             )
         return own.task, own.train
     if recorded:
-        raise UserError(
-            f"run {run.path} was trained on {recorded.get('source')}, not a GLUE task; drop --task"
+        raise UserError.naming(
+            "run {run} was trained on {source}, not a GLUE task; drop {0}",
+            "task",
+            run=run.path,
+            source=recorded.get("source"),
         )
     if cfg.task is None and not run.facts.task:
-        raise UserError(f"run {run.path} records no task; pass --task or --data")
+        raise UserError.naming("run {run} records no task; pass {0} or {1}", "task", "data", run=run.path)
     task = get_task(cfg.task or str(run.facts.task))
     if run.facts.task and get_task(str(run.facts.task)).name != task.name:
         raise UserError(f"run {run.path} was trained on {run.facts.task}, not {task.name}; pass its task")

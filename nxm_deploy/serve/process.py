@@ -145,15 +145,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def check_port_free(host: str, port: int, flag: str) -> None:
-    """One-line :class:`ServeError` when ``host:port`` cannot be listened on (in use, a bad host)."""
+def check_port_free(host: str, port: int, param: str) -> None:
+    """One-line :class:`ServeError` naming ``param`` (``http_port``) when ``host:port`` cannot be
+    listened on (in use, a bad host)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as exc:
-            raise ServeError(
-                f"{flag} {port}: cannot listen on {host}:{port} ({exc.strerror or exc})"
+            raise ServeError.naming(
+                "{0} {port}: cannot listen on {host}:{port} ({why})",
+                param,
+                port=port,
+                host=host,
+                why=exc.strerror or exc,
             ) from exc
 
 

@@ -56,10 +56,10 @@ def check_serve(config: ServeConfig) -> ExportDir:
 
         ort_providers(config.ort_provider)
     find_tritonserver()
-    check_port_free(config.host, config.http_port, "--http-port")
-    check_port_free(config.host, config.grpc_port, "--grpc-port")
+    check_port_free(config.host, config.http_port, "http_port")
+    check_port_free(config.host, config.grpc_port, "grpc_port")
     if config.metrics_port is not None:
-        check_port_free(config.host, config.metrics_port, "--metrics-port")
+        check_port_free(config.host, config.metrics_port, "metrics_port")
     return export
 
 
