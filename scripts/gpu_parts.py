@@ -240,7 +240,7 @@ def provider_row(work: Path, opts: Any, deadline: Deadline, provider: str, atol:
     try:
         session = OrtSession(onnx, provider=provider)  # refuses a provider ONNX Runtime replaced
     except BackendUnavailableError as exc:
-        raise Skip(str(exc)) from None
+        raise Skip(exc.cli_message) from None  # the flags, as its report shows them
     diff = float(abs(session.run(feed) - reference.run(feed)).max())
     row: dict[str, Any] = {
         "parity_max_abs_diff": diff,

@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from nxm_deploy.cli.group import CliError, cli
+from nxm_deploy.cli.group import CliError, cli, cli_flag
 from nxm_deploy.cli.options import FINITE_FLOAT, data_dir_option, data_options, default, own_data
-from nxm_deploy.errors import EXIT_NEEDS_GPU
+from nxm_deploy.errors import EXIT_NEEDS_GPU, UserError
 from nxm_deploy.export.config import ENGINES, ExportConfig
 from nxm_deploy.export.quantize import CALIBRATION_METHODS, QUANTIZE_MODES
 from nxm_deploy.export.trt import PRECISIONS
@@ -25,6 +25,13 @@ def _shape_profile(shapes: Sequence[str | None]) -> Any:
     from nxm_deploy.export.trt import ShapeProfile
 
     return ShapeProfile.parse(*shapes)
+
+
+def _triton_flag(name: str) -> str:
+    """The flag of a parameter of the Triton text repository (``backend`` is ``--triton-backend``)."""
+    return {"backend": "--triton-backend", "ort_provider": "--triton-ort-provider"}.get(name) or cli_flag(
+        name
+    )
 
 
 def _echo_export(result: Any) -> None:
@@ -254,7 +261,12 @@ def export(
 
         name = triton_name or model_name_for(out)
         triton = TritonOptions(name, triton_max_batch, overwrite=overwrite, ort_provider=triton_ort_provider)
-        check_text_targets(triton_repo, triton, triton_backend)
+        try:
+            check_text_targets(triton_repo, triton, triton_backend)
+        except UserError as exc:  # its backend and ort_provider are the --triton-* flags here
+            err = CliError(exc.worded(_triton_flag))
+            err.exit_code = exc.exit_code
+            raise err from exc
     result = run_export(config, progress=lambda msg: click.echo(f"[export] {msg}", err=True))
     _echo_export(result)
     if triton_repo:

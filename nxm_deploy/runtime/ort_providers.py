@@ -1,4 +1,4 @@
-"""ONNX Runtime's execution providers by their short names (``--ort-provider cpu|cuda|tensorrt``).
+"""ONNX Runtime's execution providers by their short names (``ort_provider``: cpu, cuda, tensorrt).
 
     providers = ort_providers("tensorrt")   # checked: one line when the provider is missing
     InferenceSession(path, options, providers=providers)
@@ -147,9 +147,14 @@ def ort_providers(short: str, available: Iterable[str] | None = None, packages: 
         available = onnxruntime.get_available_providers()
     available = list(available)
     if name not in available:
-        raise BackendUnavailableError(
-            f"--ort-provider {short}: this ONNX Runtime offers {', '.join(available)}, not {name}; "
-            f"it needs the onnxruntime-gpu package in place of onnxruntime ({SWAP}) and an NVIDIA GPU"
+        raise BackendUnavailableError.naming(
+            "{0} {short}: this ONNX Runtime offers {available}, not {name}; it needs the onnxruntime-gpu "
+            "package in place of onnxruntime ({swap}) and an NVIDIA GPU",
+            "ort_provider",
+            short=short,
+            available=", ".join(available),
+            name=name,
+            swap=SWAP,
         )
     if short == "tensorrt":
         return [(name, tensorrt_options(inputs, model)), _NAMES["cuda"], _NAMES["cpu"]]

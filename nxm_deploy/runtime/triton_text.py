@@ -64,9 +64,8 @@ def check_text_targets(repo: str | os.PathLike[str], options: TritonOptions, bac
     if backend not in TRITON_BACKENDS:
         raise ExportDirError(f"unknown Triton backend {backend!r}: {', '.join(TRITON_BACKENDS)}")
     if backend == "python" and options.ort_provider not in (None, "cpu"):
-        raise ExportDirError(
-            "--triton-backend python runs model.onnx on ONNX Runtime's CPU provider; "
-            "drop --triton-ort-provider"
+        raise ExportDirError.naming(
+            "{0} python runs model.onnx on ONNX Runtime's CPU provider; drop {1}", "backend", "ort_provider"
         )
     check_triton_target(repo, options)
     for extra in text_model_names(options.name or ""):

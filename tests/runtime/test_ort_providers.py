@@ -56,13 +56,13 @@ def test_missing_gpu_provider_is_one_line() -> None:
     with pytest.raises(BackendUnavailableError) as info:
         ort_providers("tensorrt")
     message = str(info.value)
-    assert "\n" not in message and message.startswith("--ort-provider tensorrt: this ONNX Runtime offers")
+    assert "\n" not in message and message.startswith("ort_provider tensorrt: this ONNX Runtime offers")
     assert "not TensorrtExecutionProvider" in message and "onnxruntime-gpu" in message
 
 
 @cpu_only
 def test_predictor_on_a_missing_provider(rte_export: Path) -> None:
-    with pytest.raises(BackendUnavailableError, match=r"^--ort-provider cuda: this ONNX Runtime offers"):
+    with pytest.raises(BackendUnavailableError, match=r"^ort_provider cuda: this ONNX Runtime offers"):
         Predictor.from_export(rte_export, ort_provider="cuda")
     assert Predictor.from_export(rte_export, ort_provider="cpu").session.info()["provider"] == (
         "CPUExecutionProvider"
