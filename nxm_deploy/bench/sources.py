@@ -165,7 +165,7 @@ def _from_export(path: Path, role: str, backend: str) -> ModelSource:
     try:
         export = ExportManifest.read(path)
     except ExportDirError as exc:
-        raise UserError.naming("{0} {error}", role.partition(" ")[0], error=exc) from exc
+        raise UserError.naming("{who} {error}", who=given(role, ""), error=exc) from exc
     source = ModelSource(role, path, export.source, export, export.run_dir)
     if backend == "ort" and not export.onnx_path.is_file():
         raise UserError.naming(
@@ -182,7 +182,7 @@ def _from_export(path: Path, role: str, backend: str) -> ModelSource:
         )
     if backend == "trt" and not export.engine_path.is_file():
         hint = no_engine(path, export.tensorrt.to_json(), "or 'nxm-deploy export --engine trt'")
-        raise UserError.naming("{0} {hint}", role.partition(" ")[0], hint=hint)
+        raise UserError.naming("{who} {hint}", who=given(role, ""), hint=hint)
     return source
 
 

@@ -27,11 +27,12 @@ def _shape_profile(shapes: Sequence[str | None]) -> Any:
     return ShapeProfile.parse(*shapes)
 
 
+_TRITON_FLAGS = {"backend": "--triton-backend", "ort_provider": "--triton-ort-provider"}
+
+
 def _triton_flag(name: str) -> str:
     """The flag of a parameter of the Triton text repository (``backend`` is ``--triton-backend``)."""
-    return {"backend": "--triton-backend", "ort_provider": "--triton-ort-provider"}.get(name) or cli_flag(
-        name
-    )
+    return _TRITON_FLAGS.get(name) or cli_flag(name)
 
 
 def _echo_export(result: Any) -> None:
@@ -66,7 +67,12 @@ def _echo_export(result: Any) -> None:
     if q and q["agreement"].get("warning"):
         click.echo(f"warning: {q['agreement']['warning']}", err=True)
     if par["inputs"]["fallback_reason"]:
-        click.echo(f"warning: parity ran on built-in sentences: {par['inputs']['fallback_reason']}", err=True)
+        why = (
+            result.parity_fallback.worded(cli_flag)
+            if result.parity_fallback
+            else par["inputs"]["fallback_reason"]
+        )
+        click.echo(f"warning: parity ran on built-in sentences: {why}", err=True)
     evidence = trt_section.extra
     if trt_section.built:
         click.echo(

@@ -92,12 +92,13 @@ BUILTIN_SENTENCES = (
 @dataclass(frozen=True)
 class Sentences:
     """Texts to tokenize: ``texts_b`` for pair tasks. ``fallback_reason`` says why task data was not
-    used (``None`` when it was)."""
+    used (``None`` when it was); ``fallback`` is the error that said it, when one did."""
 
     texts_a: list[str]
     texts_b: list[str] | None
     source: str
     fallback_reason: str | None = None
+    fallback: DataError | None = field(default=None, compare=False)
 
     def take(self, n: int) -> tuple[list[str], list[str] | None]:
         """The first ``n`` examples, cycling when there are fewer."""
@@ -128,11 +129,13 @@ def sentences_from_glue(task: str, data_dir: str | Path | None, n: int = max(DEF
     )
 
 
-def builtin_sentences(pairs: bool, reason: str) -> Sentences:
+def builtin_sentences(pairs: bool, reason: str | DataError) -> Sentences:
     """The built-in sentences (paired with the next one for pair tasks), with why they are used."""
     a = list(BUILTIN_SENTENCES)
     b = a[1:] + a[:1] if pairs else None
-    return Sentences(a, b, "built-in sentences", reason)
+    return Sentences(
+        a, b, "built-in sentences", str(reason), reason if isinstance(reason, DataError) else None
+    )
 
 
 def parity_sentences(
@@ -146,11 +149,11 @@ def parity_sentences(
     try:
         pairs = get_task(task).is_pair
     except DataError as exc:
-        return builtin_sentences(False, str(exc))
+        return builtin_sentences(False, exc)
     try:
         return sentences_from_glue(task, data_dir, n)
     except DataError as exc:
-        return builtin_sentences(pairs, str(exc))
+        return builtin_sentences(pairs, exc)
 
 
 def own_sentences(
@@ -167,7 +170,7 @@ def own_sentences(
         try:
             dev = load_own(recorded_options(dataset)).dev.select(n)
         except DataError as exc:
-            return builtin_sentences(bool((dataset.get("columns") or {}).get("text_pair")), str(exc))
+            return builtin_sentences(bool((dataset.get("columns") or {}).get("text_pair")), exc)
     else:
         dev = load_own(options).dev.select(n)
     b = None if dev.texts_b is None else list(dev.texts_b)

@@ -65,10 +65,12 @@ FP32_NOTE = (
 
 @dataclass(frozen=True)
 class ExportResult:
-    """The export directory and its manifest (the content of ``export.json``)."""
+    """The export directory and its manifest (the content of ``export.json``); ``parity_fallback``:
+    why parity ran on built-in sentences, when an error said it (its ``fallback_reason``)."""
 
     out: Path
     manifest: ExportManifest
+    parity_fallback: UserError | None = None
 
     @property
     def trt_unavailable(self) -> str | None:
@@ -365,4 +367,4 @@ def export(config: ExportConfig, progress: Callable[[str], None] | None = None) 
         manifest = replace(manifest, files=tuple(sorted({*_files(tmp), EXPORT_MANIFEST})))
         manifest.write(tmp)
     say(f"wrote {out}")
-    return ExportResult(out, replace(manifest, path=out, run_dir=run.run.path))
+    return ExportResult(out, replace(manifest, path=out, run_dir=run.run.path), sentences.fallback)

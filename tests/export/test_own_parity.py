@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from nxm_deploy.cli.group import cli_flag
 from nxm_deploy.data.own import DataOptions, load_own
 from nxm_deploy.export.parity import own_sentences
 
@@ -29,4 +30,7 @@ def test_recorded_data_then_given_data_then_built_ins(tmp_path: Path) -> None:
     gone = own_sentences(record)
     assert gone is not None and gone.source == "built-in sentences" and gone.texts_b is not None
     assert "does not exist" in str(gone.fallback_reason)
+    # export.json records the library's words; export's CLI warns with the flag (ExportResult.parity_fallback)
+    assert str(gone.fallback_reason).startswith(f"source {tmp_path / 'qa.jsonl'} does not exist")
+    assert gone.fallback is not None and gone.fallback.worded(cli_flag).startswith("--data ")
     assert own_sentences(None) is None  # a GLUE run: the GLUE path chooses
