@@ -42,7 +42,7 @@ def _texts(request: Any, name: str, limit: int) -> list[str] | None:
     for i, raw in enumerate(array.reshape(array.shape[0], -1)[:, 0]):
         data = raw if isinstance(raw, bytes) else str(raw).encode()
         if len(data) > limit:
-            raise ValueError(f"{name}[{i}] is {len(data)} bytes; the limit is {limit} (--max-text-bytes)")
+            raise ValueError(f"{name}[{i}] is {len(data)} bytes; the limit is {limit} (max_text_bytes)")
         try:
             out.append(data.decode("utf-8"))
         except UnicodeDecodeError as exc:
