@@ -55,3 +55,25 @@ def test_an_error_that_holds_another_keeps_both_forms_of_each(tmp_path: Path) ->
     )
     assert str(outer) == said.format("", "source", "data_dir", gone=gone)
     assert outer.worded(cli_flag) == said.format("--", "data", "data-dir", gone=gone)
+
+
+def test_a_parameter_whose_flag_depends_on_the_command(tmp_path: Path) -> None:
+    """The Triton text repository's ``backend`` is export's ``--triton-backend`` (bench's ``--backend``
+    is another parameter): the export command words it."""
+    from nxm_deploy.runtime.triton import TritonOptions
+    from nxm_deploy.runtime.triton_text import check_text_targets
+
+    said = "{0} python runs model.onnx on ONNX Runtime's CPU provider; drop {1}"
+    with pytest.raises(UserError) as caught:
+        check_text_targets(tmp_path / "repo", TritonOptions("m", ort_provider="cuda"), "python")
+    assert str(caught.value) == said.format("backend", "ort_provider")
+    (run := tmp_path / "run").mkdir()
+    args = [str(run), "--out", str(tmp_path / "out"), "--triton-repo", str(tmp_path / "repo")]
+    result = CliRunner().invoke(
+        cli, ["export", *args, "--triton-backend", "python", "--triton-ort-provider", "cuda"]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: " + said.format("--triton-backend", "--triton-ort-provider")
+    ]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "repo").exists()
