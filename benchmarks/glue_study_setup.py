@@ -76,7 +76,7 @@ DISTILLATION = (
 )
 CHOSEN_RULE = (
     "the default recipe of benchmarks/admm_tuning.py for this starting point (its RULE, on held-out "
-    "SST-2 training rows; written and applied before any dev number of this study)"
+    "SST-2 training rows; written and applied before any dev number of the second edition, kept since)"
 )
 BOOTSTRAP = {"resamples": 10_000, "seed": 0}
 
@@ -99,6 +99,7 @@ class Profile:
     model: str | None = None  # a local model directory [MiniLM]
     save_steps: int | None = None  # a checkpoint every N steps (not part of a result's config)
     study: str = "glue_study"  # where its results go (Layout.of)
+    calibration_rows: int | None = None  # the solvers' calibration rows [the tool's default]
 
     def seeds_of(self, protocol: str, method: str) -> tuple[int, ...]:
         """The seeds of one method: FIVE_SEEDS' (and P2's chosen recipe's) p2_seeds in P2."""
@@ -145,7 +146,7 @@ PROFILES = {
         p2_seeds=(1, 2, 3, 4, 5),
     ),
     # plumbing only: one task, 64 rows, 0.2 epochs, into benchmarks/work/glue_study-smoke/
-    "smoke": Profile("smoke", ("RTE",), (1,), 0.2, {"RTE": 64}, 32, sensitivity_rows=32),
+    "smoke": Profile("smoke", ("RTE",), (1,), 0.2, {"RTE": 64}, 32, sensitivity_rows=32, calibration_rows=16),
     # issue 40, at base size (all-mpnet-base-v2 from --model): lr 2e-5 is BERT-base's standard
     # fine-tuning rate, fixed here before any base-size run; a checkpoint every 25 steps
     "base": Profile(
@@ -296,6 +297,8 @@ def method_args(profile: Profile, protocol: str, task: str, method: str, seed: i
             return None
     epochs = profile.epochs if (not p2 or free) else 2 * profile.epochs
     out = [*profile.base(task, seed, epochs), *args]
+    if profile.calibration_rows and "--prune-solver" in args:
+        out += ["--calibration-rows", str(profile.calibration_rows)]
     if variant == "ffn_only":
         out += FFN_GLOBS
     return out
