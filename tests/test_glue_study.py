@@ -263,3 +263,18 @@ def test_smoke_predictions_and_the_mcnemar_block(smoke):
     met = {k: t["met"] for k, t in data["targets"].items() if k != "date"}
     assert met.pop("free_admm_vs_free_sparsegpt") in (True, False)  # both there: measured
     assert set(met.values()) == {None}  # asp, the chosen recipe and dense_long's pairs missing
+
+
+@pytest.mark.slow
+def test_a_dev_pass_of_a_kept_run_gives_its_own_predictions(smoke, tmp_path):
+    """common.predict, for P1 dense runs made before runs kept predictions: on a run that kept them,
+    one dev pass of its saved weights writes the same predictions."""
+    from common.predict import predict_run
+
+    from nxm_deploy.admm.predictions import read_predictions
+
+    _, lay, _ = smoke
+    run = setup.run_dir(lay, "P1", "RTE", "dense", 1)
+    out = predict_run(run, setup.runs.data_dir(None), tmp_path / "again.tsv")
+    kept, again = read_predictions(run)["dev"], read_predictions(out)["dev"]
+    assert (kept.label == again.label).all() and (kept.prediction == again.prediction).mean() >= 0.97
