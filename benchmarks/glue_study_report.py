@@ -47,7 +47,7 @@ def report(profile: Profile, lay: Layout) -> dict[str, Any]:
     layers = layer_report(profile, lay, p1)
     dates = sorted(p1.pop("dates") + p2.pop("dates"))
     data = {
-        "model": profile.model or runs.MODEL_NAME,
+        "model": profile.model or (runs.MODEL_NAME if profile.study == "glue_study" else "--model"),
         "pattern": "2:4",
         "date": dates[-1][:10] if dates else None,
         "machine": runs.machine(),
@@ -75,7 +75,7 @@ def report(profile: Profile, lay: Layout) -> dict[str, Any]:
         + {"full": "", "smoke": " --smoke"}.get(profile.name, f" --profile {profile.name}"),
     }
     save(lay.json, data)
-    if lay.doc is None:  # the base profile: benchmarks/base_size.py composes its section
+    if lay.doc is None:  # the base profile: its doc section is composed elsewhere, from this JSON
         return data
     plots = _plots(lay, data)
     _write_doc(profile, lay, data, plots)
