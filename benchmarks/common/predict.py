@@ -28,13 +28,14 @@ def predict_run(run: Path, data_dir: str, out: Path, batch_size: int = 64) -> Pa
     dev = load_split(task, "dev", data_dir)
     cap = (man.get("hyperparameters") or {}).get("max_eval_samples")
     n = len(dev) if cap is None else min(cap, len(dev))
+    texts_a = dev.texts_a[:n]
     texts_b = dev.texts_b[:n] if dev.texts_b is not None else None
     model, tokenizer = load_model(run)
     model.eval()
     outputs = []
     with torch.no_grad():
         for i in range(0, n, batch_size):
-            enc = tokenizer(dev.texts_a[i : i + batch_size], texts_b[i : i + batch_size] if texts_b else None,
+            enc = tokenizer(texts_a[i : i + batch_size], texts_b[i : i + batch_size] if texts_b else None,
                             truncation=True, max_length=man["max_seq_len"], padding=True,
                             return_tensors="pt")  # fmt: skip
             outputs.append(model(**enc).logits.float().numpy())
