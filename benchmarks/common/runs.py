@@ -16,7 +16,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from nxm_deploy.admm import resumable
 from nxm_deploy.io import write_json_atomic
@@ -72,37 +72,72 @@ def machine() -> str:
 # ---- commands in a subprocess ---------------------------------------------------------------------
 
 
-def call(cmd: list[str], log: Path) -> int:
-    """Run ``cmd`` (offline: ``HF_HUB_OFFLINE=1``) with its output appended to ``log``; its exit status."""
+class Finished(NamedTuple):
+    """A finished subprocess: its exit status and its peak resident memory (MiB; Linux's
+    ``ru_maxrss``, in KiB, of that process)."""
+
+    returncode: int
+    peak_rss_mib: float
+
+
+def run(cmd: list[str], log: Path) -> Finished:
+    """Run ``cmd`` (offline: ``HF_HUB_OFFLINE=1``) with its output appended to ``log``; its exit status
+    and peak resident memory, read by ``os.wait4``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as f:
         f.write(f"$ {' '.join(cmd)}\n")
         f.flush()
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
         )
-    return proc.returncode
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    return Finished(proc.returncode, round(usage.ru_maxrss / 1024, 1))
 
 
-def run_or_exit(cmd: list[str], log: Path, what: str) -> None:
-    """:func:`call`, and on failure exit with ``what`` and the last lines of the log."""
-    if call(cmd, log) != 0:
+def call(cmd: list[str], log: Path) -> int:
+    """:func:`run`'s exit status."""
+    return run(cmd, log).returncode
+
+
+def run_or_exit(cmd: list[str], log: Path, what: str) -> Finished:
+    """:func:`run`, and on failure exit with ``what`` and the last lines of the log."""
+    done = run(cmd, log)
+    if done.returncode != 0:
         tail = log.read_text().splitlines()[-TAIL_LINES:]
         sys.exit(f"{what} failed; log {log}:\n" + "\n".join(tail))
+    return done
 
 
-def train(out: Path, args: list[str], log: Path, what: str, reuse: bool = True) -> Path:
-    """Run (or resume) ``nxm-deploy train ARGS --out OUT`` in a subprocess and return ``out``.
+class Trained(NamedTuple):
+    """A run directory and the peak resident memory (MiB) of the process that finished it (None when
+    the run was complete already)."""
+
+    out: Path
+    peak_rss_mib: float | None
+
+
+def train_run(out: Path, args: list[str], log: Path, what: str, reuse: bool = True) -> Trained:
+    """Run (or resume) ``nxm-deploy train ARGS --out OUT`` in a subprocess.
 
     A complete run at ``out`` (its ``nxm.json``) is returned as it is (``reuse=False``: trained
     again); an interrupted one is resumed when the library says it can be, else started again.
     """
     if reuse and (out / "nxm.json").is_file():
-        return out
+        return Trained(out, None)
     again = "--resume" if resumable(out) else "--overwrite"
     cmd = [sys.executable, "-m", "nxm_deploy", "train", *args, "--out", str(out), "--no-progress", again]
-    run_or_exit(cmd, log, what)
-    return out
+    return Trained(out, run_or_exit(cmd, log, what).peak_rss_mib)
+
+
+def train(out: Path, args: list[str], log: Path, what: str, reuse: bool = True) -> Path:
+    """:func:`train_run`'s run directory."""
+    return train_run(out, args, log, what, reuse).out
 
 
 def manifest(run: Path) -> dict[str, Any]:

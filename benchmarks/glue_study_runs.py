@@ -1,0 +1,242 @@
+"""The GLUE study's runs: training one (protocol, task, method, seed) through ``common.runs``, the
+P1 dense run that P2 starts from (:func:`ensure_dense`), the result file of a run (its value, phases,
+provenance, peak memory and dev predictions), the sensitivity scan and random layers of the layer
+choice, and ModelOpt's mask through benchmarks/sparsegpt.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from common import runs
+from common.predict import predict_run
+from common.runs import METRIC, REPO, save
+from glue_study_layers import exclude_args, random_choice
+from glue_study_setup import (
+    SENSITIVITY_BUDGET,
+    Layout,
+    Profile,
+    _stem,
+    canonical,
+    config,
+    current,
+    method_args,
+    predictions_path,
+    result_path,
+    run_dir,
+)
+
+from nxm_deploy.admm.predictions import PREDICTIONS_FILE
+
+say = functools.partial(runs.say, "glue_study")
+PROVENANCE = ("tool_version", "source", "command", "libraries", "machine", "created")
+
+
+def model_of(profile: Profile) -> str:
+    return profile.model or runs.model_path()
+
+
+def train(profile: Profile, lay: Layout, glue: str, protocol: str, task: str, method: str,
+          seed: int) -> runs.Trained:  # fmt: skip
+    """Run (or resume) one training run as a subprocess: its run directory and peak memory."""
+    out = run_dir(lay, protocol, task, method, seed)
+    if (out / "nxm.json").is_file():
+        return runs.Trained(out, None)
+    args = method_args(profile, protocol, task, method, seed)
+    assert args is not None
+    start = ["--model", model_of(profile)]
+    if protocol != "P1":
+        start = ["--init-from", str(ensure_dense(profile, lay, glue, task, seed))]
+    if protocol == "layers":
+        args = [*args, *layer_choice(profile, lay, glue, task, method, seed)["args"]]
+    if profile.save_steps:
+        args = [*args, "--save-steps", str(profile.save_steps)]
+    log = lay.work / "logs" / f"{protocol}-{task}-{_stem(method, seed)}.log"
+    return runs.train_run(out, [*start, "--task", task, "--data-dir", glue, *args], log,
+                          f"{protocol} {task} {method} {seed}")  # fmt: skip
+
+
+def _dense_matches(run: Path, cfg: dict[str, Any]) -> bool:
+    if not (run / "nxm.json").is_file():
+        return False
+    hp = runs.manifest(run)["hyperparameters"]
+    want = canonical(cfg["train_args"])
+    have = {"--seed": hp["seed"], "--epochs": hp["epochs"], "--lr": hp["lr"],
+            "--batch-size": hp["batch_size"], "--max-seq-len": hp["max_seq_len"],
+            "--method": hp["method"]}  # fmt: skip
+    for flag, key in (
+        ("--max-train-samples", "max_train_samples"),
+        ("--max-eval-samples", "max_eval_samples"),
+    ):
+        if hp.get(key) is not None:
+            have[flag] = hp[key]
+    return canonical([str(x) for kv in have.items() for x in kv]) == want and hp.get("teacher") is None
+
+
+def ensure_dense(profile: Profile, lay: Layout, glue: str, task: str, seed: int) -> Path:
+    """The P1 dense run of (task, seed); retrained when gone, with the rerun's value recorded beside
+    the first one (reproduces or not)."""
+    cfg = config(profile, "P1", task, "dense", seed)
+    assert cfg is not None
+    ours = run_dir(lay, "P1", task, "dense", seed)
+    if _dense_matches(ours, cfg):
+        return ours
+    path = result_path(lay, "P1", task, "dense", seed)
+    recorded = current(path, cfg)
+    say(f"  (re)training P1 {task} dense seed {seed}: P2 starts from its weights")
+    done = train(profile, lay, glue, "P1", task, "dense", seed)
+    if recorded is None:
+        record(profile, lay, glue, "P1", task, "dense", seed, done)
+    else:
+        value = _value(task, done.out)
+        recorded.setdefault("reruns", []).append({"value": value, "date": runs.manifest(done.out)["created"]})
+        recorded["reproduces"] = all(abs(r["value"] - recorded["value"]) <= 0.01 for r in recorded["reruns"])
+        save(path, recorded)
+        say(f"  rerun {value:.2f} against the recorded {recorded['value']:.2f}")
+    return done.out
+
+
+def _value(task: str, run: Path) -> float:
+    return round(100 * runs.manifest(run)["metrics"][METRIC[task]], 2)
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def keep_predictions(lay: Layout, glue: str, protocol: str, task: str, method: str, seed: int,
+                     run: Path) -> Path:  # fmt: skip
+    """The run's predictions.tsv copied beside the results (made by one dev pass of its weights where
+    the run was made before runs kept them)."""
+    dest = predictions_path(lay, protocol, task, method, seed)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if (run / PREDICTIONS_FILE).is_file():
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.copyfile(run / PREDICTIONS_FILE, tmp)
+        tmp.replace(dest)
+    else:
+        say(f"  {run} has no {PREDICTIONS_FILE}: one dev pass of its weights")
+        predict_run(run, glue, dest)
+    return dest
+
+
+def record(profile: Profile, lay: Layout, glue: str, protocol: str, task: str, method: str, seed: int,
+           done: runs.Trained, earlier: dict[str, Any] | None = None) -> dict:  # fmt: skip
+    run = done.out
+    man = runs.manifest(run)
+    metric = METRIC[task]
+    result: dict[str, Any] = {
+        "protocol": protocol,
+        "task": task,
+        "method": method,
+        "seed": seed,
+        "metric": metric,
+        "value": round(100 * man["metrics"][metric], 2),
+        "metrics": man["metrics"],
+        "phases": [
+            {k: p.get(k) for k in ("kind", "epochs", "metrics", "primal_residual")} for p in man["phases"]
+        ],
+        "config": config(profile, protocol, task, method, seed),
+        "layers": len(man.get("layers") or []),
+        "prune": {k: (man.get("prune") or {}).get(k) for k in ("solver", "wall_time_s")}
+        if man.get("prune")
+        else None,
+        "init_from": man.get("init_from"),
+        "epochs_total": man.get("epochs_total"),
+        "train_rows": man["data"]["train_rows"],
+        "train_sha256": man["data"]["train_sha256"],
+        "dev_rows": {k: v["rows"] for k, v in man["data"]["dev"].items()},
+        "wall_time_s": man["wall_time_s"],
+        "peak_rss_mib": done.peak_rss_mib,
+        "tool_version": man.get("tool_version"),
+        "date": man.get("created"),
+        "machine": runs.machine(),
+        "provenance": {k: man.get(k) for k in PROVENANCE},
+        "predictions": _rel(keep_predictions(lay, glue, protocol, task, method, seed, run)),
+    }
+    if protocol != "P1":
+        result["start_value"] = _value(task, Path(man["init_from"]["run"]))
+    if protocol == "layers":
+        result["exclude"] = list(man["hyperparameters"].get("exclude") or [])
+        choice = layer_choice(profile, lay, glue, task, method, seed)
+        result["layer_choice"] = {k: v for k, v in choice.items() if k != "args"}
+    if earlier:
+        result["earlier"] = earlier
+    save(result_path(lay, protocol, task, method, seed), result)
+    return result
+
+
+def sensitivity(profile: Profile, lay: Layout, glue: str, task: str, seed: int) -> dict[str, Any]:
+    """``nxm-deploy sensitivity`` on the P1 dense run for a 1-point budget (its JSON copied under
+    results/layers/<TASK>/): the layers it keeps dense, their 2:4 share of FLOPs, and whether it
+    scored the rows the run trained on (``in_sample``; None: a scan made before the tool said)."""
+    keep = lay.results / "layers" / task / f"sensitivity-seed{seed}.json"
+    if not keep.is_file():
+        dense = ensure_dense(profile, lay, glue, task, seed)
+        out = lay.work / "layers" / task / f"sensitivity-seed{seed}.json"
+        cmd = [sys.executable, "-m", "nxm_deploy", "sensitivity", str(dense), "--out", str(out), "--data-dir",
+               glue, "--budget", str(SENSITIVITY_BUDGET), "--rows-from", "auto", "--overwrite"]  # fmt: skip
+        if profile.sensitivity_rows:
+            cmd += ["--rows", str(profile.sensitivity_rows)]
+        runs.run_or_exit(
+            cmd, lay.work / "logs" / f"sensitivity-{task}-seed{seed}.log", f"sensitivity {task} seed {seed}"
+        )
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out, keep)
+    rep = json.loads(keep.read_text())
+    return {"exclude": rep["exclude"], "flops_share": rep["flops_share"],
+            "in_sample": (rep.get("rows") or {}).get("in_sample")}  # fmt: skip
+
+
+def layer_choice(profile: Profile, lay: Layout, glue: str, task: str, method: str, seed: int) -> dict:
+    """A ``layers`` method's extra train options (``args``) and what they choose."""
+    from glue_study_stats import ffn_flops_share
+
+    variant = method.split(":", 1)[0]
+    if variant == "sensitivity":
+        s = sensitivity(profile, lay, glue, task, seed)
+        return {**s, "args": exclude_args(s["exclude"])}
+    if variant.startswith("random_"):
+        share = (ffn_flops_share() if variant == "random_ffn_only"
+                 else sensitivity(profile, lay, glue, task, seed)["flops_share"])  # fmt: skip
+        r = random_choice(model_of(profile), share, seed)
+        return {**r, "args": exclude_args(r["exclude"])}
+    return {"args": []}
+
+
+def run_sparsegpt(profile: Profile, lay: Layout, glue: str, task: str, seed: int, python: str) -> dict | None:
+    """ModelOpt's SparseGPT mask (no weight update) on the P1 dense run through benchmarks/sparsegpt.py
+    (its own venv): the ``modelopt_mask`` row."""
+    script = REPO / "benchmarks" / "sparsegpt.py"
+    if not script.is_file():
+        say(f"  modelopt_mask skipped: {script.relative_to(REPO)} is not in this tree")
+        return None
+    if not Path(python).is_file():
+        say(f"  modelopt_mask skipped: no ModelOpt interpreter at {python} (pass --modelopt-python PATH)")
+        return None
+    dense = ensure_dense(profile, lay, glue, task, seed)
+    out = runs.RESULTS / "sparsegpt.json" if profile.name == "full" else lay.results / "sparsegpt.json"
+    cmd = [python, str(script), str(dense), "--data-dir", glue, "--out", str(out),
+           "--work", str(lay.work / "P2" / task / "sparsegpt")]  # fmt: skip
+    log = lay.work / "logs" / f"P2-{task}-sparsegpt-seed{seed}.log"
+    done = runs.run(cmd, log)
+    if done.returncode != 0:  # the comparison, not the study: the other methods go on
+        last = (log.read_text().splitlines() or [""])[-1]
+        say(f"  modelopt_mask failed on {task} seed {seed} (log {log}): {last}")
+        return None
+    name = f"{runs.manifest(dense)['task']}/{dense.name}"
+    entry = json.loads(out.read_text())["runs"][name]
+    result = {
+        "protocol": "P2", "task": task, "method": "modelopt_mask", "seed": seed, "metric": METRIC[task],
+        "value": round(100 * entry["sparsegpt"]["dev"], 2), "phases": [],
+        "config": config(profile, "P2", task, "modelopt_mask", seed), "start_value": _value(task, dense),
+        "source": f"{_rel(out)} runs[{name!r}]", "wall_time_s": entry["sparsegpt"].get("wall_s", 0),
+        "peak_rss_mib": done.peak_rss_mib, "date": entry.get("date", ""), "machine": runs.machine(),
+    }  # fmt: skip
+    save(result_path(lay, "P2", task, "modelopt_mask", seed), result)
+    return result
