@@ -36,48 +36,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-from base_size_report import CHAIN, JSON_OUT, SEED, TASKS, report
+from base_size_report import BASE, CHAIN, JSON_OUT, SEED, TASKS, _load, report
+from common import runs
+from glue_study_setup import Layout
+
+from nxm_deploy.manifest import ExportManifest
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
-WORK = REPO / "benchmarks" / "work" / "base_size"
+WORK = Layout.of(BASE).work
 
 
 def say(msg: str) -> None:
-    print(f"[base_size {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def measured(cmd: list[str], log: Path) -> tuple[int, float]:
-    """Run ``cmd`` with its output appended to ``log``; (exit status, its peak resident memory in MiB,
-    the largest of the process and its children, as the kernel counts it)."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a") as f:
-        f.write(f"$ {' '.join(cmd)}\n")
-        f.flush()
-        proc = subprocess.Popen(
-            cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024  # Linux: KiB
+    runs.say("base_size", msg)
 
 
 def _must(cmd: list[str], log: Path, what: str) -> float:
-    rc, peak = measured(cmd, log)
-    if rc != 0:
-        tail = log.read_text().splitlines()[-5:]
-        sys.exit(f"{what} failed (exit {rc}); log {log}:\n" + "\n".join(tail))
-    return peak
-
-
-def _save(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
-
-
-def _load(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+    """Run ``cmd`` (exit with the log's tail when it fails); its peak resident memory in MiB."""
+    return runs.run_or_exit(cmd, log, what).peak_rss_mib
 
 
 def accuracy_runs(model: str, task: str, glue: str, max_hours: float | None) -> None:
@@ -101,7 +76,11 @@ def accuracy_runs(model: str, task: str, glue: str, max_hours: float | None) -> 
     if max_hours is not None:
         cmd += ["--max-hours", str(max_hours)]
     say(f"{task}: accuracy runs ({' '.join(cmd[1:])})")
-    subprocess.run(cmd, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    rc = subprocess.run(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}).returncode
+    if rc != 0:
+        sys.exit(
+            f"{task}: the accuracy runs stopped (exit {rc}); see the lines above, then run the same command"
+        )
 
 
 def chain(task: str, dense_run: Path, chosen_run: Path, glue: str) -> dict[str, Any]:
@@ -155,15 +134,12 @@ def chain(task: str, dense_run: Path, chosen_run: Path, glue: str) -> dict[str, 
         "task": task,
         "runs": runs,
         "check": "ok",
-        "exports": {
-            k: json.loads((exports / f"{k}-fp32" / "export.json").read_text()).get("parity")
-            for k in ("dense", "sparse")
-        },
+        "exports": {k: ExportManifest.read(exports / f"{k}-fp32").parity for k in ("dense", "sparse")},
         "int8": json.loads(int8_json.read_text()),
         "predictor": predictor_pass(exports / "sparse-fp32", task, glue),
         "peak_memory_mib": memory,
     }
-    _save(path, result)
+    runs.save(path, result)
     return result
 
 

@@ -9,14 +9,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from glue_study_setup import PROFILES, Layout
+
+BASE = PROFILES["base"]  # the study's base profile: its tasks, seed and P2 methods are this report's
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 JSON_OUT = RESULTS / "base_size.json"
-CHAIN = RESULTS / "base_size"  # per-task chain figures beside the study's per-run results
+CHAIN = Layout.of(BASE).results  # the study's per-run results, and the chain's figures beside them
 DOC = REPO / "docs" / "RESULTS.md"
-SEED = 1
+SEED = BASE.seeds[0]
 MODEL_DIR = "~/models/all-mpnet-base-v2"
-TASKS = ("SST-2", "MRPC")
+TASKS = BASE.tasks
 MODEL_NAME = "sentence-transformers/all-mpnet-base-v2 (MPNet, 12 layers, hidden 768, 109.5M parameters)"
 TARGETS = {  # written 2026-12-06, before the runs; reported met or missed, never moved
     "chosen_vs_dense_long": {"at_least": 99.0, "unit": "% of dense_long", "where": "each task"},
@@ -31,16 +34,7 @@ def _load(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-METHODS = (
-    "dense",
-    "dense_long",
-    "asp",
-    "chosen",
-    "free_magnitude",
-    "free_wanda",
-    "free_sparsegpt",
-    "free_admm",
-)
+METHODS = ("dense", *BASE.p2_methods)  # P1 dense, then P2's
 LABELS = {
     "dense": "P1 dense (3 epochs)",
     "dense_long": "dense_long (3 + 3 dense epochs)",
