@@ -144,6 +144,7 @@ PROFILES = {
         _FULL.batch_size,
         _FULL.max_seq_len,
         p2_seeds=(1, 2, 3, 4, 5),
+        save_steps=50,  # a run cut off (a session's end) resumes from its last checkpoint
     ),
     # plumbing only: one task, 64 rows, 0.2 epochs, into benchmarks/work/glue_study-smoke/
     "smoke": Profile("smoke", ("RTE",), (1,), 0.2, {"RTE": 64}, 32, sensitivity_rows=32, calibration_rows=16),

@@ -59,8 +59,9 @@ class TrainConfig:
     init_from: str | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    save_steps: int = 200
-    logging_steps: int = 20
+    # How often to checkpoint and log: neither changes what is trained, so a run resumes with others
+    save_steps: int = field(default=200, compare=False)
+    logging_steps: int = field(default=20, compare=False)
     # Hardware. "bf16"/"fp16": Trainer's autocast (weights and the method's state stay fp32);
     # fp16 needs a GPU (its loss scaler skips a step that overflowed; so do the ADMM update, the
     # decoupled step and the masking). grad_accum: micro-batches per optimizer step; --batch-size
@@ -165,7 +166,7 @@ class TrainConfig:
     def comparable(self) -> dict[str, Any]:
         """The options that must match for a resume (not resume/overwrite/progress): the shared ones
         and the chosen method's."""
-        skip = {f.name for f in dataclasses.fields(self) if not f.compare} | set(option_defaults())
+        skip = _not_compared() | set(option_defaults())
         return {**{k: v for k, v in self.to_json().items() if k not in skip}, **self.method_options()}
 
     def differs_from(self, saved: dict[str, Any]) -> list[str]:
@@ -173,8 +174,12 @@ class TrainConfig:
         option missing on one side counts as its default (so a method added since, or the options
         of another method that older runs saved, make no difference)."""
         now, defaults = self.comparable(), option_defaults()
-        keys = set(saved) | set(now)
+        keys = (set(saved) | set(now)) - _not_compared()  # a run staged before an option stopped counting
         return sorted(k for k in keys if saved.get(k, defaults.get(k)) != now.get(k, defaults.get(k)))
+
+
+def _not_compared() -> set[str]:
+    return {f.name for f in dataclasses.fields(TrainConfig) if not f.compare}
 
 
 def option_defaults() -> dict[str, Any]:

@@ -83,3 +83,13 @@ def test_a_run_staged_before_the_options_split_still_resumes() -> None:
     old = {k: v for k, v in cfg.to_json().items() if k not in skip}
     assert "rho_growth" in old and cfg.differs_from(old) == []
     assert TrainConfig(task="rte", out="x", model="m", method="asp").differs_from(old) == ["dense_epochs"]
+
+
+def test_a_run_resumes_with_another_checkpoint_and_log_cadence() -> None:
+    from nxm_deploy.admm.config import TrainConfig
+
+    # a study that starts checkpointing more often must still resume the runs it staged before
+    staged = {**TrainConfig(task="rte", out="x", model="m").comparable(), "save_steps": 200, "logging_steps": 20}
+    now = TrainConfig(task="rte", out="x", model="m", save_steps=50, logging_steps=5)
+    assert now.differs_from(staged) == []
+    assert TrainConfig(task="rte", out="x", model="m", lr=1e-3).differs_from(staged) == ["lr"]
