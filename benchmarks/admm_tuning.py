@@ -12,8 +12,8 @@ do not use for SST-2 (their fixed seed-0 subset), and no dev set is read. Every 
 points:
 
 * ``pretrained``: 3 epochs in all from the pretrained weights (the first study's setting);
-* ``fine-tuned``: from the ``dense`` run of the same seed (``--init-from``), 3 more epochs
-  (``--epochs 6``), or none (``--epochs 3``: the training-free prune).
+* ``fine-tuned``: from the ``dense`` run of the same seed (``--init-from``), ``--epochs 6``: 3 dense +
+  3 masked epochs = 6 in all, or ``--epochs 3`` (the training-free prune: none after the dense run's).
 
 Stage 1 (the schedule of ``admm``, seed 1) and stage 2 (distillation) are the first edition's.
 Stage 3 runs every lever of the accuracy issue at seed 1 from both starting points; stage 4 runs
