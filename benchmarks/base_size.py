@@ -8,6 +8,8 @@ layers, hidden 768, 109.5M parameters), SST-2 (5,000 training rows) and MRPC, se
 Every step is resumable: run the same command again and it continues where it stopped (a training
 run from its newest checkpoint, an export or a report that exists is kept). Per task:
 
+The P1 dense run and the chosen recipe come first, then the chain, then the other accuracy runs.
+
 1. **Accuracy** (``glue_study.py --profile base``, the third edition's P2 definitions): P1 ``dense``
    (3 epochs from the pretrained weights), then from it ``dense_long`` (3 more dense epochs, the
    dense model at P2's budget), ``asp``, the chosen recipe, and the training-free prunes
@@ -55,8 +57,11 @@ def _must(cmd: list[str], log: Path, what: str) -> float:
     return runs.run_or_exit(cmd, log, what).peak_rss_mib
 
 
-def accuracy_runs(model: str, task: str, glue: str, max_hours: float | None) -> None:
-    """The study's P1 and P2 runs of ``task`` at base size (resumable; kept results are skipped)."""
+def accuracy_runs(
+    model: str, task: str, glue: str, max_hours: float | None, methods: list[str] | None
+) -> None:
+    """The study's P1 and P2 runs of ``task`` at base size, or only ``methods`` of them (resumable;
+    kept results are skipped)."""
     cmd = [
         sys.executable,
         str(REPO / "benchmarks" / "glue_study.py"),
@@ -75,6 +80,8 @@ def accuracy_runs(model: str, task: str, glue: str, max_hours: float | None) -> 
     ]
     if max_hours is not None:
         cmd += ["--max-hours", str(max_hours)]
+    if methods:
+        cmd += ["--methods", ",".join(methods)]
     say(f"{task}: accuracy runs ({' '.join(cmd[1:])})")
     rc = subprocess.run(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}).returncode
     if rc != 0:
@@ -200,13 +207,15 @@ def main(argv: list[str] | None = None) -> None:
         for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
             if task not in TASKS:
                 sys.exit(f"--tasks: {task} is not one of {', '.join(TASKS)}")
-            accuracy_runs(args.model, task, glue, args.max_hours)
+            # the two runs the chain needs first, so its figures (INT8, memory) come early; then the rest
+            accuracy_runs(args.model, task, glue, args.max_hours, ["dense", chosen])
             dense = WORK / "P1" / task / f"dense-seed{SEED}"
             sparse = WORK / "P2" / task / f"{chosen}-seed{SEED}"
             if (dense / "nxm.json").is_file() and (sparse / "nxm.json").is_file():
                 chain(task, dense, sparse, glue)
             else:
                 say(f"{task}: the chain waits for {dense.name} and {sparse.name}; run again to continue")
+            accuracy_runs(args.model, task, glue, args.max_hours, None)
     data = report()
     say(f"wrote {JSON_OUT.relative_to(REPO)} and docs/RESULTS.md (At base size)")
     for name, tg in data["targets"].items():
