@@ -47,7 +47,8 @@ def library_versions() -> dict[str, str | None]:
 def source_revision() -> dict[str, Any]:
     """``{"commit": SHA, "dirty": bool}`` of the git checkout the tool runs from (an editable install
     or a clone), or ``{"commit": None, "dirty": None}`` for an installed wheel or where git is absent.
-    ``dirty``: the checkout had changes not committed (untracked files included)."""
+    ``dirty``: the package's own folder had changes not committed (untracked files included; results
+    or docs written beside it do not count). Read once per process (a run calls it as it starts)."""
 
     def git(*args: str) -> str | None:
         try:

@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from nxm_deploy import nm
+from nxm_deploy import nm, origin
 from nxm_deploy.admm.callbacks import LogCallback, PlaceCallback, StateCheckpointCallback
 from nxm_deploy.admm.checkpoints import (
     checkpoints_root,
@@ -234,6 +234,7 @@ def _train(cfg: TrainConfig) -> RunResult:
     from nxm_deploy.models import select_layers
 
     t0 = time.time()
+    origin.source_revision()  # cached now: the source the run starts from, not one committed while it trains
     init_distributed()
     check_hardware(cfg, world_size())
     method = get_method(cfg.method)
