@@ -187,6 +187,7 @@ def protocol_report(profile: Profile, lay: Layout, protocol: str, p1_dense: floa
                       if r["method"] != "modelopt_mask" and not r.get("predictions"))  # fmt: skip
     out = {
         **s,
+        "reruns": reruns(every),
         "three_tasks": {"tasks": list(three), "average": s3["average"],
                         "paired": paired(_restrict(s["tasks"], three), chosen, others) if chosen else {}},
         "prune": prune_rows(results),
@@ -206,6 +207,18 @@ def protocol_report(profile: Profile, lay: Layout, protocol: str, p1_dense: floa
         out["three_tasks"]["of_dense_long"] = of_dense(s["tasks"], "dense_long", three)
         out["p1_dense"] = p1_dense
     return out
+
+
+def reruns(every: list[dict[str, Any]]) -> dict[str, Any]:
+    """Results trained again by the current code over an earlier recorded value (``earlier``): how
+    many, how many give it back (within 0.01 point) and the largest difference."""
+    diffs = [
+        abs(r["value"] - r["earlier"]["value"])
+        for r in every
+        if (r.get("earlier") or {}).get("value") is not None
+    ]
+    return {"count": len(diffs), "reproduce": sum(round(d, 2) <= 0.01 for d in diffs),
+            "max_abs_diff": round(max(diffs), 2) if diffs else None}  # fmt: skip
 
 
 def _met(what: str, value: Any, target: str, met: bool | None) -> dict[str, Any]:

@@ -278,3 +278,15 @@ def test_a_dev_pass_of_a_kept_run_gives_its_own_predictions(smoke, tmp_path):
     out = predict_run(run, setup.runs.data_dir(None), tmp_path / "again.tsv")
     kept, again = read_predictions(run)["dev"], read_predictions(out)["dev"]
     assert (kept.label == again.label).all() and (kept.prediction == again.prediction).mean() >= 0.97
+
+
+def test_reruns_count_the_results_that_give_back_their_recorded_value() -> None:
+    # a study retrained by new code says how many of its earlier values came back, and by how much not
+    every = [
+        {"value": 84.05, "earlier": {"value": 84.05}},
+        {"value": 83.90, "earlier": {"value": 83.89}},
+        {"value": 60.00, "earlier": {"value": 61.25}},
+        {"value": 70.00},
+    ]
+    assert glue_study_stats.reruns(every) == {"count": 3, "reproduce": 2, "max_abs_diff": 1.25}
+    assert glue_study_stats.reruns([{"value": 1.0}]) == {"count": 0, "reproduce": 0, "max_abs_diff": None}
