@@ -89,7 +89,11 @@ def test_a_run_resumes_with_another_checkpoint_and_log_cadence() -> None:
     from nxm_deploy.admm.config import TrainConfig
 
     # a study that starts checkpointing more often must still resume the runs it staged before
-    staged = {**TrainConfig(task="rte", out="x", model="m").comparable(), "save_steps": 200, "logging_steps": 20}
+    staged = {
+        **TrainConfig(task="rte", out="x", model="m").comparable(),
+        "save_steps": 200,
+        "logging_steps": 20,
+    }
     now = TrainConfig(task="rte", out="x", model="m", save_steps=50, logging_steps=5)
     assert now.differs_from(staged) == []
     assert TrainConfig(task="rte", out="x", model="m", lr=1e-3).differs_from(staged) == ["lr"]
