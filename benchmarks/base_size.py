@@ -40,7 +40,7 @@ from typing import Any
 
 from base_size_report import BASE, CHAIN, JSON_OUT, SEED, TASKS, _load, report
 from common import runs
-from glue_study_setup import Layout
+from glue_study_setup import Layout, run_dir
 
 from nxm_deploy.manifest import ExportManifest
 
@@ -88,6 +88,22 @@ def accuracy_runs(
         sys.exit(
             f"{task}: the accuracy runs stopped (exit {rc}); see the lines above, then run the same command"
         )
+
+
+def chain_runs(model: str, task: str, chosen: str, glue: str) -> tuple[Path, Path]:
+    """The P1 dense run and the chosen run the chain exports: kept by the study (its base profile
+    keeps them), or trained again, resumably, where an earlier study removed the chosen one."""
+    from dataclasses import replace
+
+    from glue_study_runs import train
+
+    profile = replace(BASE, model=str(Path(model).resolve()))
+    lay = Layout.of(profile)
+    dense = train(profile, lay, glue, "P1", task, "dense", SEED).out
+    sparse = run_dir(lay, "P2", task, chosen, SEED)
+    if not (sparse / "nxm.json").is_file():
+        say(f"{task}: training {chosen} again for the chain (its run directory was not kept)")
+    return dense, train(profile, lay, glue, "P2", task, chosen, SEED).out
 
 
 def chain(task: str, dense_run: Path, chosen_run: Path, glue: str) -> dict[str, Any]:
@@ -209,12 +225,8 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(f"--tasks: {task} is not one of {', '.join(TASKS)}")
             # the two runs the chain needs first, so its figures (INT8, memory) come early; then the rest
             accuracy_runs(args.model, task, glue, args.max_hours, ["dense", chosen])
-            dense = WORK / "P1" / task / f"dense-seed{SEED}"
-            sparse = WORK / "P2" / task / f"{chosen}-seed{SEED}"
-            if (dense / "nxm.json").is_file() and (sparse / "nxm.json").is_file():
-                chain(task, dense, sparse, glue)
-            else:
-                say(f"{task}: the chain waits for {dense.name} and {sparse.name}; run again to continue")
+            if not (CHAIN / f"chain-{task}.json").is_file():
+                chain(task, *chain_runs(args.model, task, chosen, glue), glue)
             accuracy_runs(args.model, task, glue, args.max_hours, None)
     data = report()
     say(f"wrote {JSON_OUT.relative_to(REPO)} and docs/RESULTS.md (At base size)")

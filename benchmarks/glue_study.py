@@ -168,7 +168,7 @@ def study(profile: Profile, lay: Layout, glue: str, protocols: list[str], tasks:
         else:
             trained = train(profile, lay, glue, protocol, task, method, seed)
             result = record(profile, lay, glue, protocol, task, method, seed, trained, earlier)
-            if not (protocol == "P1" and method == "dense"):  # dense runs stay: P2 starts from them
+            if not profile.keeps(protocol, method):  # P1 dense stays: P2 starts from it
                 shutil.rmtree(trained.out, ignore_errors=True)
         say(f"  {result['metric']} {result['value']:.2f} in {time.time() - t:.0f} s")
         report(profile, lay)

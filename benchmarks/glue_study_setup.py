@@ -98,6 +98,7 @@ class Profile:
     p2_methods: tuple[str, ...] | None = None  # [all of P2_METHODS]; "chosen": P2's chosen recipe
     model: str | None = None  # a local model directory [MiniLM]
     save_steps: int | None = None  # a checkpoint every N steps (not part of a result's config)
+    keep: tuple[str, ...] = ()  # methods whose run directories stay after their result ("chosen": P2's)
     study: str = "glue_study"  # where its results go (Layout.of)
     calibration_rows: int | None = None  # the solvers' calibration rows [the tool's default]
 
@@ -106,6 +107,13 @@ class Profile:
         if protocol == "P2" and self.p2_seeds and (method in FIVE_SEEDS or method == chosen_of("P2")):
             return self.p2_seeds
         return self.seeds
+
+    def keeps(self, protocol: str, method: str) -> bool:
+        """Whether the run directory stays: P1 dense (P2 starts from it) and this profile's ``keep``."""
+        if protocol == "P1" and method == "dense":
+            return True
+        chosen = protocol == "P2" and "chosen" in self.keep and method == chosen_of("P2")
+        return method in self.keep or chosen
 
     def all_seeds(self) -> tuple[int, ...]:
         return tuple(sorted(set(self.seeds) | set(self.p2_seeds or ())))
@@ -171,6 +179,7 @@ PROFILES = {
             "free_admm",
         ),
         save_steps=25,
+        keep=("chosen",),  # base_size.py's chain exports the chosen run
         study="base_size",
     ),
 }

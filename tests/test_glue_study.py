@@ -290,3 +290,11 @@ def test_reruns_count_the_results_that_give_back_their_recorded_value() -> None:
     ]
     assert glue_study_stats.reruns(every) == {"count": 3, "reproduce": 2, "max_abs_diff": 1.25}
     assert glue_study_stats.reruns([{"value": 1.0}]) == {"count": 0, "reproduce": 0, "max_abs_diff": None}
+
+
+def test_the_base_profile_keeps_the_run_its_chain_exports() -> None:
+    # base_size.py exports the chosen P2 run after the study recorded it: the study must not remove it
+    base, full, chosen = setup.PROFILES["base"], setup.PROFILES["full"], setup.chosen_of("P2")
+    assert chosen is not None
+    assert base.keeps("P2", chosen) and base.keeps("P1", "dense") and not base.keeps("P2", "asp")
+    assert full.keeps("P1", "dense") and not full.keeps("P2", chosen)
