@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from base_size_report import BASE, CHAIN, JSON_OUT, SEED, TASKS, _load, report
+from base_size_report import BASE, CHAIN, JSON_OUT, SEED, TASKS, _load, chain_path, report
 from common import runs
 from glue_study_setup import Layout, run_dir
 
@@ -109,7 +109,7 @@ def chain_runs(model: str, task: str, chosen: str, glue: str) -> tuple[Path, Pat
 def chain(task: str, dense_run: Path, chosen_run: Path, glue: str) -> dict[str, Any]:
     """check, exports (with their peak memory), int8.py and Predictor for one task; kept in
     ``CHAIN/<task>.json`` and reused when it exists for the same two runs."""
-    path = CHAIN / f"chain-{task}.json"
+    path = chain_path(task)
     runs = {"dense": str(dense_run.relative_to(REPO)), "chosen": str(chosen_run.relative_to(REPO))}
     kept = _load(path)
     if kept and kept.get("runs") == runs:
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(f"--tasks: {task} is not one of {', '.join(TASKS)}")
             # the two runs the chain needs first, so its figures (INT8, memory) come early; then the rest
             accuracy_runs(args.model, task, glue, args.max_hours, ["dense", chosen])
-            if not (CHAIN / f"chain-{task}.json").is_file():
+            if not chain_path(task).is_file():
                 chain(task, *chain_runs(args.model, task, chosen, glue), glue)
             accuracy_runs(args.model, task, glue, args.max_hours, None)
     data = report()

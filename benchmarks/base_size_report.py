@@ -83,7 +83,7 @@ def task_report(task: str, chosen: str) -> dict[str, Any]:
         "chosen_minus_asp": _minus(val["chosen"], val["asp"]),
         "free_admm_minus_free_sparsegpt": _minus(val["free_admm"], val["free_sparsegpt"]),
     }
-    chain_ = _load(CHAIN / f"chain-{task}.json")
+    chain_ = _load(chain_path(task))
     int8 = None
     if chain_:
         models = chain_["int8"]["models"]
@@ -232,3 +232,8 @@ def report() -> dict[str, Any]:
 
     write_section(DOC, _doc(data), BEGIN, END)
     return data
+
+
+def chain_path(task: str) -> Path:
+    """Where base_size.py keeps one task's chain figures (check, exports, INT8, Predictor)."""
+    return CHAIN / f"chain-{task}.json"

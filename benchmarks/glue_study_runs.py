@@ -95,8 +95,9 @@ def ensure_dense(profile: Profile, lay: Layout, glue: str, task: str, seed: int)
     else:
         value = _value(task, done.out)
         recorded.setdefault("reruns", []).append({"value": value, "date": runs.manifest(done.out)["created"]})
-        diffs = [abs(r["value"] - recorded["value"]) for r in recorded["reruns"]]
-        recorded["reproduces"] = all(round(d, 2) <= 0.01 for d in diffs)  # values carry 2 decimals
+        recorded["reproduces"] = all(
+            runs.reproduces(r["value"], recorded["value"]) for r in recorded["reruns"]
+        )
         save(path, recorded)
         say(f"  rerun {value:.2f} against the recorded {recorded['value']:.2f}")
     return done.out

@@ -212,13 +212,13 @@ def protocol_report(profile: Profile, lay: Layout, protocol: str, p1_dense: floa
 def reruns(every: list[dict[str, Any]]) -> dict[str, Any]:
     """Results trained again by the current code over an earlier recorded value (``earlier``): how
     many, how many give it back (within 0.01 point) and the largest difference."""
-    diffs = [
-        abs(r["value"] - r["earlier"]["value"])
+    pairs = [
+        (r["value"], r["earlier"]["value"])
         for r in every
         if (r.get("earlier") or {}).get("value") is not None
     ]
-    return {"count": len(diffs), "reproduce": sum(round(d, 2) <= 0.01 for d in diffs),
-            "max_abs_diff": round(max(diffs), 2) if diffs else None}  # fmt: skip
+    return {"count": len(pairs), "reproduce": sum(runs.reproduces(v, e) for v, e in pairs),
+            "max_abs_diff": round(max(abs(v - e) for v, e in pairs), 2) if pairs else None}  # fmt: skip
 
 
 def _met(what: str, value: Any, target: str, met: bool | None) -> dict[str, Any]:

@@ -160,3 +160,8 @@ def save(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as indented JSON, atomically (a killed study never leaves half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, data)
+
+
+def reproduces(value: float, recorded: float) -> bool:
+    """Whether a rerun gives back a recorded dev value, at the 2 decimals values carry."""
+    return round(abs(value - recorded), 2) <= 0.01
