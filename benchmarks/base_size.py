@@ -30,15 +30,17 @@ choose anything: the chosen recipe is MiniLM's (``benchmarks/admm_tuning.py``, t
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from base_size_report import BASE, CHAIN, JSON_OUT, SEED, TASKS, _load, chain_path, report
+from base_size_report import BASE, JSON_OUT, SEED, TASKS, _load, chain_path, report
 from common import runs
 from glue_study_setup import Layout, run_dir
 
@@ -106,61 +108,74 @@ def chain_runs(model: str, task: str, chosen: str, glue: str) -> tuple[Path, Pat
     return dense, train(profile, lay, glue, "P2", task, chosen, SEED).out
 
 
+def _identity(dense_run: Path, chosen_run: Path) -> dict[str, Any]:
+    """The two runs a chain exports: their paths and their ``nxm.json``'s sha256 (a run trained again
+    at the same path is another run, and nothing exported from the old one is kept for it)."""
+
+    def sha(run: Path) -> str:
+        return hashlib.sha256((run / "nxm.json").read_bytes()).hexdigest()
+
+    return {
+        "runs": {"dense": _rel(dense_run), "chosen": _rel(chosen_run)},
+        "nxm_sha256": {"dense": sha(dense_run), "chosen": sha(chosen_run)},
+    }
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def chain(task: str, dense_run: Path, chosen_run: Path, glue: str) -> dict[str, Any]:
     """check, exports (with their peak memory), int8.py and Predictor for one task; kept in
-    ``CHAIN/<task>.json`` and reused when it exists for the same two runs."""
+    ``CHAIN/<task>.json`` and reused when it exists for the same two runs.
+
+    Each finished step and its peak memory go to ``WORK/<task>/chain/progress.json`` as it ends, so a
+    chain stopped part way continues from the step it stopped in with every figure it had measured."""
     path = chain_path(task)
-    runs = {"dense": str(dense_run.relative_to(REPO)), "chosen": str(chosen_run.relative_to(REPO))}
+    ident = _identity(dense_run, chosen_run)
     kept = _load(path)
-    if kept and kept.get("runs") == runs:
+    if kept and all(kept.get(k) == v for k, v in ident.items()):
         return kept
     work = WORK / task / "chain"
     logs = work / "logs"
+    progress_path = work / "progress.json"
+    progress = _load(progress_path)
+    if not progress or any(progress.get(k) != v for k, v in ident.items()):
+        shutil.rmtree(work / "int8", ignore_errors=True)  # exports of other runs
+        progress = {**ident, "peak_memory_mib": {}}
+    memory: dict[str, float] = progress["peak_memory_mib"]
+
+    def step(key: str, output: Path, msg: str, cmd: list[str], log: str, what: str) -> None:
+        if key in memory and output.exists():
+            return
+        say(f"{task}: {msg}")
+        memory[key] = _must(cmd, logs / log, what)
+        runs.save(progress_path, progress)
+
     nxm = [sys.executable, "-m", "nxm_deploy"]
-    say(f"{task}: check {chosen_run.name}")
-    _must([*nxm, "check", str(chosen_run)], logs / "check.log", "check")
-    memory: dict[str, float] = {}
+    step("check_mib", logs / "check.log", f"check {chosen_run.name}", [*nxm, "check", str(chosen_run)],
+         "check.log", "check")  # fmt: skip
     exports = work / "int8" / "exports"
     for role, run in (("dense", dense_run), ("sparse", chosen_run)):
         out = exports / f"{role}-fp32"
-        if not (out / "export.json").is_file():
-            say(f"{task}: export {role} (fp32 ONNX)")
-            memory[f"export_{role}_mib"] = _must(
-                [*nxm, "export", str(run), "--out", str(out), "--data-dir", glue, "--overwrite"],
-                logs / f"export-{role}.log",
-                f"export {role}",
-            )
-    int8_json = CHAIN / f"int8-{task}.json"
-    say(f"{task}: INT8 exports and bench (benchmarks/int8.py)")
-    memory["int8_and_bench_mib"] = _must(
-        [
-            sys.executable,
-            str(REPO / "benchmarks" / "int8.py"),
-            "--dense-run",
-            str(dense_run),
-            "--sparse-run",
-            str(chosen_run),
-            "--task",
-            task,
-            "--data-dir",
-            glue,
-            "--work",
-            str(work / "int8"),
-            "--json",
-            str(int8_json),
-        ],
-        logs / "int8.log",
-        "int8.py",
-    )
+        cmd = [*nxm, "export", str(run), "--out", str(out), "--data-dir", glue, "--overwrite"]
+        step(f"export_{role}_mib", out / "export.json", f"export {role} (fp32 ONNX)", cmd,
+             f"export-{role}.log", f"export {role}")  # fmt: skip
+    int8_json = path.parent / f"int8-{task}.json"
+    int8 = [sys.executable, str(REPO / "benchmarks" / "int8.py"), "--dense-run", str(dense_run),
+            "--sparse-run", str(chosen_run), "--task", task, "--data-dir", glue, "--work", str(work / "int8"),
+            "--json", str(int8_json)]  # fmt: skip
+    step("int8_and_bench_mib", int8_json, "INT8 exports and bench (benchmarks/int8.py)", int8, "int8.log",
+         "int8.py")  # fmt: skip
     say(f"{task}: Predictor over the dev set")
     result = {
         "task": task,
-        "runs": runs,
+        **ident,
         "check": "ok",
         "exports": {k: ExportManifest.read(exports / f"{k}-fp32").parity for k in ("dense", "sparse")},
         "int8": json.loads(int8_json.read_text()),
         "predictor": predictor_pass(exports / "sparse-fp32", task, glue),
-        "peak_memory_mib": memory,
+        "peak_memory_mib": {k: v for k, v in memory.items() if k != "check_mib"},
     }
     runs.save(path, result)
     return result

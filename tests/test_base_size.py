@@ -70,3 +70,49 @@ def test_report_writes_its_json_and_only_its_own_doc_section(results: Path, monk
     assert "| chosen recipe (3 dense + 3 masked) | 90.20 (99.1%) | - |" in doc
     bsr.report()  # rebuilt in place, not appended
     assert (results / "RESULTS.md").read_text().count(bsr.BEGIN) == 1
+
+
+@pytest.fixture
+def chain_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_bert_dir: Path, glue_dir: Path):
+    """base_size.py's chain on two tiny RTE runs (dense and 2:4), its work and results under tmp."""
+    import base_size
+    from conftest import make_tiny_model, record_training_rows, write_run_dir
+
+    monkeypatch.setattr(bsr, "CHAIN", tmp_path / "results")
+    monkeypatch.setattr(base_size, "WORK", tmp_path / "work")
+    runs = {}
+    for role, sparse in (("dense", False), ("chosen", True)):
+        out = tmp_path / "runs" / role
+        write_run_dir(out, make_tiny_model("bert"), tiny_bert_dir, sparse=sparse, max_seq_len=32)
+        runs[role] = record_training_rows(out, glue_dir, limit=32)
+    return base_size, runs["dense"], runs["chosen"], str(glue_dir)
+
+
+@pytest.mark.slow
+def test_the_chain_resumes_from_the_step_it_stopped_in_with_its_figures(chain_world, monkeypatch) -> None:
+    """A chain stopped after its last subprocess (as a crash in assembling the result did at base
+    size, after an hour of exports and bench) continues without running any step again and with the
+    peak memory each step measured; a chosen run trained again at the same path starts it afresh."""
+    base_size, dense, chosen, glue = chain_world
+    first = base_size.chain("RTE", dense, chosen, glue)
+    int8 = first["int8"]["models"]
+    assert set(int8) == {f"{r}-{m}" for r in ("dense", "sparse") for m in ("fp32", "int8", "int8-dynamic")}
+    assert first["predictor"]["rows"] == 277
+    assert first["predictor"]["main"] == pytest.approx(int8["sparse-fp32"]["dev"], abs=1e-9)  # its own
+    assert set(first["peak_memory_mib"]) == {"export_dense_mib", "export_sparse_mib", "int8_and_bench_mib"}
+    assert all(v > 0 for v in first["peak_memory_mib"].values())
+
+    base_size.chain_path("RTE").unlink()  # stopped before the result was written
+
+    def no_step(cmd, log, what):
+        raise AssertionError(f"{what} ran again")
+
+    monkeypatch.setattr(base_size, "_must", no_step)
+    again = base_size.chain("RTE", dense, chosen, glue)
+    assert again["peak_memory_mib"] == first["peak_memory_mib"]
+    assert again["int8"] == first["int8"]
+    manifest = chosen / "nxm.json"
+    manifest.write_text(manifest.read_text() + "\n")  # the chosen run, trained again
+    with pytest.raises(AssertionError, match="ran again"):
+        base_size.chain("RTE", dense, chosen, glue)
+    assert not (base_size.WORK / "RTE" / "chain" / "int8").exists()  # the old run's exports are gone
