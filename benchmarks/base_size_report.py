@@ -74,6 +74,40 @@ def _minilm(task: str, method: str, chosen: str) -> float | None:
     return None
 
 
+def _speedups(model: dict[str, Any]) -> dict[str, float]:
+    return {f"{s['batch']}x{s['seq_len']}": round(s["speedup"], 2) for s in model["latency"]}
+
+
+def _int8(figures: dict[str, Any]) -> dict[str, Any] | None:
+    """The static 2:4 INT8 export against fp32 dense and its own fp32; every export of int8.py as
+    measured; and MiniLM's speed-up at the same shapes (``benchmarks/results/int8.json``) beside it."""
+    models = figures["models"]
+    sp8, sp32 = models.get("sparse-int8"), models["sparse-fp32"]
+    if not sp8:
+        return None
+    speedup = _speedups(sp8)
+    minilm = (_load(RESULTS / "int8.json") or {}).get("models", {}).get("sparse-int8")
+    small = _speedups(minilm) if minilm else {}
+    shared = [k for k in speedup if k in small]
+    return {
+        "speedup_vs_fp32_dense": speedup,
+        "dev": sp8["dev"],
+        "own_fp32_dev": sp32["dev"],
+        "vs_own_fp32_points": round(100 * (sp8["dev"] - sp32["dev"]), 2),
+        "agreement_with_fp32_dense": sp8["agreement_with_dense"],
+        "minilm_speedup_vs_fp32_dense": small or None,
+        "bigger_favours_int8": all(speedup[k] > small[k] for k in shared) if shared else None,
+        "exports": {
+            name: {
+                "dev": m["dev"],
+                "agreement_with_fp32_dense": m["agreement_with_dense"],
+                "speedup_vs_fp32_dense": _speedups(m),
+            }
+            for name, m in models.items()
+        },
+    }
+
+
 def task_report(task: str, chosen: str) -> dict[str, Any]:
     res = {m: _run_result(task, m, chosen) for m in METHODS}
     val = {m: (r or {}).get("value") for m, r in res.items()}
@@ -84,23 +118,7 @@ def task_report(task: str, chosen: str) -> dict[str, Any]:
         "free_admm_minus_free_sparsegpt": _minus(val["free_admm"], val["free_sparsegpt"]),
     }
     chain_ = _load(chain_path(task))
-    int8 = None
-    if chain_:
-        models = chain_["int8"]["models"]
-        sp8, sp32 = models.get("sparse-int8"), models["sparse-fp32"]
-        int8 = (
-            {
-                "speedup_vs_fp32_dense": {
-                    f"{s['batch']}x{s['seq_len']}": round(s["speedup"], 2) for s in sp8["latency"]
-                },
-                "dev": sp8["dev"],
-                "own_fp32_dev": sp32["dev"],
-                "vs_own_fp32_points": round(100 * (sp8["dev"] - sp32["dev"]), 2),
-                "agreement_with_fp32_dense": sp8["agreement_with_dense"],
-            }
-            if sp8
-            else None
-        )
+    int8 = _int8(chain_["int8"]) if chain_ else None
     return {
         "values": val,
         "pct_of_dense_long": pct,
@@ -193,16 +211,47 @@ def _doc(data: dict[str, Any]) -> str:
         if i8:
             sp = ", ".join(f"{k} {v:.2f}x" for k, v in i8["speedup_vs_fp32_dense"].items())
             lines.append(
-                f"- {name}: speed-up {sp}; dev {i8['dev']:.4f} against its own fp32 "
-                f"{i8['own_fp32_dev']:.4f} ({i8['vs_own_fp32_points']:+.2f} points)"
+                f"- {name}: speed-up {sp}; dev {100 * i8['dev']:.2f} against its own fp32 "
+                f"{100 * i8['own_fp32_dev']:.2f} ({i8['vs_own_fp32_points']:+.2f} points)"
+            )
+            if i8["minilm_speedup_vs_fp32_dense"]:
+                small = ", ".join(f"{k} {v:.2f}x" for k, v in i8["minilm_speedup_vs_fp32_dense"].items())
+                verdict = {True: "yes", False: "no", None: "-"}[i8["bigger_favours_int8"]]
+                lines.append(
+                    f"- {name}: MiniLM's 2:4 static INT8 on SST-2 (`benchmarks/results/int8.json`): {small}. "
+                    f"Do the bigger matrices favour INT8? {verdict}"
+                )
+        pred = t["predictor"]
+        if pred:
+            lines.append(
+                f"- {name}: `Predictor` over all {pred['rows']} dev rows on the chosen fp32 export: "
+                f"{100 * pred['main']:.2f} in {pred['wall_s']:.0f} s (one thread)"
             )
         mem = t["peak_memory_mib"]
         train = [v for v in mem["train"].values() if v]
-        export = [v for v in (mem["export"] or {}).values() if v]
+        export = mem["export"] or {}
+        fp32 = [export[k] for k in ("export_dense_mib", "export_sparse_mib") if export.get(k)]
         lines.append(
-            f"- {name} peak resident memory: training {_cell(max(train) if train else None, '{:.0f}')} MiB, "
-            f"export {_cell(max(export) if export else None, '{:.0f}')} MiB"
+            f"- {name} peak resident memory: training {_cell(max(train) if train else None, '{:.0f}')} MiB; "
+            f"fp32 export {_cell(max(fp32) if fp32 else None, '{:.0f}')} MiB; "
+            f"INT8 exports and bench (one process) {_cell(export.get('int8_and_bench_mib'), '{:.0f}')} MiB"
         )
+    for name, t in tasks.items():
+        i8 = t["int8"]
+        if not i8:
+            continue
+        shapes = list(i8["speedup_vs_fp32_dense"])
+        lines += [
+            "",
+            f"Every export of the {name} chain (dev {'/'.join(shapes)} speed-ups against fp32 dense):",
+            "",
+        ]
+        lines += ["| export | dev | same class as fp32 dense | " + " | ".join(shapes) + " |",
+                  "|---|---:|---:|" + "---:|" * len(shapes)]  # fmt: skip
+        for ename, e in i8["exports"].items():
+            cells = [ename, f"{100 * e['dev']:.2f}", f"{100 * e['agreement_with_fp32_dense']:.2f}%"]
+            cells += [f"{e['speedup_vs_fp32_dense'].get(k, 0):.2f}x" for k in shapes]
+            lines.append("| " + " | ".join(cells) + " |")
     lines += ["", END]
     return "\n".join(lines)
 

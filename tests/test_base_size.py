@@ -19,7 +19,8 @@ def _write(path: Path, data: dict) -> None:
 def _int8(sparse_fp32: float, sparse_int8: float, speedups: tuple[float, float]) -> dict:
     lat = [{"batch": b, "seq_len": 128, "speedup": s} for b, s in zip((1, 8), speedups, strict=True)]
     int8 = {"dev": sparse_int8, "agreement_with_dense": 0.97, "latency": lat}
-    return {"models": {"sparse-fp32": {"dev": sparse_fp32, "latency": lat}, "sparse-int8": int8}}
+    fp32 = {"dev": sparse_fp32, "agreement_with_dense": 0.98, "latency": lat}
+    return {"models": {"sparse-fp32": fp32, "sparse-int8": int8}}
 
 
 @pytest.fixture
@@ -40,6 +41,7 @@ def results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         )
     chain = {"int8": _int8(0.902, 0.899, (2.1, 1.7)), "peak_memory_mib": {"export_sparse_mib": 3000.0}}
     _write(tmp_path / "base_size" / "chain-SST-2.json", chain)
+    _write(tmp_path / "int8.json", _int8(0.84, 0.84, (1.9, 1.8)))  # MiniLM's, for the comparison
     return tmp_path
 
 
@@ -49,6 +51,9 @@ def test_targets_are_judged_against_dense_long_and_missing_runs_stay_unmeasured(
     assert t["differences"] == {"chosen_minus_asp": -0.3, "free_admm_minus_free_sparsegpt": 0.5}
     assert t["int8"]["speedup_vs_fp32_dense"] == {"1x128": 2.1, "8x128": 1.7}
     assert t["int8"]["vs_own_fp32_points"] == pytest.approx(-0.3)
+    assert t["int8"]["minilm_speedup_vs_fp32_dense"] == {"1x128": 1.9, "8x128": 1.8}
+    assert t["int8"]["bigger_favours_int8"] is False  # 1.7x at 8x128 against MiniLM's 1.8x
+    assert set(t["int8"]["exports"]) == {"sparse-fp32", "sparse-int8"}
     tg = bsr.targets({"SST-2": t, "MRPC": bsr.task_report("MRPC", "asp_admm_prune")})
     assert tg["chosen_vs_dense_long"]["per_task"] == {"SST-2": True, "MRPC": None}
     assert tg["chosen_minus_asp"]["per_task"]["SST-2"] is False  # a missed target stays missed
@@ -68,6 +73,9 @@ def test_report_writes_its_json_and_only_its_own_doc_section(results: Path, monk
     assert doc.startswith("# Results\n\nkept text\n") and doc.count(bsr.BEGIN) == 1
     assert "**missed**" not in doc  # overall verdicts wait for MRPC
     assert "| chosen recipe (3 dense + 3 masked) | 90.20 (99.1%) | - |" in doc
+    assert "speed-up 1x128 2.10x, 8x128 1.70x; dev 89.90 against its own fp32 90.20 (-0.30 points)" in doc
+    assert "Do the bigger matrices favour INT8? no" in doc
+    assert "| sparse-int8 | 89.90 | 97.00% | 2.10x | 1.70x |" in doc
     bsr.report()  # rebuilt in place, not appended
     assert (results / "RESULTS.md").read_text().count(bsr.BEGIN) == 1
 
