@@ -40,8 +40,19 @@ def _name(role: str, mode: str | None) -> str:
     return f"{role}-{mode or 'fp32'}"
 
 
+def _kept(run: Path, out: Path) -> bool:
+    """An export in ``out`` is reused only when it was made from ``run`` after the run was written
+    (a run trained again at the same path is exported again)."""
+    manifest = out / EXPORT_MANIFEST
+    if not manifest.is_file():
+        return False
+    source = json.loads(manifest.read_text(encoding="utf-8"))["source_run"]["path"]
+    newer = manifest.stat().st_mtime >= (run / "nxm.json").stat().st_mtime
+    return Path(source).resolve() == run.resolve() and newer
+
+
 def _export(run: Path, out: Path, mode: str | None, args: argparse.Namespace) -> dict[str, Any]:
-    if not (out / EXPORT_MANIFEST).is_file():
+    if not _kept(run, out):
         print(f"[int8] exporting {run} -> {out} ({mode or 'fp32'})", flush=True)
         options: dict[str, Any] = {}  # export refuses the options a mode would ignore
         if mode is not None:
