@@ -6,7 +6,9 @@ layers, hidden 768, 109.5M parameters), SST-2 (5,000 training rows) and MRPC, se
     python benchmarks/base_size.py --report-only   # benchmarks/results/base_size.json and docs/RESULTS.md
 
 Every step is resumable: run the same command again and it continues where it stopped (a training
-run from its newest checkpoint, an export or a report that exists is kept). Per task:
+run from its newest checkpoint; the chain from the step it stopped in, with the peak memory each
+finished step measured, kept for the same two runs in
+``benchmarks/work/base_size/<task>/chain/progress.json``). Per task:
 
 The P1 dense run and the chosen recipe come first, then the chain, then the other accuracy runs.
 
