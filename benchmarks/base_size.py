@@ -118,13 +118,9 @@ def _identity(dense_run: Path, chosen_run: Path) -> dict[str, Any]:
         return hashlib.sha256((run / "nxm.json").read_bytes()).hexdigest()
 
     return {
-        "runs": {"dense": _rel(dense_run), "chosen": _rel(chosen_run)},
+        "runs": {"dense": runs.repo_relative(dense_run), "chosen": runs.repo_relative(chosen_run)},
         "nxm_sha256": {"dense": sha(dense_run), "chosen": sha(chosen_run)},
     }
-
-
-def _rel(path: Path) -> str:
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def chain(task: str, dense_run: Path, chosen_run: Path, glue: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from common import runs
 from common.predict import predict_run
-from common.runs import METRIC, REPO, save
+from common.runs import METRIC, REPO, repo_relative, save
 from glue_study_layers import exclude_args, random_choice
 from glue_study_setup import (
     SENSITIVITY_BUDGET,
@@ -107,10 +107,6 @@ def _value(task: str, run: Path) -> float:
     return round(100 * runs.manifest(run)["metrics"][METRIC[task]], 2)
 
 
-def _rel(path: Path) -> str:
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
-
-
 def keep_predictions(lay: Layout, glue: str, protocol: str, task: str, method: str, seed: int,
                      run: Path) -> Path:  # fmt: skip
     """The run's predictions.tsv copied beside the results (made by one dev pass of its weights where
@@ -159,7 +155,7 @@ def record(profile: Profile, lay: Layout, glue: str, protocol: str, task: str, m
         "date": man.get("created"),
         "machine": runs.machine(),
         "provenance": {k: man.get(k) for k in PROVENANCE},
-        "predictions": _rel(keep_predictions(lay, glue, protocol, task, method, seed, run)),
+        "predictions": repo_relative(keep_predictions(lay, glue, protocol, task, method, seed, run)),
     }
     if protocol != "P1":
         result["start_value"] = _value(task, Path(man["init_from"]["run"]))
@@ -237,7 +233,7 @@ def run_sparsegpt(profile: Profile, lay: Layout, glue: str, task: str, seed: int
         "protocol": "P2", "task": task, "method": "modelopt_mask", "seed": seed, "metric": METRIC[task],
         "value": round(100 * entry["sparsegpt"]["dev"], 2), "phases": [],
         "config": config(profile, "P2", task, "modelopt_mask", seed), "start_value": _value(task, dense),
-        "source": f"{_rel(out)} runs[{name!r}]", "wall_time_s": entry["sparsegpt"].get("wall_s", 0),
+        "source": f"{repo_relative(out)} runs[{name!r}]", "wall_time_s": entry["sparsegpt"].get("wall_s", 0),
         "peak_rss_mib": done.peak_rss_mib, "date": entry.get("date", ""), "machine": runs.machine(),
     }  # fmt: skip
     save(result_path(lay, "P2", task, "modelopt_mask", seed), result)

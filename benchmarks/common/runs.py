@@ -162,6 +162,11 @@ def save(path: Path, data: dict[str, Any]) -> None:
     write_json_atomic(path, data)
 
 
+def repo_relative(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it (as results record paths), else whole."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def reproduces(value: float, recorded: float) -> bool:
     """Whether a rerun gives back a recorded dev value, at the 2 decimals values carry."""
     return round(abs(value - recorded), 2) <= 0.01
