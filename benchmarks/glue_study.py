@@ -87,6 +87,7 @@ from glue_study_setup import (
     predictions_path,
     result_path,
     run_dir,
+    superseded,
 )
 
 __all__ = ["Layout", "Profile", "_dense_matches", "canonical", "ensure_dense", "main", "method_args",
@@ -132,9 +133,10 @@ def _complete(profile: Profile, lay: Layout, glue: str, protocol: str, task: str
     """Whether (protocol, task, method, seed) is done (its result and predictions); else its earlier
     value when one was recorded. A result without predictions gets them from its run directory."""
     cfg = config(profile, protocol, task, method, seed)
-    r = current(result_path(lay, protocol, task, method, seed), cfg)
+    path = result_path(lay, protocol, task, method, seed)
+    r = current(path, cfg)
     if r is None:
-        return False, None
+        return False, superseded(path, cfg)
     if method == "modelopt_mask" or predictions_path(lay, protocol, task, method, seed).is_file():
         return True, None
     run = run_dir(lay, protocol, task, method, seed)

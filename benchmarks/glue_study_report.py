@@ -190,8 +190,8 @@ def _protocol_lines(profile: Profile, p: str, v: dict[str, Any]) -> list[str]:
                   "without dev predictions (no per-example test for them)."]  # fmt: skip
     if (rr := v.get("reruns", {})).get("count"):
         n, same, most = rr["count"], rr["reproduce"], rr["max_abs_diff"]
-        lines += ["", f"Trained again by the current code over a recorded value: {n}; {same} give it back "
-                  f"within 0.01 point (largest difference {most:.2f})."]  # fmt: skip
+        lines += ["", f"Trained again, same config, over a recorded value: {n} runs; {same} give the first "
+                  f"recorded value back within 0.01 point (largest difference {most:.2f})."]  # fmt: skip
     chosen = f"`{v['chosen']}`" if v["chosen"] else "not decided yet (admm_tuning.json has no winner)"
     lines += ["", f"Chosen: {chosen}; the rule: {v['chosen_rule']}; "
               f"{'complete' if v['complete'] else 'incomplete: results so far'}.", ""]  # fmt: skip

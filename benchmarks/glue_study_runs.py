@@ -29,6 +29,7 @@ from glue_study_setup import (
     predictions_path,
     result_path,
     run_dir,
+    superseded,
 )
 
 from nxm_deploy.admm.predictions import PREDICTIONS_FILE
@@ -80,7 +81,7 @@ def _dense_matches(run: Path, cfg: dict[str, Any]) -> bool:
 
 def ensure_dense(profile: Profile, lay: Layout, glue: str, task: str, seed: int) -> Path:
     """The P1 dense run of (task, seed); retrained when gone, with the rerun's value recorded beside
-    the first one (reproduces or not)."""
+    the first one (reproduces or not), or the value it replaces kept as ``earlier``."""
     cfg = config(profile, "P1", task, "dense", seed)
     assert cfg is not None
     ours = run_dir(lay, "P1", task, "dense", seed)
@@ -90,8 +91,8 @@ def ensure_dense(profile: Profile, lay: Layout, glue: str, task: str, seed: int)
     recorded = current(path, cfg)
     say(f"  (re)training P1 {task} dense seed {seed}: P2 starts from its weights")
     done = train(profile, lay, glue, "P1", task, "dense", seed)
-    if recorded is None:
-        record(profile, lay, glue, "P1", task, "dense", seed, done)
+    if recorded is None:  # a first-study copy or another config stays on record as ``earlier``
+        record(profile, lay, glue, "P1", task, "dense", seed, done, superseded(path, cfg))
     else:
         value = _value(task, done.out)
         recorded.setdefault("reruns", []).append({"value": value, "date": runs.manifest(done.out)["created"]})

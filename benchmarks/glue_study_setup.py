@@ -353,3 +353,17 @@ def current(path: Path, cfg: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def predictions_path(lay: Layout, protocol: str, task: str, method: str, seed: int) -> Path:
     return lay.preds / protocol / task / f"{_stem(method, seed)}.tsv"
+
+
+def superseded(path: Path, cfg: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a result at ``path`` that :func:`current` does not count recorded (a first-study copy or
+    another config), kept as the new result's ``earlier``: its value, date, where it came from and
+    its reruns; ``same_config`` says whether a new value should give it back. None: no file."""
+    if not path.is_file():
+        return None
+    old = json.loads(path.read_text())
+    if old.get("value") is None:
+        return None
+    keys = ("value", "date", "reused_from", "reruns", "earlier")
+    kept = {k: old[k] for k in keys if old.get(k) is not None}
+    return kept | {"same_config": old.get("config") == cfg}

@@ -209,14 +209,20 @@ def protocol_report(profile: Profile, lay: Layout, protocol: str, p1_dense: floa
     return out
 
 
+def _same_config_values(r: dict[str, Any]) -> list[float]:
+    """The values one result's config gave, oldest first: the superseded result's (``earlier``, when
+    made with the same config) and its reruns, then this one's and its reruns."""
+    e = r.get("earlier") or {}
+    old = [e, *(e.get("reruns") or ())] if e.get("same_config", True) else []
+    values = [x.get("value") for x in (*old, r, *(r.get("reruns") or ()))]
+    return [v for v in values if v is not None]
+
+
 def reruns(every: list[dict[str, Any]]) -> dict[str, Any]:
-    """Results trained again by the current code over an earlier recorded value (``earlier``): how
-    many, how many give it back (within 0.01 point) and the largest difference."""
-    pairs = [
-        (r["value"], r["earlier"]["value"])
-        for r in every
-        if (r.get("earlier") or {}).get("value") is not None
-    ]
+    """Results trained again with the same config (the value a result replaced, ``earlier``, and the
+    ``reruns`` of a P1 dense run retrained): how many values came after the first recorded one, how
+    many give it back (within 0.01 point) and the largest difference."""
+    pairs = [(v, vs[0]) for vs in map(_same_config_values, every) for v in vs[1:]]
     return {"count": len(pairs), "reproduce": sum(runs.reproduces(v, e) for v, e in pairs),
             "max_abs_diff": round(max(abs(v - e) for v, e in pairs), 2) if pairs else None}  # fmt: skip
 

@@ -290,6 +290,23 @@ def test_reruns_count_the_results_that_give_back_their_recorded_value() -> None:
     ]
     assert glue_study_stats.reruns(every) == {"count": 3, "reproduce": 2, "max_abs_diff": 1.25}
     assert glue_study_stats.reruns([{"value": 1.0}]) == {"count": 0, "reproduce": 0, "max_abs_diff": None}
+    # a P1 dense run retrained twice over a first-study copy: the copy's value, its reruns and the new
+    # value all count against the first; a value made with another config is no rerun
+    history = {"value": 55.60, "earlier": {"value": 55.60, "reused_from": "x.json",
+                                           "reruns": [{"value": 55.60}, {"value": 55.61}]}}  # fmt: skip
+    other = {"value": 70.0, "earlier": {"value": 60.0, "same_config": False}, "reruns": [{"value": 70.5}]}
+    assert glue_study_stats.reruns([history, other]) == {"count": 4, "reproduce": 3, "max_abs_diff": 0.5}
+
+
+def test_a_result_that_is_replaced_stays_on_record_as_earlier(tmp_path) -> None:
+    # a first-study copy (or another config) retrained: the new result keeps what it replaces
+    path, cfg = tmp_path / "dense-seed1.json", {"train_args": ["--epochs", "3"]}
+    assert setup.superseded(path, cfg) is None
+    kept = {"value": 83.72, "date": "d", "reused_from": "first.json", "reruns": [{"value": 83.72}]}
+    path.write_text(json.dumps(kept | {"config": cfg}))
+    assert setup.current(path, cfg) is None  # a copy counts as missing: it is trained again
+    assert setup.superseded(path, cfg) == kept | {"same_config": True}
+    assert setup.superseded(path, {"train_args": ["--epochs", "6"]})["same_config"] is False
 
 
 def test_the_base_profile_keeps_the_run_its_chain_exports() -> None:
