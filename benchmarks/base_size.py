@@ -10,7 +10,8 @@ run from its newest checkpoint; the chain from the step it stopped in, with the 
 finished step measured, kept for the same two runs in
 ``benchmarks/work/base_size/<task>/chain/progress.json``). Per task:
 
-The P1 dense run and the chosen recipe come first, then the chain, then the other accuracy runs.
+The P1 dense run and the chosen recipe come first, then the training-free prunes (minutes each),
+then the chain, then the other accuracy runs.
 
 1. **Accuracy** (``glue_study.py --profile base``, the third edition's P2 definitions): P1 ``dense``
    (3 epochs from the pretrained weights), then from it ``dense_long`` (3 more dense epochs, the
@@ -230,14 +231,16 @@ def main(argv: list[str] | None = None) -> None:
                 "python scripts/fetch_base_model.py --out DIR and pass --model DIR"
             )
         glue = data_dir(args.data_dir)
-        from glue_study_setup import chosen_of
+        from glue_study_setup import TRAINING_FREE, chosen_of
 
         chosen = chosen_of("P2") or "default"
         for task in [t.strip() for t in args.tasks.split(",") if t.strip()]:
             if task not in TASKS:
                 sys.exit(f"--tasks: {task} is not one of {', '.join(TASKS)}")
-            # the two runs the chain needs first, so its figures (INT8, memory) come early; then the rest
+            # the two runs the chain needs first, so its figures (INT8, memory) come early; then the
+            # training-free prunes (minutes each), the chain, and the long runs
             accuracy_runs(args.model, task, glue, args.max_hours, ["dense", chosen])
+            accuracy_runs(args.model, task, glue, args.max_hours, list(TRAINING_FREE))
             if not chain_path(task).is_file():
                 chain(task, *chain_runs(args.model, task, chosen, glue), glue)
             accuracy_runs(args.model, task, glue, args.max_hours, None)
