@@ -45,6 +45,10 @@ LABELS = {
     "free_sparsegpt": "training-free SparseGPT (with its update)",
     "free_admm": "training-free ADMM",
 }
+TRAINED_P2 = ("dense_long", "asp", "chosen")
+COMPARED = {"chosen_vs_dense_long": ("chosen", "dense_long"), "chosen_minus_asp": ("chosen", "asp")}
+# What the run records did not say before the thread count was recorded (origin.torch_threads).
+RERUN_NOTES = {("MRPC", "2026-12-07T18:17:04+00:00"): "OMP_NUM_THREADS=2; the recorded run: 1 thread"}
 BEGIN, END = "<!-- base_size:begin -->", "<!-- base_size:end -->"
 
 
@@ -130,6 +134,8 @@ def task_report(task: str, chosen: str) -> dict[str, Any]:
         },
         "int8": int8,
         "predictor": (chain_ or {}).get("predictor"),
+        "starts": {m: r.get("start_value") for m, r in res.items() if r and m in TRAINED_P2},
+        "dense_reruns": (res["dense"] or {}).get("reruns") or [],
         "provenance": {
             m: {k: r.get(k) for k in ("tool_version", "source", "libraries", "machine", "command", "date")}
             for m, r in res.items()
@@ -157,7 +163,22 @@ def targets(tasks: dict[str, Any]) -> dict[str, Any]:
         known = [v for v in per_task.values() if v is not None]
         met = None if len(known) < len(per_task) else all(known)
         out[name] = {**spec, "per_task": per_task, "met": met}
+        if name in COMPARED:  # a comparison across different P1 starts is provisional
+            same = {task: _same_start(t, *COMPARED[name]) for task, t in tasks.items()}
+            out[name]["different_start"] = [task for task, v in same.items() if v is False]
     return out
+
+
+def _same_start(t: dict[str, Any], *methods: str) -> bool | None:
+    """Whether the P2 runs compared continued the same P1 dense weights (None: one is not there)."""
+    starts = [t["starts"].get(m) for m in methods]
+    return None if None in starts else len(set(starts)) == 1
+
+
+def _threads(task: str, rerun: dict[str, Any]) -> str:
+    if rerun.get("torch_threads"):
+        return f"{rerun['torch_threads']} threads"
+    return RERUN_NOTES.get((task, rerun["date"]), "thread count not recorded")
 
 
 def _cell(v: Any, fmt: str = "{:.2f}") -> str:
@@ -193,11 +214,23 @@ def _doc(data: dict[str, Any]) -> str:
             cells.append("-" if v is None else f"{v:.2f} ({p:.1f}%)" if p is not None else f"{v:.2f}")
         cells += [_cell(t["minilm_seed1"][m]) for t in tasks.values()]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Where each P2 run started (the dev value of the P1 dense weights it continued) and every "
+              "retraining of P1 dense (a rerun on the same code and data; PyTorch's thread count changes "
+              "the order of its sums):", ""]  # fmt: skip
+    for name, t in tasks.items():
+        starts = ", ".join(f"{m} {_cell(v)}" for m, v in t["starts"].items())
+        reruns = "; ".join(
+            f"{r['value']:.2f} on {r['date'][:10]} ({_threads(name, r)})" for r in t["dense_reruns"]
+        )
+        lines.append(f"- {name}: starts: {starts or '-'}; P1 dense {_cell(t['values']['dense'])}, "
+                     f"retrained: {reruns or 'never'}")  # fmt: skip
     lines += ["", "Targets (written in `benchmarks/base_size_report.py` on 2026-12-06, before the runs):", ""]
     for name, tg in data["targets"].items():
         state = {True: "met", False: "**missed**", None: "not yet measured"}[tg["met"]]
         per = ", ".join(
-            f"{k}: {({True: 'met', False: 'missed', None: '-'})[v]}" for k, v in tg["per_task"].items()
+            f"{k}: {({True: 'met', False: 'missed', None: '-'})[v]}"
+            + (" (provisional: different P1 starts)" if k in tg.get("different_start", ()) else "")
+            for k, v in tg["per_task"].items()
         )
         lines.append(f"- `{name}` at least {tg['at_least']:g} {tg['unit']} ({tg['where']}): {state} ({per})")
     lines += [

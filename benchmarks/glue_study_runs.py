@@ -95,7 +95,11 @@ def ensure_dense(profile: Profile, lay: Layout, glue: str, task: str, seed: int)
         record(profile, lay, glue, "P1", task, "dense", seed, done, superseded(path, cfg))
     else:
         value = _value(task, done.out)
-        recorded.setdefault("reruns", []).append({"value": value, "date": runs.manifest(done.out)["created"]})
+        man = runs.manifest(done.out)
+        threads = (man.get("machine") or {}).get("torch_threads")
+        recorded.setdefault("reruns", []).append(
+            {"value": value, "date": man["created"], "torch_threads": threads}
+        )
         recorded["reproduces"] = all(
             runs.reproduces(r["value"], recorded["value"]) for r in recorded["reruns"]
         )

@@ -7,12 +7,21 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cpu_model", "dist_version", "library_versions", "machine", "memory_gib", "source_revision"]
+__all__ = [
+    "cpu_model",
+    "dist_version",
+    "library_versions",
+    "machine",
+    "memory_gib",
+    "source_revision",
+    "torch_threads",
+]
 
 _TENSORRT_DISTS = ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11")
 _SOURCE = Path(__file__).resolve().parent  # the nxm_deploy package's own folder
@@ -87,8 +96,15 @@ def memory_gib(meminfo: Path = Path("/proc/meminfo")) -> float | None:
     return None
 
 
+def torch_threads() -> int | None:
+    """PyTorch's intra-op thread count in this process (None where torch is not loaded, so nothing
+    heavy is imported). A CPU result depends on it: another count sums in another order."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
 def machine() -> dict[str, Any]:
-    """CPU model, logical cores, memory and OS (the GPU, where one is used, is in the output's own
-    facts: ``device``/``gpu`` of a run, ``machine.gpus`` of a report)."""
+    """CPU model, logical cores, memory, OS and PyTorch's thread count (the GPU, where one is used,
+    is in the output's own facts: ``device``/``gpu`` of a run, ``machine.gpus`` of a report)."""
     return {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "memory_gib": memory_gib(),
-            "os": platform.platform()}  # fmt: skip
+            "os": platform.platform(), "torch_threads": torch_threads()}  # fmt: skip

@@ -63,6 +63,26 @@ def test_targets_are_judged_against_dense_long_and_missing_runs_stay_unmeasured(
     assert all(v["met"] is None for v in tg.values())  # MRPC has not run: nothing is decided overall
 
 
+def test_a_comparison_across_different_p1_starts_is_marked_provisional(results: Path) -> None:
+    # dense_long continued a retrained P1 dense (another thread count gave other weights): its
+    # comparison with the chosen run, which continued the recorded one, is not like for like.
+    p2 = results / "base_size" / "P2" / "SST-2"
+    for name, start in (("dense_long", 88.11), ("asp", 89.01), ("asp_admm_prune", 89.01)):
+        data = json.loads((p2 / f"{name}-seed1.json").read_text())
+        _write(p2 / f"{name}-seed1.json", {**data, "start_value": start})
+    dense = results / "base_size" / "P1" / "SST-2" / "dense-seed1.json"
+    rerun = {"value": 88.11, "date": "2026-12-07T18:17:04+00:00", "torch_threads": 2}
+    _write(dense, {**json.loads(dense.read_text()), "reruns": [rerun]})
+    t = bsr.task_report("SST-2", "asp_admm_prune")
+    assert t["starts"] == {"dense_long": 88.11, "asp": 89.01, "chosen": 89.01}
+    tg = bsr.targets({"SST-2": t})
+    assert tg["chosen_vs_dense_long"]["different_start"] == ["SST-2"]
+    assert tg["chosen_minus_asp"]["different_start"] == []
+    doc = bsr._doc({"commands": [], "model": "m", "tasks": {"SST-2": t}, "targets": tg})
+    assert "SST-2: met (provisional: different P1 starts)" in doc
+    assert "retrained: 88.11 on 2026-12-07 (2 threads)" in doc
+
+
 def test_report_writes_its_json_and_only_its_own_doc_section(results: Path, monkeypatch) -> None:
     import glue_study_setup
 

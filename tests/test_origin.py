@@ -34,3 +34,17 @@ def test_outside_a_checkout_the_commit_is_unknown_not_wrong(monkeypatch, tmp_pat
         assert origin.source_revision() == {"commit": None, "dirty": None}
     finally:
         origin.source_revision.cache_clear()
+
+
+def test_the_machine_names_the_thread_count_a_cpu_result_depends_on():
+    # Training at 2 threads instead of 1 sums in another order; a base-size MRPC dense run moved
+    # 0.9 F1 that way, so a run must say which count made it.
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        for n in {1, 2}:
+            torch.set_num_threads(n)
+            assert origin.machine()["torch_threads"] == n
+    finally:
+        torch.set_num_threads(before)
