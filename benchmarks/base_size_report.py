@@ -45,7 +45,6 @@ LABELS = {
     "free_sparsegpt": "training-free SparseGPT (with its update)",
     "free_admm": "training-free ADMM",
 }
-TRAINED_P2 = ("dense_long", "asp", "chosen")
 COMPARED = {"chosen_vs_dense_long": ("chosen", "dense_long"), "chosen_minus_asp": ("chosen", "asp")}
 # What the run records did not say before the thread count was recorded (origin.torch_threads).
 RERUN_NOTES = {("MRPC", "2026-12-07T18:17:04+00:00"): "OMP_NUM_THREADS=2; the recorded run: 1 thread"}
@@ -134,7 +133,7 @@ def task_report(task: str, chosen: str) -> dict[str, Any]:
         },
         "int8": int8,
         "predictor": (chain_ or {}).get("predictor"),
-        "starts": {m: r.get("start_value") for m, r in res.items() if r and m in TRAINED_P2},
+        "starts": {m: r["start_value"] for m, r in res.items() if r and r.get("start_value") is not None},
         "dense_reruns": (res["dense"] or {}).get("reruns") or [],
         "provenance": {
             m: {k: r.get(k) for k in ("tool_version", "source", "libraries", "machine", "command", "date")}

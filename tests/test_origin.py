@@ -43,7 +43,7 @@ def test_the_machine_names_the_thread_count_a_cpu_result_depends_on():
 
     before = torch.get_num_threads()
     try:
-        for n in {1, 2}:
+        for n in (1, 2):
             torch.set_num_threads(n)
             assert origin.machine()["torch_threads"] == n
     finally:
