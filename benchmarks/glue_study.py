@@ -48,7 +48,12 @@ Resumable: one small JSON per (protocol, task, method, seed) under
 match and its predictions are there; a result without them is predicted from its run directory where
 that is kept, else trained again (its earlier value kept as ``earlier``). Run directories live under
 ``benchmarks/work/glue_study/`` (not committed); P1 dense runs are kept (P2 starts from them) and
-retrained when gone, recording whether the retrained run reproduces the recorded value.
+retrained when gone, recording whether the retrained run reproduces the recorded value. Every P2
+result records the P1 dense run it continued (``start_value``, ``start_created``); one whose start is
+not the P1 run on disk (neither its ``created`` time nor its dev value: a P1 run retrained on another
+thread count gives other weights) is trained again from it, its old value kept as ``earlier``, so
+that all P2 methods of a (task, seed) continue the same weights. A P1 run retrained on the way is
+only compared with the items that follow it in that invocation: run the command again to check all.
 
 This script runs the loop; the setup (profiles, protocols, methods as train options, targets, where
 results go) is glue_study_setup.py, the runs glue_study_runs.py, the statistics glue_study_stats.py
@@ -67,7 +72,16 @@ from common import runs
 from common.runs import METRIC, load_result, save  # noqa: F401  (the study's names, for its tests)
 from glue_study_layers import VARIANTS
 from glue_study_report import report
-from glue_study_runs import _dense_matches, ensure_dense, keep_predictions, record, run_sparsegpt, say, train
+from glue_study_runs import (
+    _dense_matches,
+    ensure_dense,
+    keep_predictions,
+    other_start,
+    record,
+    run_sparsegpt,
+    say,
+    train,
+)
 from glue_study_setup import (
     LAYER_METHODS,
     P1_METHODS,
@@ -137,6 +151,10 @@ def _complete(profile: Profile, lay: Layout, glue: str, protocol: str, task: str
     r = current(path, cfg)
     if r is None:
         return False, superseded(path, cfg)
+    if protocol != "P1" and (why := other_start(profile, lay, task, seed, r)):
+        say(f"  {protocol} {task} {method} seed {seed} {why}: trained again")
+        return False, {"value": r["value"], "date": r.get("date"), "start_value": r["start_value"],
+                       "same_config": False, "note": why}  # fmt: skip
     if method == "modelopt_mask" or predictions_path(lay, protocol, task, method, seed).is_file():
         return True, None
     run = run_dir(lay, protocol, task, method, seed)

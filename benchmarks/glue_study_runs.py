@@ -33,6 +33,7 @@ from glue_study_setup import (
 )
 
 from nxm_deploy.admm.predictions import PREDICTIONS_FILE
+from nxm_deploy.admm.staging import saved_config, staging_dir
 
 say = functools.partial(runs.say, "glue_study")
 PROVENANCE = ("tool_version", "source", "command", "libraries", "machine", "created")
@@ -46,20 +47,66 @@ def train(profile: Profile, lay: Layout, glue: str, protocol: str, task: str, me
           seed: int) -> runs.Trained:  # fmt: skip
     """Run (or resume) one training run as a subprocess: its run directory and peak memory."""
     out = run_dir(lay, protocol, task, method, seed)
-    if (out / "nxm.json").is_file():
+    finished = (out / "nxm.json").is_file()
+    reuse = protocol == "P1" or not finished or _continued_dense(profile, lay, task, seed, out)
+    if finished and reuse:
         return runs.Trained(out, None)
     args = method_args(profile, protocol, task, method, seed)
     assert args is not None
     start = ["--model", model_of(profile)]
     if protocol != "P1":
-        start = ["--init-from", str(ensure_dense(profile, lay, glue, task, seed))]
+        dense = ensure_dense(profile, lay, glue, task, seed)
+        start = ["--init-from", str(dense)]
+        begun = saved_config(staging_dir(out))
+        if begun.is_file() and begun.stat().st_mtime < (dense / "nxm.json").stat().st_mtime:
+            say(f"  {out}'s interrupted run continued P1 dense weights since retrained: started again")
+            shutil.rmtree(staging_dir(out))
     if protocol == "layers":
         args = [*args, *layer_choice(profile, lay, glue, task, method, seed)["args"]]
     if profile.save_steps:
         args = [*args, "--save-steps", str(profile.save_steps)]
     log = lay.work / "logs" / f"{protocol}-{task}-{_stem(method, seed)}.log"
+    if not reuse:
+        say(f"  {out} continued other P1 dense weights than those on disk: trained again")
     return runs.train_run(out, [*start, "--task", task, "--data-dir", glue, *args], log,
-                          f"{protocol} {task} {method} {seed}")  # fmt: skip
+                          f"{protocol} {task} {method} {seed}", reuse)  # fmt: skip
+
+
+def _dense_on_disk(profile: Profile, lay: Layout, task: str, seed: int) -> dict[str, Any] | None:
+    """The manifest of the P1 dense run of (task, seed) a P2 run would start from now; None if gone."""
+    cfg = config(profile, "P1", task, "dense", seed)
+    ours = run_dir(lay, "P1", task, "dense", seed)
+    return runs.manifest(ours) if cfg is not None and _dense_matches(ours, cfg) else None
+
+
+def _continued_dense(profile: Profile, lay: Layout, task: str, seed: int, run: Path) -> bool:
+    """Whether the finished run at ``run`` continued the P1 dense run on disk (or none is there to
+    tell): the start's ``created`` time or dev metrics its manifest records (a P1 run retrained on
+    the same thread count gives the same weights), or, for a run made before manifests recorded
+    them, whether it was made after that P1 run."""
+    dense = _dense_on_disk(profile, lay, task, seed)
+    if dense is None:
+        return True
+    man = runs.manifest(run)
+    start = man.get("init_from") or {}
+    if not start.get("created"):
+        return man["created"] > dense["created"]
+    return start["created"] == dense["created"] or start.get("metrics") == dense["metrics"]
+
+
+def other_start(profile: Profile, lay: Layout, task: str, seed: int, r: dict[str, Any]) -> str | None:
+    """Why the kept P2 result ``r`` continued other P1 dense weights than those on disk (a P1 run
+    retrained since: on a CPU another thread count gives another run), or None when it continued
+    them or no P1 run is on disk to compare (the same ``created`` time, or the same dev value: a P1
+    run retrained on the same thread count reproduces). Such a result is trained again from the run
+    on disk, so that every P2 method of (task, seed) continues the same weights."""
+    dense = _dense_on_disk(profile, lay, task, seed)
+    if dense is None or r.get("start_value") is None:
+        return None
+    now = round(100 * dense["metrics"][METRIC[task]], 2)
+    if r.get("start_created") == dense["created"] or r["start_value"] == now:
+        return None
+    return f"continued P1 dense weights of dev {r['start_value']:.2f}; those on disk give {now:.2f}"
 
 
 def _dense_matches(run: Path, cfg: dict[str, Any]) -> bool:
@@ -163,7 +210,10 @@ def record(profile: Profile, lay: Layout, glue: str, protocol: str, task: str, m
         "predictions": repo_relative(keep_predictions(lay, glue, protocol, task, method, seed, run)),
     }
     if protocol != "P1":
-        result["start_value"] = _value(task, Path(man["init_from"]["run"]))
+        start = man["init_from"]
+        result["start_value"] = round(100 * start["metrics"][metric], 2) if start.get("metrics") else \
+            _value(task, Path(start["run"]))  # fmt: skip
+        result["start_created"] = start.get("created") or runs.manifest(Path(start["run"]))["created"]
     if protocol == "layers":
         result["exclude"] = list(man["hyperparameters"].get("exclude") or [])
         choice = layer_choice(profile, lay, glue, task, method, seed)

@@ -21,6 +21,11 @@ def test_demo_trains_the_default_recipe_from_its_dense_run(
     assert sparse["method"] == RECIPE["method"] and sparse["pattern"] == "2:4"
     assert sparse["prune"]["solver"] == RECIPE["prune_solver"] and sparse["prune"]["layer_errors"]
     assert Path(sparse["init_from"]["run"]) == out / "runs" / "dense"
+    dense = json.loads((out / "runs" / "dense" / "nxm.json").read_text())  # which dense run it continued
+    assert (sparse["init_from"]["created"], sparse["init_from"]["metrics"]) == (
+        dense["created"],
+        dense["metrics"],
+    )
     assert result.report["sparsity"] and result.report["accuracy"]["examples"] == 872
     demo = json.loads((out / "demo.json").read_text())
     assert demo["complete"] and demo["config"]["recipe"] == RECIPE

@@ -280,6 +280,41 @@ def test_a_dev_pass_of_a_kept_run_gives_its_own_predictions(smoke, tmp_path):
     assert (kept.label == again.label).all() and (kept.prediction == again.prediction).mean() >= 0.97
 
 
+@pytest.mark.slow
+def test_a_p2_result_from_other_p1_weights_is_trained_again_from_those_on_disk(smoke, tmp_path):
+    """Every P2 method of a (task, seed) must continue the same P1 dense weights. A P1 run retrained
+    since a P2 result was made (on a CPU another thread count gives another value) makes that result
+    stale: it is trained again from the run on disk, the old value kept as ``earlier``."""
+    import shutil
+
+    profile, lay, _ = smoke
+    new = glue_study.Layout(tmp_path / "results", tmp_path / "work", tmp_path / "s.json", None, tmp_path)
+    shutil.copytree(lay.results, new.results)
+    shutil.copytree(lay.work, new.work)
+    glue = setup.runs.data_dir(None)
+    p1 = setup.run_dir(new, "P1", "RTE", "dense", 1) / "nxm.json"
+    old = json.loads(setup.result_path(new, "P2", "RTE", "dense_long", 1).read_text())
+    assert old["start_created"] == json.loads(p1.read_text())["created"]
+    assert glue_study._complete(profile, new, glue, "P2", "RTE", "dense_long", 1) == (True, None)
+
+    man = json.loads(p1.read_text())  # what a retraining that gave another value leaves on disk
+    man["created"], man["metrics"]["accuracy"] = (
+        "2099-01-01T00:00:00+00:00",
+        man["metrics"]["accuracy"] + 0.01,
+    )
+    p1.write_text(json.dumps(man))
+    for method in ("dense_long", "free_admm"):
+        done, earlier = glue_study._complete(profile, new, glue, "P2", "RTE", method, 1)
+        assert not done and earlier["same_config"] is False and "those on disk give" in earlier["note"]
+    glue_study.study(profile, new, glue, ["P2"], ["RTE"], [1], ["dense_long"], None, "/nonexistent")
+    again = json.loads(setup.result_path(new, "P2", "RTE", "dense_long", 1).read_text())
+    assert again["start_created"] == man["created"] and again["start_value"] == round(
+        100 * man["metrics"]["accuracy"], 2
+    )
+    assert again["earlier"]["value"] == old["value"] and again["earlier"]["start_value"] == old["start_value"]
+    assert glue_study._complete(profile, new, glue, "P2", "RTE", "dense_long", 1) == (True, None)
+
+
 def test_reruns_count_the_results_that_give_back_their_recorded_value() -> None:
     # a study retrained by new code says how many of its earlier values came back, and by how much not
     every = [

@@ -304,6 +304,13 @@ def _fmt(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
 
 
+def _start(path: str, init: RunManifest) -> dict[str, Any]:
+    """What a run continued: the start run's directory, its epochs, and which run was there then
+    (its ``created`` time and dev metrics: a run trained again at the same path is another start)."""
+    return {"run": path, "epochs": init.epochs_total, "created": init.provenance.created,
+            "metrics": dict(init.metrics)}  # fmt: skip
+
+
 def _manifest(
     cfg: TrainConfig,
     method: str,
@@ -336,7 +343,7 @@ def _manifest(
         main_metric=task.main_metric,
         epochs_total=init_epochs + sum(p.epochs for p in phases),
         phases=tuple(phase_metrics),
-        init_from={"run": cfg.init_from, "epochs": init_epochs} if init else None,
+        init_from=_start(cfg.init_from, init) if init else None,
         teacher=cfg.teacher,
         hyperparameters=cfg.to_json(),
         data=data_info,
