@@ -103,7 +103,7 @@ def other_start(profile: Profile, lay: Layout, task: str, seed: int, r: dict[str
     dense = _dense_on_disk(profile, lay, task, seed)
     if dense is None or r.get("start_value") is None:
         return None
-    now = round(100 * dense["metrics"][METRIC[task]], 2)
+    now = _points(task, dense["metrics"])
     if r.get("start_created") == dense["created"] or r["start_value"] == now:
         return None
     return f"continued P1 dense weights of dev {r['start_value']:.2f}; those on disk give {now:.2f}"
@@ -155,8 +155,13 @@ def ensure_dense(profile: Profile, lay: Layout, glue: str, task: str, seed: int)
     return done.out
 
 
+def _points(task: str, metrics: dict[str, float]) -> float:
+    """The task's dev metric in points, as results record it."""
+    return round(100 * metrics[METRIC[task]], 2)
+
+
 def _value(task: str, run: Path) -> float:
-    return round(100 * runs.manifest(run)["metrics"][METRIC[task]], 2)
+    return _points(task, runs.manifest(run)["metrics"])
 
 
 def keep_predictions(lay: Layout, glue: str, protocol: str, task: str, method: str, seed: int,
@@ -186,7 +191,7 @@ def record(profile: Profile, lay: Layout, glue: str, protocol: str, task: str, m
         "method": method,
         "seed": seed,
         "metric": metric,
-        "value": round(100 * man["metrics"][metric], 2),
+        "value": _points(task, man["metrics"]),
         "metrics": man["metrics"],
         "phases": [
             {k: p.get(k) for k in ("kind", "epochs", "metrics", "primal_residual")} for p in man["phases"]
@@ -210,10 +215,10 @@ def record(profile: Profile, lay: Layout, glue: str, protocol: str, task: str, m
         "predictions": repo_relative(keep_predictions(lay, glue, protocol, task, method, seed, run)),
     }
     if protocol != "P1":
-        start = man["init_from"]
-        result["start_value"] = round(100 * start["metrics"][metric], 2) if start.get("metrics") else \
+        start = man["init_from"]  # a run made before manifests recorded its start: the run there now
+        result["start_value"] = _points(task, start["metrics"]) if start.get("metrics") else \
             _value(task, Path(start["run"]))  # fmt: skip
-        result["start_created"] = start.get("created") or runs.manifest(Path(start["run"]))["created"]
+        result["start_created"] = start.get("created")  # None: not recorded, compared by value
     if protocol == "layers":
         result["exclude"] = list(man["hyperparameters"].get("exclude") or [])
         choice = layer_choice(profile, lay, glue, task, method, seed)
