@@ -54,6 +54,8 @@ not the P1 run on disk (neither its ``created`` time nor its dev value: a P1 run
 thread count gives other weights) is trained again from it, its old value kept as ``earlier``, so
 that all P2 methods of a (task, seed) continue the same weights. A P1 run retrained on the way is
 only compared with the items that follow it in that invocation: run the command again to check all.
+When the run directories are gone (a new checkout) and the kept P2 results of a (task, seed) record
+more than one start, the P1 run is trained again first, so that the rule above can tell which to keep.
 
 This script runs the loop; the setup (profiles, protocols, methods as train options, targets, where
 results go) is glue_study_setup.py, the runs glue_study_runs.py, the statistics glue_study_stats.py
@@ -76,6 +78,7 @@ from glue_study_runs import (
     _dense_matches,
     ensure_dense,
     keep_predictions,
+    mixed_starts,
     other_start,
     record,
     run_sparsegpt,
@@ -151,6 +154,11 @@ def _complete(profile: Profile, lay: Layout, glue: str, protocol: str, task: str
     r = current(path, cfg)
     if r is None:
         return False, superseded(path, cfg)
+    if protocol != "P1" and (starts := mixed_starts(profile, lay, task, seed)):
+        values = " and ".join(f"{v:.2f}" for v in starts)
+        say(f"  the kept P2 results of {task} seed {seed} continued P1 dense weights of dev {values}, "
+            "and no P1 run is on disk to tell which: training it again first")  # fmt: skip
+        ensure_dense(profile, lay, glue, task, seed)
     if protocol != "P1" and (why := other_start(profile, lay, task, seed, r)):
         say(f"  {protocol} {task} {method} seed {seed} {why}: trained again")
         return False, {"value": r["value"], "date": r.get("date"), "start_value": r["start_value"],

@@ -109,6 +109,20 @@ def other_start(profile: Profile, lay: Layout, task: str, seed: int, r: dict[str
     return f"continued P1 dense weights of dev {r['start_value']:.2f}; those on disk give {now:.2f}"
 
 
+def mixed_starts(profile: Profile, lay: Layout, task: str, seed: int) -> list[float]:
+    """The P1 dense values that the kept P2 results of (task, seed) record having continued, when they
+    are more than one and no P1 run is on disk to tell which of them are stale (else ``[]``): the
+    study then trains the P1 run again first (the run directories went, the results stayed)."""
+    if _dense_on_disk(profile, lay, task, seed) is not None:
+        return []
+    starts = set()
+    for path in (lay.results / "P2" / task).glob(f"*-seed{seed}.json"):
+        value = json.loads(path.read_text()).get("start_value")
+        if value is not None:
+            starts.add(value)
+    return sorted(starts) if len(starts) > 1 else []
+
+
 def _dense_matches(run: Path, cfg: dict[str, Any]) -> bool:
     if not (run / "nxm.json").is_file():
         return False

@@ -12,6 +12,7 @@ from types import ModuleType
 
 import glue_study
 import glue_study_report
+import glue_study_runs
 import glue_study_setup as setup
 import glue_study_stats
 import pytest
@@ -313,6 +314,36 @@ def test_a_p2_result_from_other_p1_weights_is_trained_again_from_those_on_disk(s
     )
     assert again["earlier"]["value"] == old["value"] and again["earlier"]["start_value"] == old["start_value"]
     assert glue_study._complete(profile, new, glue, "P2", "RTE", "dense_long", 1) == (True, None)
+
+
+@pytest.mark.slow
+def test_kept_p2_results_from_two_starts_and_no_p1_run_on_disk_retrain_it_first(smoke, tmp_path):
+    """The run directories can go while the results stay (a new checkout). When the kept P2 results
+    of a (task, seed) then record two different P1 starts, nothing on disk tells which are stale:
+    the study trains the P1 run again first, and the results that did not continue it are stale."""
+    import shutil
+
+    profile, lay, _ = smoke
+    new = glue_study.Layout(tmp_path / "results", tmp_path / "work", tmp_path / "s.json", None, tmp_path)
+    shutil.copytree(lay.results, new.results)  # the results, and none of the run directories
+    glue = setup.runs.data_dir(None)
+    assert glue_study._complete(profile, new, glue, "P2", "RTE", "dense_long", 1) == (True, None)
+    assert not (setup.run_dir(new, "P1", "RTE", "dense", 1) / "nxm.json").exists()  # one start: kept
+
+    path = setup.result_path(new, "P2", "RTE", "free_admm", 1)
+    other = json.loads(path.read_text())
+    other["start_value"], other["start_created"] = other["start_value"] + 5.0, "2000-01-01T00:00:00+00:00"
+    path.write_text(json.dumps(other))
+    start = json.loads(setup.result_path(new, "P2", "RTE", "dense_long", 1).read_text())["start_value"]
+    assert glue_study_runs.mixed_starts(profile, new, "RTE", 1) == sorted([start, other["start_value"]])
+
+    assert glue_study._complete(profile, new, glue, "P2", "RTE", "dense_long", 1) == (True, None)
+    p1 = json.loads(setup.result_path(new, "P1", "RTE", "dense", 1).read_text())
+    assert (setup.run_dir(new, "P1", "RTE", "dense", 1) / "nxm.json").is_file()
+    assert p1["reruns"][-1]["value"] == start and p1["reproduces"]  # same thread count: same weights
+    done, earlier = glue_study._complete(profile, new, glue, "P2", "RTE", "free_admm", 1)
+    assert not done and earlier["start_value"] == other["start_value"] and earlier["same_config"] is False
+    assert glue_study_runs.mixed_starts(profile, new, "RTE", 1) == []  # the P1 run on disk tells now
 
 
 def test_reruns_count_the_results_that_give_back_their_recorded_value() -> None:
