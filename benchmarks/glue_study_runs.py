@@ -246,9 +246,12 @@ def record(profile: Profile, lay: Layout, glue: str, protocol: str, task: str, m
 def sensitivity(profile: Profile, lay: Layout, glue: str, task: str, seed: int) -> dict[str, Any]:
     """``nxm-deploy sensitivity`` on the P1 dense run for a 1-point budget (its JSON copied under
     results/layers/<TASK>/): the layers it keeps dense, their 2:4 share of FLOPs, and whether it
-    scored the rows the run trained on (``in_sample``; None: a scan made before the tool said)."""
+    scored the rows the run trained on (``in_sample``). A kept scan made before the tool said where
+    its rows came from (0.3.0) scored the run's own training rows: it is scanned again."""
     keep = lay.results / "layers" / task / f"sensitivity-seed{seed}.json"
-    if not keep.is_file():
+    if keep.is_file() and not scan_says_rows(json.loads(keep.read_text())):
+        say(f"  {repo_relative(keep)} scored the run's own training rows (made before 0.3.0): scanned again")
+    if not keep.is_file() or not scan_says_rows(json.loads(keep.read_text())):
         dense = ensure_dense(profile, lay, glue, task, seed)
         out = lay.work / "layers" / task / f"sensitivity-seed{seed}.json"
         cmd = [sys.executable, "-m", "nxm_deploy", "sensitivity", str(dense), "--out", str(out), "--data-dir",
@@ -263,6 +266,12 @@ def sensitivity(profile: Profile, lay: Layout, glue: str, task: str, seed: int) 
     rep = json.loads(keep.read_text())
     return {"exclude": rep["exclude"], "flops_share": rep["flops_share"],
             "in_sample": (rep.get("rows") or {}).get("in_sample")}  # fmt: skip
+
+
+def scan_says_rows(rep: dict[str, Any]) -> bool:
+    """Whether a sensitivity scan's JSON says where its rows came from (``rows.rows_from``, 0.3.0 on):
+    one that does not was scored in sample, on the rows the scanned run trained on."""
+    return "rows_from" in (rep.get("rows") or {})
 
 
 def layer_choice(profile: Profile, lay: Layout, glue: str, task: str, method: str, seed: int) -> dict:

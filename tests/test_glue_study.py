@@ -346,6 +346,16 @@ def test_kept_p2_results_from_two_starts_and_no_p1_run_on_disk_retrain_it_first(
     assert glue_study_runs.mixed_starts(profile, new, "RTE", 1) == []  # the P1 run on disk tells now
 
 
+def test_a_kept_sensitivity_scan_that_does_not_say_where_its_rows_came_from_is_scanned_again() -> None:
+    # the second edition's SST-2 and CoLA scans scored the dense run's own training rows and did not
+    # say so; the layer choice must rest on rows the run did not train on where the task has them
+    old = {"rows": {"split": "train", "rows": 1000, "of_train_rows": 8551, "seed": 0}}
+    assert not glue_study_runs.scan_says_rows(old) and not glue_study_runs.scan_says_rows({})
+    for rows_from, in_sample in (("unseen", False), ("train", True)):
+        new = {"rows": {**old["rows"], "rows_from": rows_from, "in_sample": in_sample}}
+        assert glue_study_runs.scan_says_rows(new)
+
+
 def test_reruns_count_the_results_that_give_back_their_recorded_value() -> None:
     # a study retrained by new code says how many of its earlier values came back, and by how much not
     every = [
