@@ -50,7 +50,8 @@ from glue_study_setup import Layout, run_dir
 from nxm_deploy.manifest import ExportManifest
 
 REPO = Path(__file__).resolve().parents[1]
-WORK = Layout.of(BASE).work
+WORK_LAYOUT = Layout.of(BASE)
+WORK = WORK_LAYOUT.work
 
 
 def say(msg: str) -> None:
@@ -243,6 +244,11 @@ def main(argv: list[str] | None = None) -> None:
             accuracy_runs(args.model, task, glue, args.max_hours, list(TRAINING_FREE))
             if not chain_path(task).is_file():
                 chain(task, *chain_runs(args.model, task, chosen, glue), glue)
+            else:
+                runs_now = (run_dir(WORK_LAYOUT, "P1", task, "dense", SEED),
+                            run_dir(WORK_LAYOUT, "P2", task, chosen, SEED))  # fmt: skip
+                if all((r / "nxm.json").is_file() for r in runs_now):
+                    chain(task, *runs_now, glue)  # kept for the same two runs, else done again
             accuracy_runs(args.model, task, glue, args.max_hours, None)
     data = report()
     say(f"wrote {JSON_OUT.relative_to(REPO)} and docs/RESULTS.md (At base size)")

@@ -176,7 +176,8 @@ def _same_start(t: dict[str, Any], *methods: str) -> bool | None:
 
 def _threads(task: str, rerun: dict[str, Any]) -> str:
     if rerun.get("torch_threads"):
-        return f"{rerun['torch_threads']} threads"
+        n = rerun["torch_threads"]
+        return f"{n} thread{'s' if n != 1 else ''}"
     return RERUN_NOTES.get((task, rerun["date"]), "thread count not recorded")
 
 
