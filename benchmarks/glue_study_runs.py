@@ -249,9 +249,10 @@ def sensitivity(profile: Profile, lay: Layout, glue: str, task: str, seed: int) 
     scored the rows the run trained on (``in_sample``). A kept scan made before the tool said where
     its rows came from (0.3.0) scored the run's own training rows: it is scanned again."""
     keep = lay.results / "layers" / task / f"sensitivity-seed{seed}.json"
-    if keep.is_file() and not scan_says_rows(json.loads(keep.read_text())):
+    stale = keep.is_file() and not scan_says_rows(json.loads(keep.read_text()))
+    if stale:
         say(f"  {repo_relative(keep)} scored the run's own training rows (made before 0.3.0): scanned again")
-    if not keep.is_file() or not scan_says_rows(json.loads(keep.read_text())):
+    if stale or not keep.is_file():
         dense = ensure_dense(profile, lay, glue, task, seed)
         out = lay.work / "layers" / task / f"sensitivity-seed{seed}.json"
         cmd = [sys.executable, "-m", "nxm_deploy", "sensitivity", str(dense), "--out", str(out), "--data-dir",
