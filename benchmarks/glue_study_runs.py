@@ -157,10 +157,11 @@ def ensure_dense(profile: Profile, lay: Layout, glue: str, task: str, seed: int)
     else:
         value = _value(task, done.out)
         man = runs.manifest(done.out)
-        threads = (man.get("machine") or {}).get("torch_threads")
+        machine = man.get("machine") or {}
         recorded.setdefault("reruns", []).append(
-            {"value": value, "date": man["created"], "torch_threads": threads}
-        )
+            {"value": value, "date": man["created"], "torch_threads": machine.get("torch_threads"),
+             "cpu_id": machine.get("cpu_id"), "cpu_isa": machine.get("cpu_isa")}
+        )  # fmt: skip
         recorded["reproduces"] = all(
             runs.reproduces(r["value"], recorded["value"]) for r in recorded["reruns"]
         )

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "cpu_id",
+    "cpu_isa",
     "cpu_model",
     "dist_version",
     "library_versions",
@@ -74,16 +76,48 @@ def source_revision() -> dict[str, Any]:
     return {"commit": commit.strip(), "dirty": None if status is None else bool(status.strip())}
 
 
+def _cpuinfo(cpuinfo: Path) -> dict[str, str]:
+    """The first processor's ``key: value`` lines of /proc/cpuinfo ({} where it cannot be read)."""
+    facts: dict[str, str] = {}
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return facts
+    for line in text.splitlines():
+        if not line.strip() and facts:
+            break  # the first processor's block ends
+        key, sep, value = line.partition(":")
+        if sep:
+            facts.setdefault(key.strip(), value.strip())
+    return facts
+
+
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """The first ``model name`` of /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    return _cpuinfo(cpuinfo).get("model name") or platform.processor() or platform.machine() or "unknown"
+
+
+def cpu_id(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """``"family F model M stepping S"`` of the first CPU in /proc/cpuinfo (None elsewhere). A cloud
+    VM's model name ("AMD EPYC") does not tell two generations apart, and two generations may run
+    other kernels (another instruction set), so a CPU result is only comparable on the same one."""
+    facts = _cpuinfo(cpuinfo)
+    parts = [(k, facts.get(k)) for k in ("cpu family", "model", "stepping")]
+    if not all(v for _, v in parts):
+        return None
+    return " ".join(f"{k.removeprefix('cpu ')} {v}" for k, v in parts)
+
+
+def cpu_isa() -> str | None:
+    """The instruction set PyTorch's CPU kernels dispatch to here (``"AVX512"``, ``"AVX2"``, ...;
+    None where torch is not loaded, so nothing heavy is imported)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
     try:
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            key, sep, value = line.partition(":")
-            if sep and key.strip() == "model name" and value.strip():
-                return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return None
 
 
 def memory_gib(meminfo: Path = Path("/proc/meminfo")) -> float | None:
@@ -104,7 +138,9 @@ def torch_threads() -> int | None:
 
 
 def machine() -> dict[str, Any]:
-    """CPU model, logical cores, memory, OS and PyTorch's thread count (the GPU, where one is used,
-    is in the output's own facts: ``device``/``gpu`` of a run, ``machine.gpus`` of a report)."""
-    return {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "memory_gib": memory_gib(),
-            "os": platform.platform(), "torch_threads": torch_threads()}  # fmt: skip
+    """CPU model (and its family/model/stepping, and the instruction set PyTorch uses on it), logical
+    cores, memory, OS and PyTorch's thread count (the GPU, where one is used, is in the output's own
+    facts: ``device``/``gpu`` of a run, ``machine.gpus`` of a report)."""
+    return {"cpu": cpu_model(), "cpu_id": cpu_id(), "cpu_isa": cpu_isa(),
+            "logical_cores": os.cpu_count(), "memory_gib": memory_gib(), "os": platform.platform(),
+            "torch_threads": torch_threads()}  # fmt: skip

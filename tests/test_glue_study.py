@@ -17,6 +17,8 @@ import glue_study_setup as setup
 import glue_study_stats
 import pytest
 
+from nxm_deploy import origin
+
 
 @pytest.fixture(scope="module")
 def gs() -> ModuleType:
@@ -341,6 +343,7 @@ def test_kept_p2_results_from_two_starts_and_no_p1_run_on_disk_retrain_it_first(
     p1 = json.loads(setup.result_path(new, "P1", "RTE", "dense", 1).read_text())
     assert (setup.run_dir(new, "P1", "RTE", "dense", 1) / "nxm.json").is_file()
     assert p1["reruns"][-1]["value"] == start and p1["reproduces"]  # same thread count: same weights
+    assert p1["reruns"][-1]["cpu_id"] == origin.cpu_id() and p1["reruns"][-1]["cpu_isa"]  # and CPU
     done, earlier = glue_study._complete(profile, new, glue, "P2", "RTE", "free_admm", 1)
     assert not done and earlier["start_value"] == other["start_value"] and earlier["same_config"] is False
     assert glue_study_runs.mixed_starts(profile, new, "RTE", 1) == []  # the P1 run on disk tells now

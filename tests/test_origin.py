@@ -48,3 +48,23 @@ def test_the_machine_names_the_thread_count_a_cpu_result_depends_on():
             assert origin.machine()["torch_threads"] == n
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_machine_tells_two_cpu_generations_apart_where_the_model_name_does_not(tmp_path):
+    # A cloud VM names every AMD CPU "AMD EPYC"; family/model/stepping tell Zen 4 from Zen 5, whose
+    # kernels may differ (a CPU result is only comparable on the same one).
+    block = ("processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: {fam}\nmodel\t\t: {model}\n"
+             "model name\t: AMD EPYC\nstepping\t: 1\nflags\t\t: fpu avx2 avx512f\n\n")  # fmt: skip
+    info = tmp_path / "cpuinfo"
+    info.write_text(block.format(n=0, fam=26, model=2) + block.format(n=1, fam=25, model=17))
+    assert origin.cpu_model(info) == "AMD EPYC"
+    assert origin.cpu_id(info) == "family 26 model 2 stepping 1"  # the first processor's
+    info.write_text("processor\t: 0\nmodel name\t: Some CPU\n")  # no family: not guessed
+    assert origin.cpu_id(info) is None and origin.cpu_model(info) == "Some CPU"
+    assert origin.cpu_id(tmp_path / "absent") is None
+
+
+def test_the_machine_names_the_instruction_set_torch_dispatches_to():
+    import torch
+
+    assert origin.machine()["cpu_isa"] == torch.backends.cpu.get_cpu_capability()
