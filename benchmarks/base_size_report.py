@@ -48,6 +48,9 @@ LABELS = {
 COMPARED = {"chosen_vs_dense_long": ("chosen", "dense_long"), "chosen_minus_asp": ("chosen", "asp")}
 # What the run records did not say before the thread count was recorded (origin.torch_threads).
 RERUN_NOTES = {("MRPC", "2026-12-07T18:17:04+00:00"): "OMP_NUM_THREADS=2; the recorded run: 1 thread"}
+# A rerun's CPU where its record predates ``cpu_id``: the same session's benchmarks/determinism.py
+# probes (benchmarks/results/determinism.json) named the machine it ran on.
+RERUN_CPU = {("MRPC", "2026-12-08T02:42:44+00:00"): "family 26 model 2 stepping 1"}
 BEGIN, END = "<!-- base_size:begin -->", "<!-- base_size:end -->"
 
 
@@ -175,10 +178,18 @@ def _same_start(t: dict[str, Any], *methods: str) -> bool | None:
 
 
 def _threads(task: str, rerun: dict[str, Any]) -> str:
+    """A rerun's thread count, and its CPU where recorded (``cpu_id``, since 2026-12-08)."""
     if rerun.get("torch_threads"):
         n = rerun["torch_threads"]
-        return f"{n} thread{'s' if n != 1 else ''}"
+        cpu = rerun.get("cpu_id") or RERUN_CPU.get((task, rerun["date"]))
+        return f"{n} thread{'s' if n != 1 else ''}" + (f", CPU {cpu}" if cpu else "")
     return RERUN_NOTES.get((task, rerun["date"]), "thread count not recorded")
+
+
+def _provisional(name: str, t: dict[str, Any]) -> str:
+    """Why a comparison is provisional: the P1 starts its runs continued."""
+    starts = ", ".join(f"{m} {_cell(t['starts'].get(m))}" for m in COMPARED[name])
+    return f" (provisional: different P1 starts: {starts})"
 
 
 def _cell(v: Any, fmt: str = "{:.2f}") -> str:
@@ -229,7 +240,7 @@ def _doc(data: dict[str, Any]) -> str:
         state = {True: "met", False: "**missed**", None: "not yet measured"}[tg["met"]]
         per = ", ".join(
             f"{k}: {({True: 'met', False: 'missed', None: '-'})[v]}"
-            + (" (provisional: different P1 starts)" if k in tg.get("different_start", ()) else "")
+            + (_provisional(name, data["tasks"][k]) if k in tg.get("different_start", ()) else "")
             for k, v in tg["per_task"].items()
         )
         lines.append(f"- `{name}` at least {tg['at_least']:g} {tg['unit']} ({tg['where']}): {state} ({per})")

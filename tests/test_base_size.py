@@ -72,15 +72,20 @@ def test_a_comparison_across_different_p1_starts_is_marked_provisional(results: 
         _write(p2 / f"{name}-seed1.json", {**data, "start_value": start})
     dense = results / "base_size" / "P1" / "SST-2" / "dense-seed1.json"
     rerun = {"value": 88.11, "date": "2026-12-07T18:17:04+00:00", "torch_threads": 2}
-    _write(dense, {**json.loads(dense.read_text()), "reruns": [rerun]})
+    again = {"value": 89.01, "date": "2026-12-09T00:00:00+00:00", "torch_threads": 1,
+             "cpu_id": "family 26 model 2"}  # fmt: skip
+    _write(dense, {**json.loads(dense.read_text()), "reruns": [rerun, again]})
     t = bsr.task_report("SST-2", "asp_admm_prune")
     assert t["starts"] == {"dense_long": 88.11, "asp": 89.01, "chosen": 89.01}
     tg = bsr.targets({"SST-2": t})
     assert tg["chosen_vs_dense_long"]["different_start"] == ["SST-2"]
     assert tg["chosen_minus_asp"]["different_start"] == []
     doc = bsr._doc({"commands": [], "model": "m", "tasks": {"SST-2": t}, "targets": tg})
-    assert "SST-2: met (provisional: different P1 starts)" in doc
-    assert "retrained: 88.11 on 2026-12-07 (2 threads)" in doc
+    assert "SST-2: met (provisional: different P1 starts: chosen 89.01, dense_long 88.11)" in doc
+    assert (
+        "retrained: 88.11 on 2026-12-07 (2 threads); 89.01 on 2026-12-09 (1 thread, CPU family 26 model 2)"
+        in doc
+    )
 
 
 def test_report_writes_its_json_and_only_its_own_doc_section(results: Path, monkeypatch) -> None:
