@@ -1,7 +1,8 @@
 """Does this machine give back the same weights? A short dense fine-tune, run ``--runs`` times at one
 thread, hashed tensor by tensor; the hash is kept in ``benchmarks/results/determinism.json`` with the
 machine (CPU family/model/stepping, the instruction set PyTorch dispatches to, the kernel), the
-commit and the libraries, and compared with every earlier probe of the same model and settings.
+commit and the libraries, and compared with every earlier probe of the same model, settings and
+thread count.
 
     OMP_NUM_THREADS=1 python benchmarks/determinism.py                       # all-MiniLM-L6-v2
     OMP_NUM_THREADS=1 python benchmarks/determinism.py --model ~/models/all-mpnet-base-v2
@@ -124,10 +125,26 @@ def probe(model: str, glue: str, runs_n: int, threads: int, work: Path) -> dict[
             else:
                 os.environ[k] = v
     return {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "model": str(model), "model_sha256": model_sha256(model), "settings": dict(SETTINGS),
+            "model": model, "model_sha256": model_sha256(model), "settings": dict(SETTINGS),
             "threads": threads, "weights_sha256": hashes, "same_within": len(set(hashes)) == 1,
             "provenance": facts,
             "command": ["benchmarks/determinism.py", *sys.argv[1:]]}  # fmt: skip
+
+
+def read_kept(path: Path) -> dict[str, Any]:
+    """The probes kept at ``path`` ({"probes": []} where there is none); exits with one line when the
+    file is not such a record (it is left as it is)."""
+    if not path.is_file():
+        return {"probes": []}
+    try:
+        kept = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        sys.exit(f"--out-json {path}: not readable as JSON ({e}); move it away or pass another path")
+    if not isinstance(kept, dict) or not isinstance(kept.get("probes"), list):
+        sys.exit(
+            f'--out-json {path}: not a probes record (no "probes" list); move it away or pass another path'
+        )
+    return kept
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(model).is_dir():
         sys.exit(f"--model {model}: not a model folder; pass one that from_pretrained loads")
     glue = runs.data_dir(args.data_dir)
+    kept = read_kept(args.out_json)  # before minutes of training, so a bad file is said at once
     rec = probe(str(Path(model).resolve()), glue, args.runs, args.threads, args.work)
-    kept = json.loads(args.out_json.read_text()) if args.out_json.is_file() else {"probes": []}
     rec["earlier"] = compare(rec, kept["probes"])
     kept["probes"].append(rec)
     runs.save(args.out_json, kept)

@@ -49,3 +49,13 @@ def test_a_folder_that_is_no_model_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as e:
         determinism.main(["--model", str(tmp_path / "nothing"), "--out-json", str(tmp_path / "d.json")])
     assert "not a model folder" in str(e.value) and not (tmp_path / "d.json").exists()
+
+
+def test_a_kept_file_that_is_no_probes_record_is_one_line_before_any_training(tmp_path: Path) -> None:
+    for text in ("{not json", '{"runs": []}'):
+        bad = tmp_path / "determinism.json"
+        bad.write_text(text)
+        with pytest.raises(SystemExit) as e:
+            determinism.main(["--out-json", str(bad), "--work", str(tmp_path / "work")])
+        assert f"--out-json {bad}" in str(e.value) and bad.read_text() == text  # left as it was
+        assert not (tmp_path / "work").exists()  # nothing trained
