@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     model = args.model or runs.model_path()
     if not Path(model).is_dir():
         sys.exit(f"--model {model}: not a model folder; pass one that from_pretrained loads")
-    glue = runs.data_dir(args.data_dir)
     kept = read_kept(args.out_json)  # before minutes of training, so a bad file is said at once
+    glue = runs.data_dir(args.data_dir)
     rec = probe(str(Path(model).resolve()), glue, args.runs, args.threads, args.work)
     rec["earlier"] = compare(rec, kept["probes"])
     kept["probes"].append(rec)
